@@ -1,0 +1,441 @@
+// test-ops: every op's forward against a naive double-precision loop on small, odd shapes,
+// plus determinism (same bytes on a re-run) and the memory plan.
+#define SCVRL_IMPLEMENTATION
+#include "scvrl.h"
+#include "test.h"
+
+static scvrl_tensor *input(scvrl_ctx *ctx, int nd, const int64_t *ne, uint64_t stream) {
+    scvrl_tensor *t = scvrl_new_data(ctx, SCVRL_DT_F32, nd, ne);
+    scvrl_fill_uniform(scvrl_f32(t), scvrl_nelements(t), 42, stream, -1.0f, 1.0f);
+    return t;
+}
+
+// Compute `out` alone and compare with ref (double) by relative error.
+static void check(scvrl_ctx *ctx, const char *name, scvrl_tensor *out, const double *ref, double tol) {
+    (void)ctx;
+    scvrl_graph *g = scvrl_graph_new();
+    g->seed = 5;
+    scvrl_mark_output(out);
+    scvrl_graph_expand(g, out);
+    char err[256];
+    if (scvrl_graph_compute(g, NULL, err, sizeof err)) { test_fail(name, "%s", err); scvrl_graph_free(g); return; }
+    int64_t n = scvrl_nelements(out);
+    float *y = (float *)malloc((size_t)n * sizeof(float));
+    // read through strides (out may be a view)
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = i, o = 0;
+        for (int d = out->ndim - 1; d >= 0; d--) { o += (r % out->ne[d]) * out->st[d]; r /= out->ne[d]; }
+        y[i] = scvrl_f32(out)[o];
+    }
+    double e = test_rel_err_f(y, ref, n);
+    char full[160];
+    snprintf(full, sizeof full, "%s: rel err %.2e", name, e);
+    test_check(e <= tol, full, "above %.1e", tol);
+    free(y);
+    scvrl_graph_free(g);
+}
+
+static double at(const scvrl_tensor *t, const int64_t *idx) {
+    int64_t o = 0;
+    for (int d = 0; d < t->ndim; d++) o += idx[d] * t->st[d];
+    return scvrl_f32(t)[o];
+}
+
+static void test_binary(scvrl_ctx *ctx) {
+    int64_t na[3] = { 2, 3, 5 }, nb[2] = { 3, 1 };
+    scvrl_tensor *a = input(ctx, 3, na, 1), *b = input(ctx, 2, nb, 2);
+    for (int b2 = 0; b2 < 3; b2++) scvrl_f32(b)[b2] += 2.0f;      // keep divisors away from 0
+    double ref[4][30];
+    for (int i = 0; i < 2; i++) for (int j = 0; j < 3; j++) for (int k = 0; k < 5; k++) {
+        double x = scvrl_f32(a)[(i * 3 + j) * 5 + k], y = scvrl_f32(b)[j];
+        int o = (i * 3 + j) * 5 + k;
+        ref[0][o] = x + y; ref[1][o] = x - y; ref[2][o] = x * y; ref[3][o] = x / y;
+    }
+    check(ctx, "add broadcast", scvrl_add(ctx, a, b), ref[0], 1e-6);
+    check(ctx, "sub broadcast", scvrl_sub(ctx, a, b), ref[1], 1e-6);
+    check(ctx, "mul broadcast", scvrl_mul(ctx, a, b), ref[2], 1e-6);
+    check(ctx, "div broadcast", scvrl_div(ctx, a, b), ref[3], 1e-6);
+    // broadcasting the other way, through a transposed (strided) view
+    scvrl_tensor *at_ = scvrl_transpose(ctx, a, 1, 2);        // [2, 5, 3]
+    double r2[30];
+    for (int i = 0; i < 2; i++) for (int k = 0; k < 5; k++) for (int j = 0; j < 3; j++)
+        r2[(i * 5 + k) * 3 + j] = scvrl_f32(a)[(i * 3 + j) * 5 + k] * scvrl_f32(b)[j];
+    scvrl_tensor *bt = scvrl_reshape_2d(ctx, b, 1, 3);
+    check(ctx, "mul strided x broadcast", scvrl_mul(ctx, at_, bt), r2, 1e-6);
+}
+
+static void test_unary(scvrl_ctx *ctx) {
+    int64_t ne[2] = { 7, 9 };
+    scvrl_tensor *x = input(ctx, 2, ne, 3);
+    scvrl_f32(x)[0] = 4.5f; scvrl_f32(x)[1] = -6.0f;
+    double r[4][63];
+    for (int i = 0; i < 63; i++) {
+        double v = scvrl_f32(x)[i];
+        r[0][i] = v > 0 ? v : 0;
+        r[1][i] = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+        r[2][i] = v * 2.5 - 0.25;
+    }
+    check(ctx, "relu", scvrl_relu(ctx, x), r[0], 1e-7);
+    check(ctx, "gelu (exact erf)", scvrl_gelu(ctx, x), r[1], 1e-6);
+    check(ctx, "scale", scvrl_affine(ctx, x, 2.5f, -0.25f), r[2], 1e-7);
+}
+
+static void ref_matmul(const scvrl_tensor *a, const scvrl_tensor *b, int tA, int tB, int64_t batch,
+                       int64_t M, int64_t N, int64_t K, double *out) {
+    for (int64_t bi = 0; bi < batch; bi++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t ia[3] = { bi, tA ? k : i, tA ? i : k }, ib3[3] = { bi, tB ? j : k, tB ? k : j };
+                    int64_t *ib = b->ndim == 3 ? ib3 : ib3 + 1;
+                    s += at(a, ia) * at(b, ib);
+                }
+                out[(bi * M + i) * N + j] = s;
+            }
+}
+
+static void test_matmul(scvrl_ctx *ctx) {
+    for (int tA = 0; tA < 2; tA++)
+        for (int tB = 0; tB < 2; tB++) {
+            int64_t B = 3, M = 7, N = 5, K = 13;
+            int64_t na[3] = { B, tA ? K : M, tA ? M : K }, nb[3] = { B, tB ? N : K, tB ? K : N };
+            scvrl_tensor *a = input(ctx, 3, na, 10 + tA), *b = input(ctx, 3, nb, 20 + tB);
+            double ref[3 * 7 * 5];
+            ref_matmul(a, b, tA, tB, B, M, N, K, ref);
+            char name[64];
+            snprintf(name, sizeof name, "matmul batched tA=%d tB=%d", tA, tB);
+            check(ctx, name, scvrl_matmul(ctx, a, b, tA, tB), ref, 1e-6);
+            scvrl_tensor *b2 = scvrl_reshape_2d(ctx, scvrl_slice(ctx, b, 0, 1, 1), nb[1], nb[2]);
+            double ref2[3 * 7 * 5];
+            int64_t nb2[2] = { nb[1], nb[2] };
+            scvrl_tensor *b2c = scvrl_new_data(ctx, SCVRL_DT_F32, 2, nb2);
+            memcpy(b2c->data, scvrl_f32(b) + nb[1] * nb[2], (size_t)(nb[1] * nb[2]) * 4);
+            ref_matmul(a, b2c, tA, tB, B, M, N, K, ref2);
+            snprintf(name, sizeof name, "matmul shared 2-D b tA=%d tB=%d", tA, tB);
+            check(ctx, name, scvrl_matmul(ctx, a, b2, tA, tB), ref2, 1e-6);
+        }
+    // a strided operand: q from a permuted qkv-like tensor
+    int64_t ne[4] = { 2, 6, 3, 4 };
+    scvrl_tensor *x = input(ctx, 4, ne, 30);
+    int perm[4] = { 0, 2, 1, 3 };
+    scvrl_tensor *q = scvrl_permute(ctx, x, perm);          // [2, 3, 6, 4] strided
+    int64_t nw[2] = { 5, 4 };
+    scvrl_tensor *w = input(ctx, 2, nw, 31);
+    double ref[2 * 3 * 6 * 5];
+    for (int b = 0; b < 2; b++) for (int h = 0; h < 3; h++) for (int i = 0; i < 6; i++) for (int j = 0; j < 5; j++) {
+        double s = 0;
+        for (int k = 0; k < 4; k++) s += (double)scvrl_f32(x)[((b * 6 + i) * 3 + h) * 4 + k] * scvrl_f32(w)[j * 4 + k];
+        ref[((b * 3 + h) * 6 + i) * 5 + j] = s;
+    }
+    check(ctx, "matmul strided 4-D a", scvrl_matmul(ctx, q, w, 0, 1), ref, 1e-6);
+}
+
+static void test_linear(scvrl_ctx *ctx) {
+    int64_t nx[3] = { 2, 5, 11 }, nw[2] = { 7, 11 }, nb = 7;
+    scvrl_tensor *x = input(ctx, 3, nx, 40), *w = input(ctx, 2, nw, 41), *b = input(ctx, 1, &nb, 42);
+    double ref[70];
+    for (int r = 0; r < 10; r++) for (int o = 0; o < 7; o++) {
+        double s = scvrl_f32(b)[o];
+        for (int k = 0; k < 11; k++) s += (double)scvrl_f32(x)[r * 11 + k] * scvrl_f32(w)[o * 11 + k];
+        ref[r * 7 + o] = s;
+    }
+    check(ctx, "linear", scvrl_linear(ctx, x, w, b), ref, 1e-6);
+}
+
+// Naive conv3d reference in NCDHW index space (x read through the layout).
+static void ref_conv(const float *x, const int64_t *g, int layout, const float *w, const int64_t *wn, const float *b,
+                     const int *s, const int *p, int groups, double *out, int64_t *o) {
+    for (int i = 0; i < 3; i++) o[i] = (g[2 + i] + 2 * p[i] - wn[2 + i]) / s[i] + 1;
+    int64_t Cin = g[1], Cout = wn[0], cpg = Cin / groups, opg = Cout / groups;
+    for (int64_t n = 0; n < g[0]; n++) for (int64_t co = 0; co < Cout; co++)
+    for (int64_t t = 0; t < o[0]; t++) for (int64_t h = 0; h < o[1]; h++) for (int64_t ww = 0; ww < o[2]; ww++) {
+        double acc = b ? b[co] : 0;
+        for (int64_t ci = 0; ci < cpg; ci++) for (int64_t a = 0; a < wn[2]; a++) for (int64_t bb = 0; bb < wn[3]; bb++) for (int64_t c = 0; c < wn[4]; c++) {
+            int64_t it = t * s[0] - p[0] + a, ih = h * s[1] - p[1] + bb, iw = ww * s[2] - p[2] + c, cg = (co / opg) * cpg + ci;
+            if (it < 0 || ih < 0 || iw < 0 || it >= g[2] || ih >= g[3] || iw >= g[4]) continue;
+            int64_t xi = layout == 0 ? (((n * Cin + cg) * g[2] + it) * g[3] + ih) * g[4] + iw
+                                     : (((n * g[2] + it) * g[3] + ih) * g[4] + iw) * Cin + cg;
+            acc += (double)x[xi] * w[(((co * cpg + ci) * wn[2] + a) * wn[3] + bb) * wn[4] + c];
+        }
+        int64_t oi = layout == 0 ? (((n * Cout + co) * o[0] + t) * o[1] + h) * o[2] + ww
+                                 : (((n * o[0] + t) * o[1] + h) * o[2] + ww) * Cout + co;
+        out[oi] = acc;
+    }
+}
+
+static void conv_case(scvrl_ctx *ctx, const char *name, const int64_t g[5], int layout, const int64_t wn[5],
+                      int bias, const int s[3], const int p[3], int groups) {
+    int64_t xne[5] = { g[0], g[1], g[2], g[3], g[4] };
+    if (layout) { xne[1] = g[2]; xne[2] = g[3]; xne[3] = g[4]; xne[4] = g[1]; }
+    scvrl_tensor *x = input(ctx, 5, xne, 50), *w = input(ctx, 5, wn, 51), *b = bias ? input(ctx, 1, wn, 52) : NULL;
+    int64_t o[3];
+    double *ref = (double *)calloc(100000, sizeof(double));
+    ref_conv(scvrl_f32(x), g, layout, scvrl_f32(w), wn, b ? scvrl_f32(b) : NULL, s, p, groups, ref, o);
+    check(ctx, name, scvrl_conv3d(ctx, x, w, b, s, p, groups, (scvrl_layout)layout), ref, 1e-6);
+    free(ref);
+}
+
+static void test_conv(scvrl_ctx *ctx) {
+    { int64_t g[5] = { 2, 3, 5, 9, 8 }, wn[5] = { 4, 3, 2, 7, 7 }; int s[3] = { 2, 4, 4 }, p[3] = { 0, 3, 3 };
+      conv_case(ctx, "conv3d stem 2x7x7 s(2,4,4) p(0,3,3)", g, 0, wn, 1, s, p, 1); }
+    { int64_t g[5] = { 1, 3, 6, 9, 8 }, wn[5] = { 5, 3, 3, 7, 7 }; int s[3] = { 2, 4, 4 }, p[3] = { 1, 3, 3 };
+      conv_case(ctx, "conv3d stem 3x7x7 p(1,3,3)", g, 0, wn, 1, s, p, 1); }
+    { int64_t g[5] = { 2, 6, 3, 5, 4 }, wn[5] = { 6, 1, 3, 3, 3 }; int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+      conv_case(ctx, "conv3d depthwise ndhwc s(1,2,2)", g, 1, wn, 0, s, p, 6); }
+    { int64_t g[5] = { 1, 5, 4, 9, 9 }, wn[5] = { 5, 1, 3, 3, 3 }; int s[3] = { 1, 8, 8 }, p[3] = { 1, 1, 1 };
+      conv_case(ctx, "conv3d depthwise ndhwc s(1,8,8)", g, 1, wn, 0, s, p, 5); }
+    { int64_t g[5] = { 2, 6, 3, 5, 4 }, wn[5] = { 6, 1, 3, 3, 3 }; int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+      conv_case(ctx, "conv3d depthwise ncdhw", g, 0, wn, 1, s, p, 6); }
+    { int64_t g[5] = { 1, 4, 3, 5, 5 }, wn[5] = { 6, 2, 1, 3, 2 }; int s[3] = { 1, 2, 1 }, p[3] = { 0, 1, 1 };
+      conv_case(ctx, "conv3d groups=2", g, 0, wn, 1, s, p, 2); }
+    { int64_t g[5] = { 2, 3, 4, 6, 5 }, wn[5] = { 4, 3, 2, 3, 3 }; int s[3] = { 2, 2, 1 }, p[3] = { 0, 1, 1 };
+      conv_case(ctx, "conv3d ndhwc groups=1", g, 1, wn, 1, s, p, 1); }
+}
+
+static void pool_case(scvrl_ctx *ctx, const char *name, const int64_t g[5], int layout, const int k[3], const int s[3], const int p[3]) {
+    int64_t xne[5] = { g[0], g[1], g[2], g[3], g[4] };
+    if (layout) { xne[1] = g[2]; xne[2] = g[3]; xne[3] = g[4]; xne[4] = g[1]; }
+    scvrl_tensor *x = input(ctx, 5, xne, 60);
+    int64_t o[3];
+    for (int i = 0; i < 3; i++) o[i] = (g[2 + i] + 2 * p[i] - k[i]) / s[i] + 1;
+    double *ref = (double *)calloc(20000, sizeof(double));
+    const float *X = scvrl_f32(x);
+    for (int64_t n = 0; n < g[0]; n++) for (int64_t c = 0; c < g[1]; c++)
+    for (int64_t t = 0; t < o[0]; t++) for (int64_t h = 0; h < o[1]; h++) for (int64_t w = 0; w < o[2]; w++) {
+        double m = -INFINITY;
+        for (int a = 0; a < k[0]; a++) for (int b = 0; b < k[1]; b++) for (int e = 0; e < k[2]; e++) {
+            int64_t it = t * s[0] - p[0] + a, ih = h * s[1] - p[1] + b, iw = w * s[2] - p[2] + e;
+            if (it < 0 || ih < 0 || iw < 0 || it >= g[2] || ih >= g[3] || iw >= g[4]) continue;
+            int64_t xi = layout == 0 ? (((n * g[1] + c) * g[2] + it) * g[3] + ih) * g[4] + iw
+                                     : (((n * g[2] + it) * g[3] + ih) * g[4] + iw) * g[1] + c;
+            if (X[xi] > m) m = X[xi];
+        }
+        int64_t oi = layout == 0 ? (((n * g[1] + c) * o[0] + t) * o[1] + h) * o[2] + w
+                                 : (((n * o[0] + t) * o[1] + h) * o[2] + w) * g[1] + c;
+        ref[oi] = m;
+    }
+    check(ctx, name, scvrl_maxpool3d(ctx, x, k, s, p, (scvrl_layout)layout), ref, 0);
+    free(ref);
+}
+
+static void test_pool(scvrl_ctx *ctx) {
+    { int64_t g[5] = { 2, 5, 3, 7, 6 }; int k[3] = { 1, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 0, 1, 1 };
+      pool_case(ctx, "maxpool3d skip (1,3,3)/(1,2,2) ndhwc", g, 1, k, s, p); }
+    { int64_t g[5] = { 1, 3, 5, 6, 7 }; int k[3] = { 3, 2, 3 }, s[3] = { 2, 2, 1 }, p[3] = { 1, 1, 1 };
+      pool_case(ctx, "maxpool3d odd ncdhw", g, 0, k, s, p); }
+    // all-negative input: padding must never win
+    int64_t ne[5] = { 1, 1, 1, 2, 2 };
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 5, ne);
+    for (int i = 0; i < 4; i++) scvrl_f32(x)[i] = -5.0f - (float)i;
+    int k[3] = { 1, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 0, 1, 1 };
+    double ref[1] = { -5.0 };
+    check(ctx, "maxpool3d padding never wins", scvrl_maxpool3d(ctx, x, k, s, p, SCVRL_LAYOUT_NCDHW), ref, 0);
+}
+
+static void test_rows(scvrl_ctx *ctx) {
+    int64_t ne[2] = { 5, 13 }, nd = 13;
+    scvrl_tensor *x = input(ctx, 2, ne, 70), *w = input(ctx, 1, &nd, 71), *b = input(ctx, 1, &nd, 72);
+    scvrl_f32(x)[3] = 30.0f;       // a large value: softmax must subtract the max
+    double ln[65], sm[65], lsm[65], l2[65];
+    for (int r = 0; r < 5; r++) {
+        const float *xr = scvrl_f32(x) + r * 13;
+        double mu = 0, var = 0, mx = -INFINITY, se = 0, n2 = 0;
+        for (int i = 0; i < 13; i++) { mu += xr[i]; mx = xr[i] > mx ? xr[i] : mx; n2 += (double)xr[i] * xr[i]; }
+        mu /= 13;
+        for (int i = 0; i < 13; i++) { var += (xr[i] - mu) * (xr[i] - mu); se += exp(xr[i] - mx); }
+        var /= 13;
+        for (int i = 0; i < 13; i++) {
+            ln[r * 13 + i] = (xr[i] - mu) / sqrt(var + 1e-6) * scvrl_f32(w)[i] + scvrl_f32(b)[i];
+            sm[r * 13 + i] = exp(xr[i] - mx) / se;
+            lsm[r * 13 + i] = xr[i] - mx - log(se);
+            l2[r * 13 + i] = xr[i] / sqrt(n2);
+        }
+    }
+    check(ctx, "layer_norm eps 1e-6", scvrl_layer_norm(ctx, x, w, b, 1e-6f), ln, 1e-6);
+    check(ctx, "softmax", scvrl_softmax(ctx, x), sm, 1e-6);
+    check(ctx, "log_softmax", scvrl_log_softmax(ctx, x), lsm, 1e-6);
+    check(ctx, "l2_normalize", scvrl_l2_normalize(ctx, x, 1e-12f), l2, 1e-6);
+    scvrl_tensor *tg = scvrl_new_1d(ctx, SCVRL_DT_I32, 5);
+    int32_t tv[5] = { 0, 12, 3, 7, 7 };
+    memcpy(tg->data, tv, sizeof tv);
+    double ce[5];
+    for (int r = 0; r < 5; r++) ce[r] = -lsm[r * 13 + tv[r]];
+    check(ctx, "cross_entropy", scvrl_cross_entropy(ctx, x, tg), ce, 1e-6);
+}
+
+static void test_attention(scvrl_ctx *ctx) {
+    int64_t B = 2, H = 3, Nq = 70, Nk = 19, d = 8;      // Nq spans two query blocks
+    int64_t nq[4] = { B, H, Nq, d }, nk[4] = { B, H, Nk, d };
+    scvrl_tensor *q = input(ctx, 4, nq, 80), *k = input(ctx, 4, nk, 81), *v = input(ctx, 4, nk, 82);
+    double *ref = (double *)malloc((size_t)(B * Nq * H * d) * sizeof(double)), s[19];
+    float sc = 0.35f;
+    for (int64_t b = 0; b < B; b++) for (int64_t h = 0; h < H; h++) for (int64_t i = 0; i < Nq; i++) {
+        double m = -INFINITY, z = 0;
+        for (int64_t j = 0; j < Nk; j++) {
+            double a = 0;
+            for (int64_t c = 0; c < d; c++) a += (double)scvrl_f32(q)[((b * H + h) * Nq + i) * d + c] * scvrl_f32(k)[((b * H + h) * Nk + j) * d + c];
+            s[j] = a * sc; m = s[j] > m ? s[j] : m;
+        }
+        for (int64_t j = 0; j < Nk; j++) { s[j] = exp(s[j] - m); z += s[j]; }
+        for (int64_t c = 0; c < d; c++) {
+            double o = 0;
+            for (int64_t j = 0; j < Nk; j++) o += s[j] / z * scvrl_f32(v)[((b * H + h) * Nk + j) * d + c];
+            ref[((b * Nq + i) * H + h) * d + c] = o;
+        }
+    }
+    check(ctx, "attention Nq != Nk, out [B,Nq,h,d]", scvrl_attention(ctx, q, k, v, sc), ref, 1e-6);
+    free(ref);
+}
+
+static void test_shape_ops(scvrl_ctx *ctx) {
+    int64_t ne[3] = { 3, 4, 5 };
+    scvrl_tensor *x = input(ctx, 3, ne, 90);
+    const float *X = scvrl_f32(x);
+    double r[60];
+    // permute + cont
+    for (int i = 0; i < 3; i++) for (int j = 0; j < 4; j++) for (int k = 0; k < 5; k++) r[(k * 3 + i) * 4 + j] = X[(i * 4 + j) * 5 + k];
+    int perm[3] = { 2, 0, 1 };
+    check(ctx, "permute+cont", scvrl_cont(ctx, scvrl_permute(ctx, x, perm)), r, 0);
+    // slice of dim 1
+    for (int i = 0; i < 3; i++) for (int j = 0; j < 2; j++) for (int k = 0; k < 5; k++) r[(i * 2 + j) * 5 + k] = X[(i * 4 + j + 1) * 5 + k];
+    check(ctx, "slice", scvrl_slice(ctx, x, 1, 1, 2), r, 0);
+    // reshape of a transposed view (forces a copy) 
+    for (int i = 0; i < 3; i++) for (int j = 0; j < 4; j++) for (int k = 0; k < 5; k++) r[(i * 5 + k) * 4 + j] = X[(i * 4 + j) * 5 + k];
+    check(ctx, "reshape of transposed", scvrl_reshape_2d(ctx, scvrl_transpose(ctx, x, 1, 2), 15, 4), r, 0);
+    // sum over dims
+    double s1[15], s0[20], sall[1] = { 0 };
+    for (int i = 0; i < 3; i++) for (int k = 0; k < 5; k++) { s1[i * 5 + k] = 0; for (int j = 0; j < 4; j++) s1[i * 5 + k] += X[(i * 4 + j) * 5 + k]; }
+    for (int j = 0; j < 20; j++) { s0[j] = 0; for (int i = 0; i < 3; i++) s0[j] += X[i * 20 + j]; }
+    for (int i = 0; i < 60; i++) sall[0] += X[i];
+    check(ctx, "sum dim 1", scvrl_sum(ctx, x, 1, 0), s1, 1e-6);
+    check(ctx, "sum dim 0", scvrl_sum(ctx, x, 0, 0), s0, 1e-6);
+    check(ctx, "sum all", scvrl_sum_all(ctx, x), sall, 1e-6);
+    // concat along the middle
+    int64_t nb[3] = { 3, 2, 5 };
+    scvrl_tensor *y = input(ctx, 3, nb, 91);
+    double c[90];
+    for (int i = 0; i < 3; i++) for (int j = 0; j < 6; j++) for (int k = 0; k < 5; k++)
+        c[(i * 6 + j) * 5 + k] = j < 4 ? X[(i * 4 + j) * 5 + k] : scvrl_f32(y)[(i * 2 + j - 4) * 5 + k];
+    check(ctx, "concat dim 1", scvrl_concat(ctx, x, y, 1), c, 0);
+    // index_select along dim 1 (a frame permutation)
+    scvrl_tensor *idx = scvrl_new_1d(ctx, SCVRL_DT_I32, 4);
+    int32_t iv[4] = { 2, 3, 0, 1 };
+    memcpy(idx->data, iv, sizeof iv);
+    for (int i = 0; i < 3; i++) for (int j = 0; j < 4; j++) for (int k = 0; k < 5; k++) r[(i * 4 + j) * 5 + k] = X[(i * 4 + iv[j]) * 5 + k];
+    check(ctx, "index_select dim 1", scvrl_index_select(ctx, x, 1, idx), r, 0);
+    // expand
+    int64_t n1[2] = { 1, 5 }, ne2[2] = { 4, 5 };
+    scvrl_tensor *row = input(ctx, 2, n1, 92);
+    for (int j = 0; j < 4; j++) for (int k = 0; k < 5; k++) r[j * 5 + k] = scvrl_f32(row)[k];
+    check(ctx, "expand", scvrl_cont(ctx, scvrl_expand(ctx, row, 2, ne2)), r, 0);
+}
+
+static void test_dropout(scvrl_ctx *ctx) {
+    int64_t n = 100000;
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 1, &n);
+    for (int64_t i = 0; i < n; i++) scvrl_f32(x)[i] = 1.0f;
+    scvrl_tensor *y = scvrl_dropout(ctx, x, 0.3f, 9);
+    scvrl_graph *g = scvrl_graph_new();
+    g->seed = 11;
+    scvrl_mark_output(y);
+    scvrl_graph_expand(g, y);
+    scvrl_graph_compute(g, NULL, NULL, 0);
+    int64_t zeros = 0, bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = scvrl_f32(y)[i];
+        int drop = scvrl_rng_uniform(11, 9, (uint64_t)i) < 0.3f;
+        if (v == 0.0f) zeros++;
+        if (drop ? v != 0.0f : fabsf(v - 1.0f / 0.7f) > 1e-6f) bad++;
+    }
+    test_check(bad == 0, "dropout mask follows the RNG, kept values scaled by 1/(1-p)", "%lld mismatches", (long long)bad);
+    double frac = (double)zeros / (double)n;
+    test_check(fabs(frac - 0.3) < 0.01, "dropout rate", "dropped %.4f, want 0.3", frac);
+    int64_t ne[2] = { 2000, 3 };
+    scvrl_tensor *x2 = scvrl_new_data(ctx, SCVRL_DT_F32, 2, ne);
+    for (int64_t i = 0; i < 6000; i++) scvrl_f32(x2)[i] = 1.0f;
+    scvrl_tensor *y2 = scvrl_drop_path(ctx, x2, 0.25f, 4);
+    scvrl_graph *g2 = scvrl_graph_new();
+    g2->seed = 3;
+    scvrl_mark_output(y2);
+    scvrl_graph_expand(g2, y2);
+    scvrl_graph_compute(g2, NULL, NULL, 0);
+    int64_t rows_bad = 0, dropped = 0;
+    for (int64_t r = 0; r < 2000; r++) {
+        float a = scvrl_f32(y2)[r * 3];
+        if (a == 0.0f) dropped++;
+        for (int c = 1; c < 3; c++) if (scvrl_f32(y2)[r * 3 + c] != a) rows_bad++;
+        if (a != 0.0f && fabsf(a - 1.0f / 0.75f) > 1e-6f) rows_bad++;
+    }
+    test_check(rows_bad == 0 && fabs((double)dropped / 2000 - 0.25) < 0.04, "drop_path drops whole rows",
+               "%lld bad rows, %lld dropped", (long long)rows_bad, (long long)dropped);
+    scvrl_graph_free(g); scvrl_graph_free(g2);
+}
+
+// Same graph twice gives the same bytes; the plan reuses memory (peak < sum of all nodes).
+static void test_determinism_and_plan(void) {
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t ne[2] = { 300, 96 }, nw[2] = { 384, 96 }, nw2[2] = { 96, 384 };
+    scvrl_tensor *x = input(ctx, 2, ne, 1), *w1 = input(ctx, 2, nw, 2), *w2 = input(ctx, 2, nw2, 3);
+    scvrl_tensor *h = x;
+    int64_t total = 0;
+    for (int i = 0; i < 6; i++) {
+        h = scvrl_add(ctx, h, scvrl_linear(ctx, scvrl_gelu(ctx, scvrl_linear(ctx, scvrl_layer_norm(ctx, h, NULL, NULL, 1e-6f), w1, NULL)), w2, NULL));
+        total += 300 * (96 * 3 + 384 * 2) * 4;
+    }
+    scvrl_mark_output(h);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, h);
+    scvrl_graph_compute(g, NULL, NULL, 0);
+    float *a = (float *)malloc(300 * 96 * 4);
+    memcpy(a, h->data, 300 * 96 * 4);
+    scvrl_graph_compute(g, NULL, NULL, 0);
+    test_check(!memcmp(a, h->data, 300 * 96 * 4), "same graph, same bytes", "outputs differ between runs");
+    size_t peak = scvrl_graph_activation_bytes(g);
+    char name[96];
+    snprintf(name, sizeof name, "memory plan reuses buffers (%.2f of %.2f MB)", peak / 1e6, total / 1e6);
+    test_check(peak < (size_t)total / 3, name, "peak too high");
+    free(a);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
+static void test_rng(void) {
+    // the same values tests/ref/scvrl_rng.py prints (see tests/data/rng_values.txt)
+    FILE *f = fopen("tests/data/rng_values.txt", "r");
+    if (!f) { test_skip("rng matches the Python reference", "tests/data/rng_values.txt not found (run from the repo root)"); return; }
+    char line[256];
+    int bad = 0, n = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long seed, stream, i, want;
+        char s[200];
+        double u;
+        if (sscanf(line, "rng_u64 %llu %llu %llu %llx", &seed, &stream, &i, &want) == 4) {
+            n++; if (scvrl_rng_u64(seed, stream, i) != want) bad++;
+        } else if (sscanf(line, "fnv1a64 %199s %llx", s, &want) == 2) {
+            n++; if (scvrl_fnv1a64(s) != want) bad++;
+        } else if (sscanf(line, "rng_uniform %llu %llu %llu %lf", &seed, &stream, &i, &u) == 4) {
+            n++; if ((double)scvrl_rng_uniform(seed, stream, i) != u) bad++;
+        }
+    }
+    fclose(f);
+    test_check(n > 0 && bad == 0, "rng matches the Python reference", "%d of %d values differ", bad, n);
+}
+
+int main(void) {
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    test_binary(ctx);
+    test_unary(ctx);
+    test_matmul(ctx);
+    test_linear(ctx);
+    test_conv(ctx);
+    test_pool(ctx);
+    test_rows(ctx);
+    test_attention(ctx);
+    test_shape_ops(ctx);
+    test_dropout(ctx);
+    test_determinism_and_plan();
+    test_rng();
+    scvrl_ctx_free(ctx);
+    return test_done();
+}
