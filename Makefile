@@ -15,7 +15,7 @@ DEBUG    ?= 0
 SANITIZE ?= 0
 NATIVE   ?= 1
 
-CFLAGS_BASE := -std=c11 -Wall -Wextra -Wno-unused-function -ffp-contract=off -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. -Iexamples/common
+CFLAGS_BASE := -std=c11 -Wall -Wextra -Wno-unused-function -Wno-format-truncation -ffp-contract=off -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. -Iexamples/common
 ifeq ($(DEBUG),1)
   OPT := -O0 -g
 else
@@ -122,6 +122,9 @@ fuzz:
 	@mkdir -p build/fuzz/corpus-safetensors build/fuzz/corpus-video
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I. tests/fuzz/fuzz-safetensors.c -o build/fuzz/fuzz-safetensors -lm
 	build/fuzz/fuzz-safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus-safetensors tests/fuzz/corpus-safetensors
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(FF_CFLAGS) $(STB_CFLAGS) -I. -Iexamples/common \
+	  tests/fuzz/fuzz-video.c examples/common/video.c examples/common/dataset.c -o build/fuzz/fuzz-video $(FF_LIBS) -lm -lpthread
+	build/fuzz/fuzz-video -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=20 -rss_limit_mb=4096 build/fuzz/corpus-video tests/fuzz/corpus-video
 
 DEB_PKGS := build-essential pkg-config libstb-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
 deps:

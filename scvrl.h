@@ -416,6 +416,9 @@ scvrl_backend *scvrl_backend_cpu(void);
 void scvrl_backend_free(scvrl_backend *be);
 #ifdef SCVRL_CUDA
 scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errlen);
+// GEMMs in fp32 (tf32 = 0, default) or on TF32 tensor cores (1; also SCVRL_CUDA_TF32=1).
+// Returns the previous setting, or -1 if be is not the CUDA backend.
+int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
 #endif
 
 #ifdef __cplusplus

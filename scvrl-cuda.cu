@@ -1,0 +1,2026 @@
+// scvrl-cuda.cu - the CUDA backend of scvrl (CUDA runtime + cuBLAS), for Hopper (sm_90) and up.
+//
+//   scvrl_backend *be = scvrl_backend_cuda(0, err, sizeof err);   // NULL (and a message) if no GPU
+//   scvrl_graph_compute(g, be, err, sizeof err);                  // the whole graph on the GPU
+//   scvrl_backend_free(be);
+//
+// Memory scheme (one stream, everything stream-ordered; compute() returns after a synchronize):
+//  * Activations: one device arena per backend, laid out by the CPU's memory plan
+//    (scvrl_graph_plan: a byte offset per node). It only grows (cudaFree + cudaMalloc when a graph
+//    needs more), so a training step never allocates per tensor.
+//  * Leaves (inputs, parameters, constants: op LEAF, host data) and external non-leaf nodes
+//    (GRAD_ACC: its data is the parameter's slice of the host flat gradient buffer) get a slot in a
+//    second device arena, the "mirror", keyed by host pointer (a hash map host ptr -> slot). Each
+//    compute packs every leaf into a pinned host staging buffer and uploads it with ONE copy; the
+//    GRAD_ACC slots are uploaded too (the kernel does out += x on the device) and downloaded back
+//    into the host gradient buffer at the end, so gradients accumulate across graphs exactly as on
+//    the CPU. (Re-uploading parameters every step costs ~n_params*4 bytes over PCIe each way;
+//    notes/cuda.md says how to keep them resident.)
+//  * Outputs (SCVRL_F_OUTPUT nodes that the plan placed in the arena, or views of such): after the
+//    kernels, each is downloaded into a pinned host buffer owned by the backend per graph, and
+//    t->data (and a view's base->data) points there, so scvrl_f32(out) reads the result as with the
+//    CPU backend. The buffer stays valid until the next compute of the same graph on this backend,
+//    or until the backend is freed (at most 64 graphs are remembered; the least recently used one
+//    is dropped). Non-output planned nodes' ->data are left alone (they have no host copy).
+//  * Scratch: one grow-only device buffer for per-op temporaries (im2col columns, attention row
+//    statistics, reduction partials); its size is found by a pass over the graph before running.
+// Kernels reproduce the CPU kernels of scvrl.h sections 14-16 (same formulas, same reduction
+// precision where the CPU uses double); GEMMs go through cuBLAS in fp32 (TF32 tensor cores with
+// SCVRL_CUDA_TF32=1 or scvrl_cuda_set_precision). Atomics (not bit-deterministic) are used only by
+// MAXPOOL3D_BACK and by INDEX_ADD with more than 4096 indices.
+// Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
+
+#ifndef SCVRL_CUDA
+#define SCVRL_CUDA 1
+#endif
+#include "scvrl.h"
+
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <stdint.h>
+#include <unordered_map>
+#include <vector>
+
+extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+void seterr(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen) return;
+    va_list ap; va_start(ap, fmt); vsnprintf(err, errlen, fmt, ap); va_end(ap);
+}
+
+const char *blas_str(cublasStatus_t s) {
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "CUBLAS_STATUS_?";
+    }
+}
+
+// The enclosing function has `char *err, size_t errlen` in scope (or R.err / R.errlen via macros).
+#define SC_CU(stmt) do { cudaError_t e_ = (stmt); if (e_ != cudaSuccess) { \
+        seterr(ERR_, ERRLEN_, "cuda: %s failed at %s:%d: %s (%s)", #stmt, __FILE__, __LINE__, cudaGetErrorString(e_), cudaGetErrorName(e_)); \
+        return -1; } } while (0)
+#define SC_BLAS(stmt) do { cublasStatus_t s_ = (stmt); if (s_ != CUBLAS_STATUS_SUCCESS) { \
+        seterr(ERR_, ERRLEN_, "cuda: %s failed at %s:%d: %s", #stmt, __FILE__, __LINE__, blas_str(s_)); \
+        return -1; } } while (0)
+#define SC_LAUNCH() SC_CU(cudaGetLastError())
+
+// ---------------------------------------------------------------------------------------------
+// Backend state
+// ---------------------------------------------------------------------------------------------
+struct MirrorSlot { size_t off, bytes; int download; int upload; };
+
+struct GraphOut {            // per-graph pinned host buffer for outputs
+    float *host = nullptr; size_t cap = 0; uint64_t used = 0;
+};
+
+struct Cuda {
+    int device = 0;
+    cudaStream_t stream = nullptr;
+    cublasHandle_t blas = nullptr;
+    int tf32 = 0;
+    char *act = nullptr; size_t act_cap = 0;          // activation arena
+    char *mir = nullptr; size_t mir_cap = 0;          // leaf / external mirror arena
+    char *stage = nullptr; size_t stage_cap = 0;      // pinned host staging for the mirror
+    char *scratch = nullptr; size_t scratch_cap = 0;  // per-op temporaries
+    std::unordered_map<const void *, size_t> slot_of; // host ptr -> index in slots (rebuilt per compute)
+    std::vector<MirrorSlot> slots;
+    std::vector<const void *> slot_host;
+    std::unordered_map<const scvrl_graph *, GraphOut> outs;
+    uint64_t clock = 0;
+    std::vector<char *> dptr;                         // per node device pointer (this compute)
+};
+
+// Device allocation helper: out-of-memory says how much and suggests a smaller batch.
+int dev_alloc(Cuda *C, void **p, size_t bytes, const char *what, char *err, size_t errlen) {
+    (void)C;
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 256);
+    if (e != cudaSuccess) {
+        size_t fr = 0, tot = 0;
+        cudaGetLastError();
+        cudaMemGetInfo(&fr, &tot);
+        seterr(err, errlen, "cuda: out of device memory allocating %.1f MB for %s (%.1f MB free of %.1f MB): "
+               "use a smaller batch or clip (%s at %s:%d)", (double)bytes / 1e6, what, (double)fr / 1e6,
+               (double)tot / 1e6, cudaGetErrorString(e), __FILE__, __LINE__);
+        *p = nullptr;
+        return -1;
+    }
+    return 0;
+}
+
+// Grow a device buffer to at least `need` bytes (contents are not kept).
+int grow(Cuda *C, char **buf, size_t *cap, size_t need, const char *what, char *err, size_t errlen) {
+#define ERR_ err
+#define ERRLEN_ errlen
+    if (need <= *cap && *buf) return 0;
+    if (*buf) { SC_CU(cudaStreamSynchronize(C->stream)); SC_CU(cudaFree(*buf)); *buf = nullptr; *cap = 0; }
+    size_t sz = need + need / 8 + 256;
+    if (dev_alloc(C, (void **)buf, sz, what, err, errlen)) return -1;
+    *cap = sz;
+    return 0;
+#undef ERR_
+#undef ERRLEN_
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device helpers
+// ---------------------------------------------------------------------------------------------
+#define MAXD SCVRL_MAX_DIMS
+struct Dims { int nd; int64_t ne[MAXD]; int64_t sa[MAXD]; int64_t sb[MAXD]; };
+
+__device__ __forceinline__ uint64_t d_mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+__device__ __forceinline__ float d_uniform(uint64_t key, uint64_t i) {
+    return (float)(d_mix64(key + i) >> 40) * 0x1.0p-24f;
+}
+
+__device__ __forceinline__ float d_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float d_gelu_grad(float x) {
+    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    return cdf + x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ double warp_sumd(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Block-wide reductions (blockDim a multiple of 32, <= 1024). All threads get the result.
+__device__ double block_sumd(double v) {
+    __shared__ double sh[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sumd(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    double r = 0.0;
+    for (int i = 0; i < nw; i++) r += sh[i];
+    return r;
+}
+__device__ float block_maxf(float v) {
+    __shared__ float shm[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) shm[w] = v;
+    __syncthreads();
+    float r = -INFINITY;
+    for (int i = 0; i < nw; i++) r = fmaxf(r, shm[i]);
+    return r;
+}
+
+#define GRID_STRIDE(i, n) for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+inline unsigned grid_for(int64_t n, int bs = 256) {
+    int64_t g = (n + bs - 1) / bs;
+    if (g < 1) g = 1;
+    if (g > (1 << 20)) g = 1 << 20;
+    return (unsigned)g;
+}
+
+// Offset of contiguous element i of shape ne in a tensor of strides st.
+__device__ __forceinline__ int64_t offs_of(int64_t i, int nd, const int64_t *ne, const int64_t *st) {
+    int64_t o = 0;
+    for (int d = nd - 1; d >= 0; d--) { int64_t k = i % ne[d]; i /= ne[d]; o += k * st[d]; }
+    return o;
+}
+__device__ __forceinline__ void offs2(int64_t i, const Dims &D, int64_t *oa, int64_t *ob) {
+    int64_t a = 0, b = 0;
+    for (int d = D.nd - 1; d >= 0; d--) { int64_t k = i % D.ne[d]; i /= D.ne[d]; a += k * D.sa[d]; b += k * D.sb[d]; }
+    *oa = a; *ob = b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise kernels
+// ---------------------------------------------------------------------------------------------
+enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_RELU_BACK, BIN_GELU_BACK };
+template <int OP> __global__ void k_binary(int64_t n, Dims D, const float *A, const float *B, float *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t oa, ob; offs2(i, D, &oa, &ob);
+        float x = A[oa], y = B[ob], r;
+        if (OP == BIN_ADD) r = x + y;
+        else if (OP == BIN_SUB) r = x - y;
+        else if (OP == BIN_MUL) r = x * y;
+        else if (OP == BIN_DIV) r = x / y;
+        else if (OP == BIN_RELU_BACK) r = x > 0.0f ? y : 0.0f;
+        else r = y * d_gelu_grad(x);
+        Y[i] = r;
+    }
+}
+
+enum { UN_SCALE, UN_RELU, UN_GELU };
+template <int OP> __global__ void k_unary(int64_t n, Dims D, const float *X, float *Y, float s, float c) {
+    GRID_STRIDE(i, n) {
+        int64_t o = offs_of(i, D.nd, D.ne, D.sa);
+        float x = X[o], r;
+        if (OP == UN_SCALE) r = x * s + c;
+        else if (OP == UN_RELU) r = x > 0.0f ? x : 0.0f;
+        else r = d_gelu(x);
+        Y[i] = r;
+    }
+}
+
+__global__ void k_copy4(int64_t n, Dims D, const uint32_t *X, uint32_t *Y) {
+    GRID_STRIDE(i, n) Y[i] = X[offs_of(i, D.nd, D.ne, D.sa)];
+}
+__global__ void k_acc(int64_t n, Dims D, const float *X, float *Y) {
+    GRID_STRIDE(i, n) Y[i] += X[offs_of(i, D.nd, D.ne, D.sa)];
+}
+
+__global__ void k_dropout(int64_t n, const float *X, float *Y, uint64_t key, float p, float s) {
+    GRID_STRIDE(i, n) Y[i] = d_uniform(key, (uint64_t)i) < p ? 0.0f : X[i] * s;
+}
+__global__ void k_drop_path(int64_t n, int64_t inner, const float *X, float *Y, uint64_t key, float p, float s) {
+    GRID_STRIDE(i, n) {
+        int64_t r = i / inner;
+        float f = d_uniform(key, (uint64_t)r) < p ? 0.0f : s;
+        Y[i] = X[i] * f;
+    }
+}
+
+// bias add: Y[i] += b[(i / inner) % C]
+__global__ void k_bias(int64_t n, int64_t inner, int64_t C, const float *b, float *Y) {
+    GRID_STRIDE(i, n) Y[i] += b[(i / inner) % C];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions (SUM_TO)
+// ---------------------------------------------------------------------------------------------
+// Stage 1 of a column sum over the rows of a contiguous [R, C]: block (32, 8) covers 32 columns
+// and a chunk of rows; partial[chunk][c] in double.
+__global__ void k_colsum_part(const float *X, int64_t R, int64_t C, int64_t rows_per, double *part) {
+    int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    int64_t r0 = (int64_t)blockIdx.y * rows_per, r1 = r0 + rows_per < R ? r0 + rows_per : R;
+    double s = 0.0;
+    if (c < C) for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) s += X[r * C + c];
+    __shared__ double sh[8][33];
+    sh[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        double t = 0.0;
+        for (int k = 0; k < 8; k++) t += sh[k][threadIdx.x];
+        part[(int64_t)blockIdx.y * C + c] = t;
+    }
+}
+__global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float *Y) {
+    GRID_STRIDE(c, C) {
+        double s = 0.0;
+        for (int64_t k = 0; k < nch; k++) s += part[k * C + c];
+        Y[c] = (float)s;
+    }
+}
+struct RedG { int nd; int64_t one[MAXD]; int64_t ne[MAXD]; int64_t st[MAXD]; int nr; int rd[MAXD]; };
+__device__ __forceinline__ int64_t red_base(int64_t o, const RedG &G) {
+    int64_t base = 0;
+    for (int i = G.nd - 1; i >= 0; i--) { int64_t k = o % G.one[i]; o /= G.one[i]; base += k * G.st[i]; }
+    return base;
+}
+__device__ __forceinline__ int64_t red_off(int64_t q, const RedG &G) {
+    int64_t off = 0;
+    for (int j = G.nr - 1; j >= 0; j--) { int64_t n = G.ne[G.rd[j]]; int64_t k = q % n; q /= n; off += k * G.st[G.rd[j]]; }
+    return off;
+}
+__global__ void k_sum_general_thread(int64_t nout, int64_t nred, RedG G, const float *X, float *Y) {
+    GRID_STRIDE(o, nout) {
+        int64_t base = red_base(o, G);
+        double s = 0.0;
+        for (int64_t q = 0; q < nred; q++) s += X[base + red_off(q, G)];
+        Y[o] = (float)s;
+    }
+}
+__global__ void k_sum_general_block(int64_t nred, RedG G, const float *X, float *Y) {
+    int64_t o = blockIdx.x;
+    int64_t base = red_base(o, G);
+    double s = 0.0;
+    for (int64_t q = threadIdx.x; q < nred; q += blockDim.x) s += X[base + red_off(q, G)];
+    s = block_sumd(s);
+    if (threadIdx.x == 0) Y[o] = (float)s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape ops
+// ---------------------------------------------------------------------------------------------
+// CONCAT along dim: out [outer, na + nb, inner]
+__global__ void k_concat(int64_t n, int64_t inner, int64_t na, int64_t nb, const float *A, const float *B, float *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t in = i % inner, r = i / inner, d = r % (na + nb), o = r / (na + nb);
+        Y[i] = d < na ? A[(o * na + d) * inner + in] : B[(o * nb + d - na) * inner + in];
+    }
+}
+// SLICE_BACK: out [outer, full, inner] zeros with x [outer, len, inner] at [start, start+len)
+__global__ void k_slice_back(int64_t n, int64_t inner, int64_t full, int64_t start, int64_t len, const float *X, float *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t in = i % inner, r = i / inner, d = r % full, o = r / full;
+        Y[i] = (d >= start && d < start + len) ? X[(o * len + d - start) * inner + in] : 0.0f;
+    }
+}
+__global__ void k_index_select(int64_t n, int64_t inner, int64_t nsel, int64_t nx, const int32_t *idx, const float *X, float *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t in = i % inner, r = i / inner, j = r % nsel, o = r / nsel;
+        int32_t k = idx[j];
+        Y[i] = (k >= 0 && k < nx) ? X[(o * nx + k) * inner + in] : NAN;
+    }
+}
+// INDEX_ADD, deterministic: each output element gathers the dy rows whose index is its row.
+__global__ void k_index_add_gather(int64_t n, int64_t inner, int64_t nsel, int64_t nx, const int32_t *idx, const float *D, float *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t in = i % inner, r = i / inner, k = r % nx, o = r / nx;
+        float s = 0.0f;
+        for (int64_t j = 0; j < nsel; j++) if (idx[j] == k) s += D[(o * nsel + j) * inner + in];
+        Y[i] = s;
+    }
+}
+__global__ void k_index_add_atomic(int64_t n, int64_t inner, int64_t nsel, int64_t nx, const int32_t *idx, const float *D, float *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t in = i % inner, r = i / inner, j = r % nsel, o = r / nsel;
+        int32_t k = idx[j];
+        if (k >= 0 && k < nx) atomicAdd(Y + (o * nx + k) * inner + in, D[i]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels: layer norm, softmax, log-softmax, cross-entropy, L2 normalize (one block per row)
+// ---------------------------------------------------------------------------------------------
+__device__ __forceinline__ void ln_stats(const float *x, int64_t D, float eps, float *mean, float *rstd) {
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += x[i];
+    s = block_sumd(s);
+    float mu = (float)(s / (double)D);
+    double v = 0.0;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { double d = (double)x[i] - mu; v += d * d; }
+    v = block_sumd(v);
+    *mean = mu;
+    *rstd = (float)(1.0 / sqrt(v / (double)D + (double)eps));
+}
+
+__global__ void k_layer_norm(int64_t D, const float *X, const float *W, const float *B, float *Y, float eps) {
+    const float *x = X + (int64_t)blockIdx.x * D;
+    float *y = Y + (int64_t)blockIdx.x * D, mu, rs;
+    ln_stats(x, D, eps, &mu, &rs);
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+        float v = (x[i] - mu) * rs;
+        y[i] = v * (W ? W[i] : 1.0f) + (B ? B[i] : 0.0f);
+    }
+}
+__global__ void k_layer_norm_back(int64_t D, const float *DY, const float *X, const float *W, float *DX, float eps) {
+    int64_t r = blockIdx.x;
+    const float *x = X + r * D, *dy = DY + r * D;
+    float *dx = DX + r * D, mu, rs;
+    ln_stats(x, D, eps, &mu, &rs);
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        sg += gi; sgx += (double)gi * xh;
+    }
+    sg = block_sumd(sg); sgx = block_sumd(sgx);
+    float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        dx[i] = rs * (gi - mg - xh * mgx);
+    }
+}
+__global__ void k_ln_rowstats(int64_t D, const float *X, float eps, float2 *st) {
+    float mu, rs;
+    ln_stats(X + (int64_t)blockIdx.x * D, D, eps, &mu, &rs);
+    if (threadIdx.x == 0) st[blockIdx.x] = make_float2(mu, rs);
+}
+// partial[chunk][2D]: dw (sum dy * xhat) then db (sum dy), over a chunk of rows.
+__global__ void k_ln_wb_part(int64_t R, int64_t D, int64_t rows_per, const float *DY, const float *X, const float2 *st, double *part) {
+    int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    int64_t r0 = (int64_t)blockIdx.y * rows_per, r1 = r0 + rows_per < R ? r0 + rows_per : R;
+    double sw = 0.0, sb = 0.0;
+    if (c < D)
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
+            float2 s = st[r];
+            float dy = DY[r * D + c];
+            sw += dy * ((X[r * D + c] - s.x) * s.y);
+            sb += dy;
+        }
+    __shared__ double sh[2][8][33];
+    sh[0][threadIdx.y][threadIdx.x] = sw; sh[1][threadIdx.y][threadIdx.x] = sb;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < D) {
+        double a = 0.0, b = 0.0;
+        for (int k = 0; k < 8; k++) { a += sh[0][k][threadIdx.x]; b += sh[1][k][threadIdx.x]; }
+        part[(int64_t)blockIdx.y * 2 * D + c] = a;
+        part[(int64_t)blockIdx.y * 2 * D + D + c] = b;
+    }
+}
+
+__device__ __forceinline__ float row_max(const float *x, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, x[i]);
+    return block_maxf(m);
+}
+// logsumexp as the CPU: m + log(sum exp(x - m)) (sum in double); -inf for an all -inf row.
+__device__ __forceinline__ float row_lse(const float *x, int64_t n) {
+    float m = row_max(x, n);
+    if (m == -INFINITY) return m;
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += expf(x[i] - m);
+    s = block_sumd(s);
+    return m + (float)log(s);
+}
+__device__ __forceinline__ void row_softmax(const float *x, float *y, int64_t n) {
+    float m = row_max(x, n);
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) { float e = expf(x[i] - m); y[i] = e; s += e; }
+    s = block_sumd(s);
+    float inv = (float)(1.0 / s);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] *= inv;
+}
+__global__ void k_softmax(int64_t D, const float *X, float *Y) {
+    row_softmax(X + (int64_t)blockIdx.x * D, Y + (int64_t)blockIdx.x * D, D);
+}
+__global__ void k_log_softmax(int64_t D, const float *X, float *Y) {
+    const float *x = X + (int64_t)blockIdx.x * D;
+    float *y = Y + (int64_t)blockIdx.x * D;
+    float l = row_lse(x, D);
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) y[i] = x[i] - l;
+}
+template <int LOGSM> __global__ void k_softmax_back(int64_t D, const float *Yv, const float *DY, float *DX) {
+    int64_t r = blockIdx.x;
+    const float *y = Yv + r * D, *dy = DY + r * D;
+    float *dx = DX + r * D;
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += LOGSM ? dy[i] : dy[i] * y[i];
+    s = block_sumd(s);
+    float sf = (float)s;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dx[i] = LOGSM ? dy[i] - expf(y[i]) * sf : y[i] * (dy[i] - sf);
+}
+__global__ void k_cross_entropy(int64_t C, const float *X, const int32_t *tg, float *L) {
+    int64_t n = blockIdx.x;
+    const float *x = X + n * C;
+    float l = row_lse(x, C);
+    if (threadIdx.x == 0) { int32_t t = tg[n]; L[n] = (t >= 0 && t < C) ? l - x[t] : NAN; }
+}
+__global__ void k_cross_entropy_back(int64_t C, const float *X, const int32_t *tg, const float *DL, int64_t sdl, float *DX) {
+    int64_t n = blockIdx.x;
+    float *dx = DX + n * C;
+    row_softmax(X + n * C, dx, C);
+    __syncthreads();
+    int32_t t = tg[n];
+    if (threadIdx.x == 0 && t >= 0 && t < C) dx[t] -= 1.0f;
+    __syncthreads();
+    float d = DL[n * sdl];
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dx[c] *= d;
+}
+__global__ void k_l2n(int64_t D, const float *X, float *Y, float eps) {
+    const float *x = X + (int64_t)blockIdx.x * D;
+    float *y = Y + (int64_t)blockIdx.x * D;
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += (double)x[i] * x[i];
+    s = block_sumd(s);
+    float nrm = (float)sqrt(s), inv = 1.0f / (nrm > eps ? nrm : eps);
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) y[i] = x[i] * inv;
+}
+__global__ void k_l2n_back(int64_t D, const float *X, const float *DY, float *DX, float eps) {
+    int64_t r = blockIdx.x;
+    const float *x = X + r * D, *dy = DY + r * D;
+    float *dx = DX + r * D;
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += (double)x[i] * x[i];
+    s = block_sumd(s);
+    float nrm = (float)sqrt(s);
+    if (nrm <= eps) { for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dx[i] = dy[i] / eps; return; }
+    double yd = 0.0;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) yd += (double)(x[i] / nrm) * dy[i];
+    yd = block_sumd(yd);
+    float ydf = (float)yd;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dx[i] = (dy[i] - (x[i] / nrm) * ydf) / nrm;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv3d and max pooling
+// ---------------------------------------------------------------------------------------------
+struct G5 { int64_t N, C, T, H, W, sN, sC, sT, sH, sW; };
+struct CP { int64_t kt, kh, kw, st, sh, sw, pt, ph, pw, groups; int layout; };
+
+G5 geom5(const scvrl_tensor *x, int layout) {
+    G5 g;
+    if (layout == SCVRL_LAYOUT_NCDHW) {
+        g.N = x->ne[0]; g.C = x->ne[1]; g.T = x->ne[2]; g.H = x->ne[3]; g.W = x->ne[4];
+        g.sN = x->st[0]; g.sC = x->st[1]; g.sT = x->st[2]; g.sH = x->st[3]; g.sW = x->st[4];
+    } else {
+        g.N = x->ne[0]; g.T = x->ne[1]; g.H = x->ne[2]; g.W = x->ne[3]; g.C = x->ne[4];
+        g.sN = x->st[0]; g.sT = x->st[1]; g.sH = x->st[2]; g.sW = x->st[3]; g.sC = x->st[4];
+    }
+    return g;
+}
+CP conv_params(const scvrl_tensor *t, const scvrl_tensor *w) {
+    CP p;
+    p.kt = w->ne[2]; p.kh = w->ne[3]; p.kw = w->ne[4];
+    p.st = t->ip[0]; p.sh = t->ip[1]; p.sw = t->ip[2];
+    p.pt = t->ip[3]; p.ph = t->ip[4]; p.pw = t->ip[5];
+    p.groups = t->ip[6]; p.layout = (int)t->ip[7];
+    return p;
+}
+bool is_dw_last(const CP &p, const G5 &gx, const G5 &gy) {
+    return p.layout == SCVRL_LAYOUT_NDHWC && p.groups == gx.C && gy.C == gx.C && gx.sC == 1 && gy.sC == 1;
+}
+
+// im2col for samples [n0, n0 + ns): cols[(nl * P + q) * K + k], k = ((ci*kt + a)*kh + b)*kw + e
+__global__ void k_im2col(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const float *X, float *cols) {
+    int64_t K3 = p.kt * p.kh * p.kw, K = gx.C * K3, P = gy.T * gy.H * gy.W;
+    GRID_STRIDE(i, total) {
+        int64_t k = i % K, r = i / K, q = r % P, nl = r / P;
+        int64_t ci = k / K3, kk = k % K3, a = kk / (p.kh * p.kw), b = (kk / p.kw) % p.kh, e = kk % p.kw;
+        int64_t ot = q / (gy.H * gy.W), oh = (q / gy.W) % gy.H, ow = q % gy.W;
+        int64_t it = ot * p.st - p.pt + a, ih = oh * p.sh - p.ph + b, iw = ow * p.sw - p.pw + e;
+        bool ok = it >= 0 && it < gx.T && ih >= 0 && ih < gx.H && iw >= 0 && iw < gx.W;
+        cols[i] = ok ? X[(n0 + nl) * gx.sN + ci * gx.sC + it * gx.sT + ih * gx.sH + iw * gx.sW] : 0.0f;
+    }
+}
+// col2im by gathering: each input element sums the column entries that read it.
+__global__ void k_col2im(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const float *dcols, float *DX) {
+    int64_t K3 = p.kt * p.kh * p.kw, K = gx.C * K3, P = gy.T * gy.H * gy.W;
+    GRID_STRIDE(i, total) {
+        int64_t iw = i % gx.W, r = i / gx.W, ih = r % gx.H; r /= gx.H;
+        int64_t it = r % gx.T; r /= gx.T;
+        int64_t ci = r % gx.C, nl = r / gx.C;
+        float acc = 0.0f;
+        for (int64_t a = 0; a < p.kt; a++) {
+            int64_t tt = it + p.pt - a;
+            if (tt < 0 || tt % p.st || tt / p.st >= gy.T) continue;
+            for (int64_t b = 0; b < p.kh; b++) {
+                int64_t hh = ih + p.ph - b;
+                if (hh < 0 || hh % p.sh || hh / p.sh >= gy.H) continue;
+                for (int64_t e = 0; e < p.kw; e++) {
+                    int64_t ww = iw + p.pw - e;
+                    if (ww < 0 || ww % p.sw || ww / p.sw >= gy.W) continue;
+                    int64_t q = ((tt / p.st) * gy.H + hh / p.sh) * gy.W + ww / p.sw;
+                    acc += dcols[(nl * P + q) * K + ci * K3 + (a * p.kh + b) * p.kw + e];
+                }
+            }
+        }
+        DX[(n0 + nl) * gx.sN + ci * gx.sC + it * gx.sT + ih * gx.sH + iw * gx.sW] = acc;
+    }
+}
+
+// Depthwise channels-last (the MViT pooling conv): thread per output element, channel fastest.
+__global__ void k_dw_fwd(int64_t total, G5 gx, G5 gy, CP p, const float *X, const float *Wt, const float *bias, float *Y) {
+    int64_t C = gx.C, K3 = p.kt * p.kh * p.kw;
+    GRID_STRIDE(i, total) {
+        int64_t c = i % C, r = i / C, ow = r % gy.W; r /= gy.W;
+        int64_t oh = r % gy.H; r /= gy.H;
+        int64_t ot = r % gy.T, n = r / gy.T;
+        float acc = bias ? bias[c] : 0.0f;
+        const float *w = Wt + c * K3;
+        for (int64_t a = 0; a < p.kt; a++) {
+            int64_t it = ot * p.st - p.pt + a;
+            if (it < 0 || it >= gx.T) continue;
+            for (int64_t b = 0; b < p.kh; b++) {
+                int64_t ih = oh * p.sh - p.ph + b;
+                if (ih < 0 || ih >= gx.H) continue;
+                for (int64_t e = 0; e < p.kw; e++) {
+                    int64_t iw = ow * p.sw - p.pw + e;
+                    if (iw < 0 || iw >= gx.W) continue;
+                    acc += X[n * gx.sN + it * gx.sT + ih * gx.sH + iw * gx.sW + c] * w[(a * p.kh + b) * p.kw + e];
+                }
+            }
+        }
+        Y[n * gy.sN + ot * gy.sT + oh * gy.sH + ow * gy.sW + c] = acc;
+    }
+}
+__global__ void k_dw_back_x(int64_t total, G5 gx, G5 gy, CP p, const float *DY, const float *Wt, float *DX) {
+    int64_t C = gx.C, K3 = p.kt * p.kh * p.kw;
+    GRID_STRIDE(i, total) {
+        int64_t c = i % C, r = i / C, iw = r % gx.W; r /= gx.W;
+        int64_t ih = r % gx.H; r /= gx.H;
+        int64_t it = r % gx.T, n = r / gx.T;
+        const float *w = Wt + c * K3;
+        float acc = 0.0f;
+        for (int64_t a = 0; a < p.kt; a++) {
+            int64_t tt = it + p.pt - a;
+            if (tt < 0 || tt % p.st || tt / p.st >= gy.T) continue;
+            for (int64_t b = 0; b < p.kh; b++) {
+                int64_t hh = ih + p.ph - b;
+                if (hh < 0 || hh % p.sh || hh / p.sh >= gy.H) continue;
+                for (int64_t e = 0; e < p.kw; e++) {
+                    int64_t ww = iw + p.pw - e;
+                    if (ww < 0 || ww % p.sw || ww / p.sw >= gy.W) continue;
+                    acc += DY[n * gy.sN + (tt / p.st) * gy.sT + (hh / p.sh) * gy.sH + (ww / p.sw) * gy.sW + c] *
+                           w[(a * p.kh + b) * p.kw + e];
+                }
+            }
+        }
+        DX[n * gx.sN + it * gx.sT + ih * gx.sH + iw * gx.sW + c] = acc;
+    }
+}
+// dw partial sums: thread (chunk, k, c) over the output rows (n, ot, oh) of its chunk; double.
+__global__ void k_dw_back_w_part(int64_t total, int64_t rows, int64_t rows_per, G5 gx, G5 gy, CP p,
+                                 const float *DY, const float *X, double *part) {
+    int64_t C = gx.C, K3 = p.kt * p.kh * p.kw;
+    GRID_STRIDE(i, total) {
+        int64_t c = i % C, k = (i / C) % K3, ch = i / (C * K3);
+        int64_t a = k / (p.kh * p.kw), b = (k / p.kw) % p.kh, e = k % p.kw;
+        int64_t r0 = ch * rows_per, r1 = r0 + rows_per < rows ? r0 + rows_per : rows;
+        double acc = 0.0;
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t n = r / (gy.T * gy.H), ot = (r / gy.H) % gy.T, oh = r % gy.H;
+            int64_t it = ot * p.st - p.pt + a, ih = oh * p.sh - p.ph + b;
+            if (it < 0 || it >= gx.T || ih < 0 || ih >= gx.H) continue;
+            for (int64_t ow = 0; ow < gy.W; ow++) {
+                int64_t iw = ow * p.sw - p.pw + e;
+                if (iw < 0 || iw >= gx.W) continue;
+                acc += (double)(DY[n * gy.sN + ot * gy.sT + oh * gy.sH + ow * gy.sW + c] *
+                                X[n * gx.sN + it * gx.sT + ih * gx.sH + iw * gx.sW + c]);
+            }
+        }
+        part[i] = acc;
+    }
+}
+__global__ void k_dw_back_w_final(int64_t C, int64_t K3, int64_t nch, const double *part, float *DW) {
+    GRID_STRIDE(j, C * K3) {
+        int64_t c = j % C, k = j / C;
+        double s = 0.0;
+        for (int64_t ch = 0; ch < nch; ch++) s += part[ch * C * K3 + j];
+        DW[c * K3 + k] = (float)s;
+    }
+}
+
+// Direct convolution, any groups and layout (the simple path).
+__global__ void k_conv_direct(int64_t total, G5 gx, G5 gy, CP p, const float *X, const float *Wt, const float *bias, float *Y) {
+    int64_t cin_g = gx.C / p.groups, cout_g = gy.C / p.groups;
+    GRID_STRIDE(i, total) {
+        int64_t ow = i % gy.W, r = i / gy.W, oh = r % gy.H; r /= gy.H;
+        int64_t ot = r % gy.T; r /= gy.T;
+        int64_t co = r % gy.C, n = r / gy.C, grp = co / cout_g;
+        const float *wc = Wt + co * cin_g * p.kt * p.kh * p.kw;
+        float acc = bias ? bias[co] : 0.0f;
+        for (int64_t ci = 0; ci < cin_g; ci++) {
+            const float *xc = X + n * gx.sN + (grp * cin_g + ci) * gx.sC;
+            for (int64_t a = 0; a < p.kt; a++) {
+                int64_t it = ot * p.st - p.pt + a;
+                for (int64_t b = 0; b < p.kh; b++) {
+                    int64_t ih = oh * p.sh - p.ph + b;
+                    for (int64_t e = 0; e < p.kw; e++) {
+                        int64_t iw = ow * p.sw - p.pw + e;
+                        if (it < 0 || it >= gx.T || ih < 0 || ih >= gx.H || iw < 0 || iw >= gx.W) continue;
+                        acc += xc[it * gx.sT + ih * gx.sH + iw * gx.sW] * wc[((ci * p.kt + a) * p.kh + b) * p.kw + e];
+                    }
+                }
+            }
+        }
+        Y[n * gy.sN + co * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW] = acc;
+    }
+}
+__global__ void k_conv_direct_back_x(int64_t total, G5 gx, G5 gy, CP p, const float *DY, const float *Wt, float *DX) {
+    int64_t cin_g = gx.C / p.groups, cout_g = gy.C / p.groups;
+    GRID_STRIDE(i, total) {
+        int64_t iw = i % gx.W, r = i / gx.W, ih = r % gx.H; r /= gx.H;
+        int64_t it = r % gx.T; r /= gx.T;
+        int64_t cig = r % gx.C, n = r / gx.C, grp = cig / cin_g, ci = cig % cin_g;
+        float acc = 0.0f;
+        for (int64_t a = 0; a < p.kt; a++) {
+            int64_t tt = it + p.pt - a;
+            if (tt < 0 || tt % p.st || tt / p.st >= gy.T) continue;
+            for (int64_t b = 0; b < p.kh; b++) {
+                int64_t hh = ih + p.ph - b;
+                if (hh < 0 || hh % p.sh || hh / p.sh >= gy.H) continue;
+                for (int64_t e = 0; e < p.kw; e++) {
+                    int64_t ww = iw + p.pw - e;
+                    if (ww < 0 || ww % p.sw || ww / p.sw >= gy.W) continue;
+                    for (int64_t co = grp * cout_g; co < (grp + 1) * cout_g; co++)
+                        acc += DY[n * gy.sN + co * gy.sC + (tt / p.st) * gy.sT + (hh / p.sh) * gy.sH + (ww / p.sw) * gy.sW] *
+                               Wt[(((co * cin_g + ci) * p.kt + a) * p.kh + b) * p.kw + e];
+                }
+            }
+        }
+        DX[n * gx.sN + cig * gx.sC + it * gx.sT + ih * gx.sH + iw * gx.sW] = acc;
+    }
+}
+// One block per weight element; reduction over (n, ot, oh, ow) in double.
+__global__ void k_conv_direct_back_w(G5 gx, G5 gy, CP p, const float *DY, const float *X, float *DW) {
+    int64_t cin_g = gx.C / p.groups, cout_g = gy.C / p.groups, K3 = p.kt * p.kh * p.kw;
+    int64_t wi = blockIdx.x;
+    int64_t co = wi / (cin_g * K3), ci = (wi / K3) % cin_g, k = wi % K3;
+    int64_t a = k / (p.kh * p.kw), b = (k / p.kw) % p.kh, e = k % p.kw, grp = co / cout_g;
+    int64_t npos = gy.N * gy.T * gy.H * gy.W;
+    double acc = 0.0;
+    for (int64_t q = threadIdx.x; q < npos; q += blockDim.x) {
+        int64_t ow = q % gy.W, r = q / gy.W, oh = r % gy.H; r /= gy.H;
+        int64_t ot = r % gy.T, n = r / gy.T;
+        int64_t it = ot * p.st - p.pt + a, ih = oh * p.sh - p.ph + b, iw = ow * p.sw - p.pw + e;
+        if (it < 0 || it >= gx.T || ih < 0 || ih >= gx.H || iw < 0 || iw >= gx.W) continue;
+        acc += (double)DY[n * gy.sN + co * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW] *
+               X[n * gx.sN + (grp * cin_g + ci) * gx.sC + it * gx.sT + ih * gx.sH + iw * gx.sW];
+    }
+    acc = block_sumd(acc);
+    if (threadIdx.x == 0) DW[wi] = (float)acc;
+}
+
+struct PP { int64_t k[3], s[3], p[3]; };
+// Window argmax as the CPU (padding skipped; a NaN wins at once).
+__device__ __forceinline__ int64_t pool_argmax(const float *x, const G5 &gx, const PP &p, int64_t ot, int64_t oh, int64_t ow) {
+    int64_t best = -1; float bv = -INFINITY;
+    for (int64_t a = 0; a < p.k[0]; a++) {
+        int64_t it = ot * p.s[0] - p.p[0] + a;
+        if (it < 0 || it >= gx.T) continue;
+        for (int64_t b = 0; b < p.k[1]; b++) {
+            int64_t ih = oh * p.s[1] - p.p[1] + b;
+            if (ih < 0 || ih >= gx.H) continue;
+            for (int64_t e = 0; e < p.k[2]; e++) {
+                int64_t iw = ow * p.s[2] - p.p[2] + e;
+                if (iw < 0 || iw >= gx.W) continue;
+                int64_t o = it * gx.sT + ih * gx.sH + iw * gx.sW;
+                float v = x[o];
+                if (best < 0 || v > bv || v != v) { best = o; bv = v; if (v != v) return best; }
+            }
+        }
+    }
+    return best;
+}
+__global__ void k_maxpool(int64_t total, G5 gx, G5 gy, PP p, const float *X, float *Y) {
+    GRID_STRIDE(i, total) {
+        int64_t ow = i % gy.W, r = i / gy.W, oh = r % gy.H; r /= gy.H;
+        int64_t ot = r % gy.T; r /= gy.T;
+        int64_t c = r % gy.C, n = r / gy.C;
+        const float *xb = X + n * gx.sN + c * gx.sC;
+        int64_t o = pool_argmax(xb, gx, p, ot, oh, ow);
+        Y[n * gy.sN + c * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW] = o >= 0 ? xb[o] : -INFINITY;
+    }
+}
+__global__ void k_maxpool_back(int64_t total, G5 gx, G5 gy, G5 gd, PP p, const float *X, const float *DY, float *DX) {
+    GRID_STRIDE(i, total) {
+        int64_t ow = i % gy.W, r = i / gy.W, oh = r % gy.H; r /= gy.H;
+        int64_t ot = r % gy.T; r /= gy.T;
+        int64_t c = r % gy.C, n = r / gy.C;
+        int64_t o = pool_argmax(X + n * gx.sN + c * gx.sC, gx, p, ot, oh, ow);
+        if (o >= 0) atomicAdd(DX + n * gd.sN + c * gd.sC + o, DY[n * gy.sN + c * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention: flash-style fp32 kernels (online softmax; no score matrix in memory).
+// Block = 8 warps. Forward / dQ: a warp owns 4 queries, a block 32; keys in tiles of 32, lane j
+// scores key j. dK/dV: a warp owns 4 keys, a block 32; queries in tiles of 32, lane i = query i.
+// Head dim d <= 32 * DC (DC in {1, 2, 3, 4, 8}); larger d is reported as unsupported.
+// ---------------------------------------------------------------------------------------------
+struct AttG {
+    int64_t B, H, Nq, Nk, d;
+    const float *q, *k, *v;
+    int64_t sq[3], sk[3], sv[3];
+    float scale;
+};
+#define AT_T 256
+#define AT_QPW 4
+#define AT_TILE 32
+
+template <int DC> size_t attn_fwd_smem() { return sizeof(float) * (AT_TILE * DC * 32 * 2 + AT_TILE * (DC * 32 + 1)); }
+template <int DC> __global__ void __launch_bounds__(AT_T) k_attn_fwd(AttG a, float *O) {
+    constexpr int DP = DC * 32, KS = DP + 1;
+    extern __shared__ float sm[];
+    float *Qs = sm, *Vs = Qs + AT_TILE * DP, *Ks = Vs + AT_TILE * DP;
+    int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H, i0 = (int64_t)blockIdx.x * AT_TILE;
+    const float *qb = a.q + b * a.sq[0] + h * a.sq[1], *kb = a.k + b * a.sk[0] + h * a.sk[1], *vb = a.v + b * a.sv[0] + h * a.sv[1];
+    int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    for (int e = tid; e < AT_TILE * DP; e += AT_T) {
+        int r = e / DP, c = e % DP;
+        int64_t i = i0 + r;
+        Qs[e] = (i < a.Nq && c < a.d) ? qb[i * a.sq[2] + c] : 0.0f;
+    }
+    float m[AT_QPW], l[AT_QPW], o[AT_QPW][DC];
+#pragma unroll
+    for (int qi = 0; qi < AT_QPW; qi++) {
+        m[qi] = -INFINITY; l[qi] = 0.0f;
+#pragma unroll
+        for (int t = 0; t < DC; t++) o[qi][t] = 0.0f;
+    }
+    for (int64_t j0 = 0; j0 < a.Nk; j0 += AT_TILE) {
+        __syncthreads();
+        for (int e = tid; e < AT_TILE * DP; e += AT_T) {
+            int r = e / DP, c = e % DP;
+            int64_t j = j0 + r;
+            bool ok = j < a.Nk && c < a.d;
+            Ks[r * KS + c] = ok ? kb[j * a.sk[2] + c] : 0.0f;
+            Vs[r * DP + c] = ok ? vb[j * a.sv[2] + c] : 0.0f;
+        }
+        __syncthreads();
+        bool valid = j0 + lane < a.Nk;
+        float s[AT_QPW];
+#pragma unroll
+        for (int qi = 0; qi < AT_QPW; qi++) s[qi] = 0.0f;
+        const float *kr = Ks + lane * KS;
+        const float *qr = Qs + (w * AT_QPW) * DP;
+        for (int c = 0; c < DP; c++) {
+            float kv = kr[c];
+#pragma unroll
+            for (int qi = 0; qi < AT_QPW; qi++) s[qi] += qr[qi * DP + c] * kv;
+        }
+#pragma unroll
+        for (int qi = 0; qi < AT_QPW; qi++) {
+            float sc = valid ? s[qi] * a.scale : -INFINITY;
+            float mn = fmaxf(m[qi], warp_max(sc));
+            float p = (mn == -INFINITY) ? 0.0f : expf(sc - mn);
+            float alpha = (m[qi] == -INFINITY) ? 0.0f : expf(m[qi] - mn);
+            l[qi] = l[qi] * alpha + warp_sum(p);
+#pragma unroll
+            for (int t = 0; t < DC; t++) o[qi][t] *= alpha;
+            m[qi] = mn;
+            s[qi] = p;
+        }
+        for (int jj = 0; jj < AT_TILE; jj++) {
+            float pj[AT_QPW];
+#pragma unroll
+            for (int qi = 0; qi < AT_QPW; qi++) pj[qi] = __shfl_sync(0xffffffffu, s[qi], jj);
+#pragma unroll
+            for (int t = 0; t < DC; t++) {
+                float vv = Vs[jj * DP + t * 32 + lane];
+#pragma unroll
+                for (int qi = 0; qi < AT_QPW; qi++) o[qi][t] += pj[qi] * vv;
+            }
+        }
+    }
+#pragma unroll
+    for (int qi = 0; qi < AT_QPW; qi++) {
+        int64_t i = i0 + w * AT_QPW + qi;
+        if (i >= a.Nq) continue;
+        float inv = l[qi] > 0.0f ? 1.0f / l[qi] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < DC; t++) {
+            int c = t * 32 + lane;
+            if (c < a.d) O[((b * a.Nq + i) * a.H + h) * a.d + c] = l[qi] > 0.0f ? o[qi][t] * inv : 0.0f;
+        }
+    }
+}
+
+// dQ pass: per query, pass 1 gets the row max/sum and D = sum_j P dP; pass 2 accumulates dQ.
+template <int DC> size_t attn_bq_smem() { return sizeof(float) * (AT_TILE * DC * 32 * 2 + AT_TILE * (DC * 32 + 1) * 2); }
+template <int DC> __global__ void __launch_bounds__(AT_T) k_attn_back_q(AttG a, const float *DO, float *DQ, float *Lse, float *Dv) {
+    constexpr int DP = DC * 32, KS = DP + 1;
+    extern __shared__ float sm[];
+    float *Qs = sm, *Os = Qs + AT_TILE * DP, *Ks = Os + AT_TILE * DP, *Vs = Ks + AT_TILE * KS;
+    int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H, i0 = (int64_t)blockIdx.x * AT_TILE;
+    const float *qb = a.q + b * a.sq[0] + h * a.sq[1], *kb = a.k + b * a.sk[0] + h * a.sk[1], *vb = a.v + b * a.sv[0] + h * a.sv[1];
+    int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    for (int e = tid; e < AT_TILE * DP; e += AT_T) {
+        int r = e / DP, c = e % DP;
+        int64_t i = i0 + r;
+        bool ok = i < a.Nq && c < a.d;
+        Qs[e] = ok ? qb[i * a.sq[2] + c] : 0.0f;
+        Os[e] = ok ? DO[((b * a.Nq + i) * a.H + h) * a.d + c] : 0.0f;
+    }
+    float m[AT_QPW], l[AT_QPW], dd[AT_QPW];
+#pragma unroll
+    for (int qi = 0; qi < AT_QPW; qi++) { m[qi] = -INFINITY; l[qi] = 0.0f; dd[qi] = 0.0f; }
+    const float *qr = Qs + (w * AT_QPW) * DP, *orow = Os + (w * AT_QPW) * DP;
+    for (int pass = 0; pass < 2; pass++) {
+        float L[AT_QPW], Dd[AT_QPW], dq[AT_QPW][DC];
+#pragma unroll
+        for (int qi = 0; qi < AT_QPW; qi++) {
+            L[qi] = (m[qi] == -INFINITY) ? -INFINITY : m[qi] + logf(l[qi]);
+            Dd[qi] = l[qi] > 0.0f ? dd[qi] / l[qi] : 0.0f;
+#pragma unroll
+            for (int t = 0; t < DC; t++) dq[qi][t] = 0.0f;
+        }
+        for (int64_t j0 = 0; j0 < a.Nk; j0 += AT_TILE) {
+            __syncthreads();
+            for (int e = tid; e < AT_TILE * DP; e += AT_T) {
+                int r = e / DP, c = e % DP;
+                int64_t j = j0 + r;
+                bool ok = j < a.Nk && c < a.d;
+                Ks[r * KS + c] = ok ? kb[j * a.sk[2] + c] : 0.0f;
+                Vs[r * KS + c] = ok ? vb[j * a.sv[2] + c] : 0.0f;
+            }
+            __syncthreads();
+            bool valid = j0 + lane < a.Nk;
+            float s[AT_QPW], dp[AT_QPW];
+#pragma unroll
+            for (int qi = 0; qi < AT_QPW; qi++) { s[qi] = 0.0f; dp[qi] = 0.0f; }
+            const float *kr = Ks + lane * KS, *vr = Vs + lane * KS;
+            for (int c = 0; c < DP; c++) {
+                float kv = kr[c], vv = vr[c];
+#pragma unroll
+                for (int qi = 0; qi < AT_QPW; qi++) { s[qi] += qr[qi * DP + c] * kv; dp[qi] += orow[qi * DP + c] * vv; }
+            }
+            if (pass == 0) {
+#pragma unroll
+                for (int qi = 0; qi < AT_QPW; qi++) {
+                    float sc = valid ? s[qi] * a.scale : -INFINITY;
+                    float mn = fmaxf(m[qi], warp_max(sc));
+                    float p = (mn == -INFINITY) ? 0.0f : expf(sc - mn);
+                    float alpha = (m[qi] == -INFINITY) ? 0.0f : expf(m[qi] - mn);
+                    l[qi] = l[qi] * alpha + warp_sum(p);
+                    dd[qi] = dd[qi] * alpha + warp_sum(p * dp[qi]);
+                    m[qi] = mn;
+                }
+            } else {
+                float ds[AT_QPW];
+#pragma unroll
+                for (int qi = 0; qi < AT_QPW; qi++) {
+                    float p = (valid && L[qi] != -INFINITY) ? expf(s[qi] * a.scale - L[qi]) : 0.0f;
+                    ds[qi] = p * (dp[qi] - Dd[qi]) * a.scale;
+                }
+                for (int jj = 0; jj < AT_TILE; jj++) {
+                    float dj[AT_QPW];
+#pragma unroll
+                    for (int qi = 0; qi < AT_QPW; qi++) dj[qi] = __shfl_sync(0xffffffffu, ds[qi], jj);
+#pragma unroll
+                    for (int t = 0; t < DC; t++) {
+                        float kv = Ks[jj * KS + t * 32 + lane];
+#pragma unroll
+                        for (int qi = 0; qi < AT_QPW; qi++) dq[qi][t] += dj[qi] * kv;
+                    }
+                }
+            }
+        }
+        if (pass == 1) {
+#pragma unroll
+            for (int qi = 0; qi < AT_QPW; qi++) {
+                int64_t i = i0 + w * AT_QPW + qi;
+                if (i >= a.Nq) continue;
+#pragma unroll
+                for (int t = 0; t < DC; t++) {
+                    int c = t * 32 + lane;
+                    if (c < a.d) DQ[(bh * a.Nq + i) * a.d + c] = dq[qi][t];
+                }
+                if (lane == 0) { Lse[bh * a.Nq + i] = L[qi]; Dv[bh * a.Nq + i] = Dd[qi]; }
+            }
+        }
+    }
+}
+
+// dK, dV pass: a block owns 32 keys; loops over query tiles with the row statistics of pass dQ.
+template <int DC> size_t attn_bkv_smem() { return sizeof(float) * (AT_TILE * DC * 32 * 2 + AT_TILE * (DC * 32 + 1) * 2 + 2 * AT_TILE); }
+template <int DC> __global__ void __launch_bounds__(AT_T) k_attn_back_kv(AttG a, const float *DO, const float *Lse, const float *Dv, float *DK, float *DV) {
+    constexpr int DP = DC * 32, KS = DP + 1;
+    extern __shared__ float sm[];
+    float *Kb = sm, *Vb = Kb + AT_TILE * DP, *Qs = Vb + AT_TILE * DP, *Os = Qs + AT_TILE * KS;
+    float *Ls = Os + AT_TILE * KS, *Ds = Ls + AT_TILE;
+    int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H, j0 = (int64_t)blockIdx.x * AT_TILE;
+    const float *qb = a.q + b * a.sq[0] + h * a.sq[1], *kb = a.k + b * a.sk[0] + h * a.sk[1], *vb = a.v + b * a.sv[0] + h * a.sv[1];
+    int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    for (int e = tid; e < AT_TILE * DP; e += AT_T) {
+        int r = e / DP, c = e % DP;
+        int64_t j = j0 + r;
+        bool ok = j < a.Nk && c < a.d;
+        Kb[e] = ok ? kb[j * a.sk[2] + c] : 0.0f;
+        Vb[e] = ok ? vb[j * a.sv[2] + c] : 0.0f;
+    }
+    float dk[AT_QPW][DC], dv[AT_QPW][DC];
+#pragma unroll
+    for (int kj = 0; kj < AT_QPW; kj++)
+#pragma unroll
+        for (int t = 0; t < DC; t++) { dk[kj][t] = 0.0f; dv[kj][t] = 0.0f; }
+    const float *kr = Kb + (w * AT_QPW) * DP, *vr = Vb + (w * AT_QPW) * DP;
+    for (int64_t q0 = 0; q0 < a.Nq; q0 += AT_TILE) {
+        __syncthreads();
+        for (int e = tid; e < AT_TILE * DP; e += AT_T) {
+            int r = e / DP, c = e % DP;
+            int64_t i = q0 + r;
+            bool ok = i < a.Nq && c < a.d;
+            Qs[r * KS + c] = ok ? qb[i * a.sq[2] + c] : 0.0f;
+            Os[r * KS + c] = ok ? DO[((b * a.Nq + i) * a.H + h) * a.d + c] : 0.0f;
+        }
+        if (tid < AT_TILE) {
+            int64_t i = q0 + tid;
+            Ls[tid] = i < a.Nq ? Lse[bh * a.Nq + i] : 0.0f;
+            Ds[tid] = i < a.Nq ? Dv[bh * a.Nq + i] : 0.0f;
+        }
+        __syncthreads();
+        bool valid = q0 + lane < a.Nq;
+        float s[AT_QPW], dp[AT_QPW];
+#pragma unroll
+        for (int kj = 0; kj < AT_QPW; kj++) { s[kj] = 0.0f; dp[kj] = 0.0f; }
+        const float *qr = Qs + lane * KS, *orow = Os + lane * KS;
+        for (int c = 0; c < DP; c++) {
+            float qv = qr[c], ov = orow[c];
+#pragma unroll
+            for (int kj = 0; kj < AT_QPW; kj++) { s[kj] += qv * kr[kj * DP + c]; dp[kj] += ov * vr[kj * DP + c]; }
+        }
+        float L = Ls[lane], D = Ds[lane];
+        float p[AT_QPW], ds[AT_QPW];
+#pragma unroll
+        for (int kj = 0; kj < AT_QPW; kj++) {
+            p[kj] = (valid && L != -INFINITY) ? expf(s[kj] * a.scale - L) : 0.0f;
+            ds[kj] = p[kj] * (dp[kj] - D) * a.scale;
+        }
+        for (int ii = 0; ii < AT_TILE; ii++) {
+            float pi[AT_QPW], di[AT_QPW];
+#pragma unroll
+            for (int kj = 0; kj < AT_QPW; kj++) { pi[kj] = __shfl_sync(0xffffffffu, p[kj], ii); di[kj] = __shfl_sync(0xffffffffu, ds[kj], ii); }
+#pragma unroll
+            for (int t = 0; t < DC; t++) {
+                float ov = Os[ii * KS + t * 32 + lane], qv = Qs[ii * KS + t * 32 + lane];
+#pragma unroll
+                for (int kj = 0; kj < AT_QPW; kj++) { dv[kj][t] += pi[kj] * ov; dk[kj][t] += di[kj] * qv; }
+            }
+        }
+    }
+#pragma unroll
+    for (int kj = 0; kj < AT_QPW; kj++) {
+        int64_t j = j0 + w * AT_QPW + kj;
+        if (j >= a.Nk) continue;
+#pragma unroll
+        for (int t = 0; t < DC; t++) {
+            int c = t * 32 + lane;
+            if (c < a.d) { DK[(bh * a.Nk + j) * a.d + c] = dk[kj][t]; DV[(bh * a.Nk + j) * a.d + c] = dv[kj][t]; }
+        }
+    }
+}
+
+int attn_dc(int64_t d) {
+    if (d <= 32) return 1;
+    if (d <= 64) return 2;
+    if (d <= 96) return 3;
+    if (d <= 128) return 4;
+    if (d <= 256) return 8;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run: per compute state, and one function per op
+// ---------------------------------------------------------------------------------------------
+struct Run {
+    Cuda *C;
+    scvrl_graph *g;
+    char *err; size_t errlen;
+    cudaStream_t s;
+};
+#define ERR_ R.err
+#define ERRLEN_ R.errlen
+
+inline float *F(Run &R, const scvrl_tensor *t) { return (float *)R.C->dptr[t->id]; }
+inline void *P(Run &R, const scvrl_tensor *t) { return (void *)R.C->dptr[t->id]; }
+
+// The leaf a tensor's memory comes from, if any (for host-side index checks).
+const void *host_of(const scvrl_tensor *t) {
+    int64_t o;
+    scvrl_tensor *b = scvrl_view_base(t, &o);
+    if (b->op != SCVRL_OP_LEAF || !b->data) return nullptr;
+    return (const char *)b->data + o * (int64_t)scvrl_dtype_size(t->type);
+}
+
+// Row-major batched GEMM through cuBLAS: C[M,N] (ldc) = op(A)[M,K] op(B)[K,N] (+ beta C).
+int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t sA,
+         const float *B, int64_t ldb, int64_t sB, float *Cm, int64_t ldc, int64_t sC, int64_t batch, float beta) {
+    if (M <= 0 || N <= 0 || batch <= 0) return 0;
+    if (K <= 0) {
+        if (beta == 0.0f) {
+            if (ldc == N && sC == M * N) SC_CU(cudaMemsetAsync(Cm, 0, (size_t)(M * N * batch) * sizeof(float), R.s));
+            else for (int64_t bi = 0; bi < batch; bi++) SC_CU(cudaMemset2DAsync(Cm + bi * sC, (size_t)ldc * 4, 0, (size_t)N * 4, (size_t)M, R.s));
+        }
+        return 0;
+    }
+    const float alpha = 1.0f;
+    cublasComputeType_t ct = R.C->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasOperation_t oa = tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (lda < 1) lda = 1;
+    if (ldb < 1) ldb = 1;
+    if (batch == 1)
+        SC_BLAS(cublasGemmEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, A, CUDA_R_32F, (int)lda,
+                             &beta, Cm, CUDA_R_32F, (int)ldc, ct, CUBLAS_GEMM_DEFAULT));
+    else
+        SC_BLAS(cublasGemmStridedBatchedEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, (long long)sB,
+                                           A, CUDA_R_32F, (int)lda, (long long)sA, &beta, Cm, CUDA_R_32F, (int)ldc, (long long)sC,
+                                           (int)batch, ct, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+Dims dims1(const scvrl_tensor *out, const scvrl_tensor *x) {
+    Dims D; memset(&D, 0, sizeof D);
+    D.nd = out->ndim;
+    for (int i = 0; i < out->ndim; i++) { D.ne[i] = out->ne[i]; D.sa[i] = x->st[i]; }
+    if (D.nd == 0) { D.nd = 1; D.ne[0] = 1; D.sa[0] = 0; }
+    return D;
+}
+void bcast_strides(const scvrl_tensor *x, const scvrl_tensor *out, int64_t *st) {
+    for (int i = 0; i < out->ndim; i++) {
+        int xi = x->ndim - out->ndim + i;
+        st[i] = (xi >= 0 && x->ne[xi] != 1) ? x->st[xi] : 0;
+    }
+}
+
+// Copy a (possibly strided) tensor into a contiguous buffer.
+int copy_contig(Run &R, const scvrl_tensor *x, const void *src, void *dst) {
+    int64_t n = scvrl_nelements(x);
+    if (!n) return 0;
+    Dims D = dims1(x, x);
+    k_copy4<<<grid_for(n), 256, 0, R.s>>>(n, D, (const uint32_t *)src, (uint32_t *)dst);
+    SC_LAUNCH();
+    return 0;
+}
+
+// Matrix operand: usable by cuBLAS in place? (contiguous last dim, a valid leading dimension)
+int64_t ld_of(const scvrl_tensor *t) { return t->ne[t->ndim - 2] == 1 ? t->ne[t->ndim - 1] : t->st[t->ndim - 2]; }
+bool operand_ok(const scvrl_tensor *t) {
+    int nd = t->ndim;
+    if (t->ne[nd - 1] != 1 && t->st[nd - 1] != 1) return false;
+    int64_t ld = ld_of(t);
+    return ld >= (t->ne[nd - 1] > 1 ? t->ne[nd - 1] : 1);
+}
+// Uniform batch stride over the leading nb dims: returns 1 and *s, or 0.
+int batch_stride(const scvrl_tensor *t, int nb, int64_t *s) {
+    int64_t expect = -1, span = 1;
+    *s = 0;
+    for (int i = nb - 1; i >= 0; i--) {
+        if (t->ne[i] == 1) continue;
+        if (expect < 0) { *s = t->st[i]; expect = t->st[i] * t->ne[i]; span = t->ne[i]; continue; }
+        if (t->st[i] != *s * span) return 0;
+        span *= t->ne[i];
+        expect = *s * span;
+    }
+    return 1;
+}
+int64_t batch_offs(const scvrl_tensor *t, int nb, int64_t bi) {
+    int64_t o = 0;
+    for (int i = nb - 1; i >= 0; i--) { int64_t k = bi % t->ne[i]; bi /= t->ne[i]; o += k * t->st[i]; }
+    return o;
+}
+
+size_t scratch_matmul(const scvrl_tensor *t) {
+    size_t s = 0;
+    if (!operand_ok(t->src[0])) s += (size_t)scvrl_nelements(t->src[0]) * 4 + 256;
+    if (!operand_ok(t->src[1])) s += (size_t)scvrl_nelements(t->src[1]) * 4 + 256;
+    return s;
+}
+
+int op_matmul(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *a = t->src[0], *b = t->src[1];
+    int tA = (int)t->ip[0], tB = (int)t->ip[1], nd = t->ndim, nb = nd - 2;
+    int64_t M = t->ne[nd - 2], N = t->ne[nd - 1], K = tA ? a->ne[a->ndim - 2] : a->ne[a->ndim - 1];
+    int64_t nbatch = 1;
+    for (int i = 0; i < nb; i++) nbatch *= t->ne[i];
+    const float *A = F(R, a), *B = F(R, b);
+    scvrl_tensor ac = *a, bc = *b;          // contiguous stand-ins when an operand must be copied
+    char *scr = R.C->scratch;
+    if (!operand_ok(a)) {
+        if (copy_contig(R, a, A, scr)) return -1;
+        A = (const float *)scr; scr += ((size_t)scvrl_nelements(a) * 4 + 255) & ~(size_t)255;
+        int64_t s = 1;
+        for (int i = a->ndim - 1; i >= 0; i--) { ac.st[i] = s; s *= a->ne[i]; }
+        a = &ac;
+    }
+    if (!operand_ok(b)) {
+        if (copy_contig(R, b, B, scr)) return -1;
+        B = (const float *)scr;
+        int64_t s = 1;
+        for (int i = b->ndim - 1; i >= 0; i--) { bc.st[i] = s; s *= b->ne[i]; }
+        b = &bc;
+    }
+    int64_t lda = ld_of(a), ldb = ld_of(b), sA = 0, sB = 0;
+    float *Cm = F(R, t);
+    int okA = batch_stride(a, nb, &sA), okB = b->ndim == 2 ? 1 : batch_stride(b, nb, &sB);
+    if (b->ndim == 2) sB = 0;
+    if (okA && okB) return gemm(R, tA, tB, M, N, K, A, lda, sA, B, ldb, sB, Cm, N, M * N, nbatch, 0.0f);
+    for (int64_t bi = 0; bi < nbatch; bi++)
+        if (gemm(R, tA, tB, M, N, K, A + batch_offs(a, nb, bi), lda, 0, B + (b->ndim > 2 ? batch_offs(b, nb, bi) : 0), ldb, 0,
+                 Cm + bi * M * N, N, 0, 1, 0.0f)) return -1;
+    return 0;
+}
+
+int op_linear(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
+    if (in == 0) rows = scvrl_nelements(t) / (out ? out : 1);
+    if (gemm(R, 0, 1, rows, out, in, F(R, x), in, 0, F(R, w), in, 0, F(R, t), out, 0, 1, 0.0f)) return -1;
+    if (b && rows > 0 && out > 0) {
+        k_bias<<<grid_for(rows * out), 256, 0, R.s>>>(rows * out, 1, out, F(R, b), F(R, t));
+        SC_LAUNCH();
+    }
+    return 0;
+}
+
+template <int OP> int binary(Run &R, scvrl_tensor *t) {
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    Dims D; memset(&D, 0, sizeof D);
+    D.nd = t->ndim;
+    for (int i = 0; i < t->ndim; i++) D.ne[i] = t->ne[i];
+    bcast_strides(t->src[0], t, D.sa); bcast_strides(t->src[1], t, D.sb);
+    if (D.nd == 0) { D.nd = 1; D.ne[0] = 1; }
+    k_binary<OP><<<grid_for(n), 256, 0, R.s>>>(n, D, F(R, t->src[0]), F(R, t->src[1]), F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+template <int OP> int unary(Run &R, scvrl_tensor *t) {
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    Dims D = dims1(t, t->src[0]);
+    k_unary<OP><<<grid_for(n), 256, 0, R.s>>>(n, D, F(R, t->src[0]), F(R, t), t->fp[0], t->fp[1]);
+    SC_LAUNCH();
+    return 0;
+}
+
+int op_cont(Run &R, scvrl_tensor *t) { return copy_contig(R, t->src[0], P(R, t->src[0]), P(R, t)); }
+
+int op_grad_acc(Run &R, scvrl_tensor *t) {
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    Dims D = dims1(t, t->src[0]);
+    k_acc<<<grid_for(n), 256, 0, R.s>>>(n, D, F(R, t->src[0]), F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+
+// SUM_TO geometry as the CPU kernel.
+struct SumPlan { bool fast; int64_t R, C; RedG G; int64_t nout, nred; };
+SumPlan sum_plan(const scvrl_tensor *t) {
+    SumPlan sp; memset(&sp, 0, sizeof sp);
+    const scvrl_tensor *x = t->src[0];
+    int nd = x->ndim, off = x->ndim - t->ndim;
+    int64_t one[MAXD];
+    for (int i = 0; i < nd; i++) one[i] = i < off ? 1 : t->ne[i - off];
+    int lead = 0;
+    while (lead < nd && one[lead] == 1) lead++;
+    bool tail_ok = true;
+    for (int i = lead; i < nd; i++) if (one[i] != x->ne[i]) tail_ok = false;
+    sp.nout = scvrl_nelements(t);
+    if (tail_ok && scvrl_is_contiguous(x)) {
+        sp.fast = true; sp.R = 1; sp.C = 1;
+        for (int i = lead; i < nd; i++) sp.C *= x->ne[i];
+        for (int i = 0; i < lead; i++) sp.R *= x->ne[i];
+        return sp;
+    }
+    sp.G.nd = nd; sp.G.nr = 0; sp.nred = 1;
+    for (int i = 0; i < nd; i++) { sp.G.one[i] = one[i]; sp.G.ne[i] = x->ne[i]; sp.G.st[i] = x->st[i]; }
+    for (int i = 0; i < nd; i++) if (one[i] == 1 && x->ne[i] != 1) { sp.G.rd[sp.G.nr++] = i; sp.nred *= x->ne[i]; }
+    return sp;
+}
+int64_t colsum_chunks(int64_t R, int64_t C) {
+    int64_t cb = (C + 31) / 32, nch = (R + 63) / 64, cap = 2048 / cb;
+    if (cap < 1) cap = 1;
+    if (nch > cap) nch = cap;
+    if (nch < 1) nch = 1;
+    return nch;
+}
+size_t scratch_sum_to(const scvrl_tensor *t) {
+    SumPlan sp = sum_plan(t);
+    if (!sp.fast) return 0;
+    return (size_t)colsum_chunks(sp.R, sp.C) * (size_t)sp.C * 8;
+}
+int colsum(Run &R, const float *X, int64_t Rr, int64_t C, float *Y) {
+    if (!C) return 0;
+    int64_t nch = colsum_chunks(Rr, C), per = (Rr + nch - 1) / nch;
+    if (per < 1) per = 1;
+    double *part = (double *)R.C->scratch;
+    dim3 grid((unsigned)((C + 31) / 32), (unsigned)nch), blk(32, 8);
+    k_colsum_part<<<grid, blk, 0, R.s>>>(X, Rr, C, per, part);
+    SC_LAUNCH();
+    k_colsum_final<<<grid_for(C), 256, 0, R.s>>>(part, nch, C, Y);
+    SC_LAUNCH();
+    return 0;
+}
+int op_sum_to(Run &R, scvrl_tensor *t) {
+    SumPlan sp = sum_plan(t);
+    const float *X = F(R, t->src[0]);
+    float *Y = F(R, t);
+    if (!sp.nout) return 0;
+    if (sp.fast) return colsum(R, X, sp.R, sp.C, Y);
+    if (sp.nred <= 32) k_sum_general_thread<<<grid_for(sp.nout), 256, 0, R.s>>>(sp.nout, sp.nred, sp.G, X, Y);
+    else k_sum_general_block<<<(unsigned)sp.nout, 256, 0, R.s>>>(sp.nred, sp.G, X, Y);
+    SC_LAUNCH();
+    return 0;
+}
+
+void index_geom(const scvrl_tensor *x, int dim, int64_t *outer, int64_t *inner) {
+    *outer = 1; *inner = 1;
+    for (int i = 0; i < dim; i++) *outer *= x->ne[i];
+    for (int i = dim + 1; i < x->ndim; i++) *inner *= x->ne[i];
+}
+int op_concat(Run &R, scvrl_tensor *t) {
+    int dim = (int)t->ip[0];
+    int64_t outer, inner, n = scvrl_nelements(t);
+    index_geom(t, dim, &outer, &inner);
+    if (!n) return 0;
+    k_concat<<<grid_for(n), 256, 0, R.s>>>(n, inner, t->src[0]->ne[dim], t->src[1]->ne[dim], F(R, t->src[0]), F(R, t->src[1]), F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+int op_slice_back(Run &R, scvrl_tensor *t) {
+    int dim = (int)t->ip[0];
+    int64_t outer, inner, n = scvrl_nelements(t);
+    index_geom(t, dim, &outer, &inner);
+    if (!n) return 0;
+    k_slice_back<<<grid_for(n), 256, 0, R.s>>>(n, inner, t->ne[dim], t->ip[1], t->src[0]->ne[dim], F(R, t->src[0]), F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+int check_indices(Run &R, const scvrl_tensor *idx, int64_t n, int64_t lim, const char *what) {
+    const int32_t *h = (const int32_t *)host_of(idx);
+    if (!h || !scvrl_is_contiguous(idx)) return 0;      // computed indices: out-of-range gives NaN on the device
+    for (int64_t j = 0; j < n; j++)
+        if (h[j] < 0 || h[j] >= lim) { seterr(R.err, R.errlen, "%s: index %d out of [0, %lld)", what, h[j], (long long)lim); return -1; }
+    return 0;
+}
+int op_index_select(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *x = t->src[0], *idx = t->src[1];
+    int dim = (int)t->ip[0];
+    int64_t outer, inner, n = scvrl_nelements(t), ns = t->ne[dim], nx = x->ne[dim];
+    index_geom(x, dim, &outer, &inner);
+    if (check_indices(R, idx, ns, nx, "index_select")) return -1;
+    if (!n) return 0;
+    k_index_select<<<grid_for(n), 256, 0, R.s>>>(n, inner, ns, nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+int op_index_add(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *dy = t->src[0], *idx = t->src[1];
+    int dim = (int)t->ip[0];
+    int64_t outer, inner, n = scvrl_nelements(t), ns = dy->ne[dim], nx = t->ne[dim];
+    index_geom(t, dim, &outer, &inner);
+    if (check_indices(R, idx, ns, nx, "index_add")) return -1;
+    if (!n) return 0;
+    if (ns <= 4096) {
+        k_index_add_gather<<<grid_for(n), 256, 0, R.s>>>(n, inner, ns, nx, (const int32_t *)P(R, idx), F(R, dy), F(R, t));
+    } else {
+        SC_CU(cudaMemsetAsync(F(R, t), 0, (size_t)n * 4, R.s));
+        int64_t nd = scvrl_nelements(dy);
+        k_index_add_atomic<<<grid_for(nd), 256, 0, R.s>>>(nd, inner, ns, nx, (const int32_t *)P(R, idx), F(R, dy), F(R, t));
+    }
+    SC_LAUNCH();
+    return 0;
+}
+
+uint64_t rng_key(uint64_t seed, uint64_t stream) { return scvrl_mix64(seed ^ scvrl_mix64(stream)); }
+int op_dropout(Run &R, scvrl_tensor *t) {
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    float p = t->fp[0];
+    k_dropout<<<grid_for(n), 256, 0, R.s>>>(n, F(R, t->src[0]), F(R, t), rng_key(R.g->seed, (uint64_t)t->ip[0]), p, 1.0f / (1.0f - p));
+    SC_LAUNCH();
+    return 0;
+}
+int op_drop_path(Run &R, scvrl_tensor *t) {
+    int64_t n = scvrl_nelements(t), rows = t->ne[0];
+    if (!n) return 0;
+    float p = t->fp[0];
+    k_drop_path<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), F(R, t), rng_key(R.g->seed, (uint64_t)t->ip[0]), p, 1.0f / (1.0f - p));
+    SC_LAUNCH();
+    return 0;
+}
+
+int row_threads(int64_t D) { return D <= 256 ? 64 : D <= 2048 ? 128 : 256; }
+int64_t rows_of(const scvrl_tensor *t, int64_t *D) {
+    *D = t->ndim ? t->ne[t->ndim - 1] : 1;
+    return *D ? scvrl_nelements(t) / *D : 0;
+}
+
+// Row kernels launch one block per row: rows beyond the grid limit go in slices.
+#define ROW_LAUNCH(KERNEL, Rn, Dn, ...)                                                             \
+    do {                                                                                            \
+        for (int64_t r0_ = 0; r0_ < (Rn); r0_ += 2147483647LL) {                                     \
+            int64_t nr_ = (Rn) - r0_ < 2147483647LL ? (Rn) - r0_ : 2147483647LL;                     \
+            KERNEL<<<(unsigned)nr_, row_threads(Dn), 0, R.s>>>(__VA_ARGS__);                        \
+            SC_LAUNCH();                                                                            \
+        }                                                                                           \
+    } while (0)
+
+int op_layer_norm(Run &R, scvrl_tensor *t) {
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D) return 0;
+    const scvrl_tensor *w = t->src[1], *b = t->src[2];
+    ROW_LAUNCH(k_layer_norm, Rn, D, D, F(R, t->src[0]), w ? F(R, w) : nullptr, b ? F(R, b) : nullptr, F(R, t), t->fp[0]);
+    return 0;
+}
+int op_layer_norm_back(Run &R, scvrl_tensor *t) {
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D) return 0;
+    const scvrl_tensor *w = t->src[2];
+    ROW_LAUNCH(k_layer_norm_back, Rn, D, D, F(R, t->src[0]), F(R, t->src[1]), w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
+    return 0;
+}
+size_t scratch_ln_wb(const scvrl_tensor *t) {
+    int64_t D, Rn = rows_of(t->src[1], &D);
+    return (size_t)Rn * sizeof(float2) + 256 + (size_t)colsum_chunks(Rn, D) * 2 * (size_t)D * 8;
+}
+int op_ln_wb(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *x = t->src[1];
+    int64_t D, Rn = rows_of(x, &D);
+    if (!D) return 0;
+    if (!Rn) { SC_CU(cudaMemsetAsync(F(R, t), 0, (size_t)(2 * D) * 4, R.s)); return 0; }
+    float2 *st = (float2 *)R.C->scratch;
+    double *part = (double *)(R.C->scratch + (((size_t)Rn * sizeof(float2) + 255) & ~(size_t)255));
+    ROW_LAUNCH(k_ln_rowstats, Rn, D, D, F(R, x), t->fp[0], st);
+    int64_t nch = colsum_chunks(Rn, D), per = (Rn + nch - 1) / nch;
+    dim3 grid((unsigned)((D + 31) / 32), (unsigned)nch), blk(32, 8);
+    k_ln_wb_part<<<grid, blk, 0, R.s>>>(Rn, D, per, F(R, t->src[0]), F(R, x), st, part);
+    SC_LAUNCH();
+    k_colsum_final<<<grid_for(2 * D), 256, 0, R.s>>>(part, nch, 2 * D, F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+int op_softmax(Run &R, scvrl_tensor *t, int logsm) {
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D) return 0;
+    if (logsm) ROW_LAUNCH(k_log_softmax, Rn, D, D, F(R, t->src[0]), F(R, t));
+    else ROW_LAUNCH(k_softmax, Rn, D, D, F(R, t->src[0]), F(R, t));
+    return 0;
+}
+int op_softmax_back(Run &R, scvrl_tensor *t, int logsm) {
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D) return 0;
+    if (logsm) ROW_LAUNCH(k_softmax_back<1>, Rn, D, D, F(R, t->src[0]), F(R, t->src[1]), F(R, t));
+    else ROW_LAUNCH(k_softmax_back<0>, Rn, D, D, F(R, t->src[0]), F(R, t->src[1]), F(R, t));
+    return 0;
+}
+int op_ce(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *x = t->src[0];
+    int64_t N = x->ne[0], C = x->ne[1];
+    if (check_indices(R, t->src[1], N, C, "cross_entropy: target")) return -1;
+    if (!N) return 0;
+    ROW_LAUNCH(k_cross_entropy, N, C, C, F(R, x), (const int32_t *)P(R, t->src[1]), F(R, t));
+    return 0;
+}
+int op_ce_back(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *x = t->src[0];
+    int64_t N = x->ne[0], C = x->ne[1];
+    if (!N || !C) return 0;
+    ROW_LAUNCH(k_cross_entropy_back, N, C, C, F(R, x), (const int32_t *)P(R, t->src[1]), F(R, t->src[2]), t->src[2]->st[0], F(R, t));
+    return 0;
+}
+int op_l2n(Run &R, scvrl_tensor *t) {
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D) return 0;
+    ROW_LAUNCH(k_l2n, Rn, D, D, F(R, t->src[0]), F(R, t), t->fp[0]);
+    return 0;
+}
+int op_l2n_back(Run &R, scvrl_tensor *t) {
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D) return 0;
+    ROW_LAUNCH(k_l2n_back, Rn, D, D, F(R, t->src[0]), F(R, t->src[1]), F(R, t), t->fp[0]);
+    return 0;
+}
+
+// --- conv3d ---
+const size_t CONV_SCRATCH_CAP = (size_t)256 << 20;       // im2col chunk budget
+int64_t conv_chunk(int64_t N, int64_t PK) {
+    int64_t per = (int64_t)(CONV_SCRATCH_CAP / 4) / (PK ? PK : 1);
+    if (per < 1) per = 1;
+    return per < N ? per : N;
+}
+int64_t dw_chunks(int64_t rows, int64_t KC) {
+    int64_t nch = ((int64_t)1 << 18) / (KC ? KC : 1);
+    if (nch < 1) nch = 1;
+    if (nch > rows) nch = rows;
+    return nch < 1 ? 1 : nch;
+}
+size_t scratch_conv(const scvrl_tensor *t) {
+    // geometry: x and y by op
+    const scvrl_tensor *x, *y, *w;
+    CP p;
+    if (t->op == SCVRL_OP_CONV3D) { x = t->src[0]; w = t->src[1]; y = t; p = conv_params(t, w); }
+    else if (t->op == SCVRL_OP_CONV3D_BACK_X) { x = t; y = t->src[0]; w = t->src[1]; p = conv_params(t, w); }
+    else { x = t->src[1]; y = t->src[0]; w = t; p = conv_params(t, t); }
+    G5 gx = geom5(x, p.layout), gy = geom5(y, p.layout);
+    if (is_dw_last(p, gx, gy)) {
+        if (t->op != SCVRL_OP_CONV3D_BACK_W) return 0;
+        int64_t K3 = p.kt * p.kh * p.kw, rows = gy.N * gy.T * gy.H;
+        return (size_t)dw_chunks(rows, K3 * gx.C) * (size_t)(K3 * gx.C) * 8;
+    }
+    if (p.groups != 1) return 0;
+    (void)w;
+    int64_t K = gx.C * p.kt * p.kh * p.kw, P = gy.T * gy.H * gy.W;
+    return (size_t)conv_chunk(gx.N, P * K) * (size_t)(P * K) * 4;
+}
+
+int op_conv(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    CP p = conv_params(t, w);
+    G5 gx = geom5(x, p.layout), gy = geom5(t, p.layout);
+    const float *X = F(R, x), *W = F(R, w), *B = b ? F(R, b) : nullptr;
+    float *Y = F(R, t);
+    int64_t ny = scvrl_nelements(t);
+    if (!ny) return 0;
+    if (is_dw_last(p, gx, gy)) {
+        k_dw_fwd<<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, p, X, W, B, Y);
+        SC_LAUNCH();
+        return 0;
+    }
+    if (p.groups != 1) {
+        k_conv_direct<<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, p, X, W, B, Y);
+        SC_LAUNCH();
+        return 0;
+    }
+    int64_t K = gx.C * p.kt * p.kh * p.kw, Pp = gy.T * gy.H * gy.W, Co = gy.C;
+    int64_t per = conv_chunk(gx.N, Pp * K);
+    float *cols = (float *)R.C->scratch;
+    for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
+        int64_t ns = gx.N - n0 < per ? gx.N - n0 : per, tot = ns * Pp * K;
+        if (tot) { k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, cols); SC_LAUNCH(); }
+        if (p.layout == SCVRL_LAYOUT_NCDHW) {
+            // Y_n [Co, P] = W [Co, K] cols_n^T
+            if (gemm(R, 0, 1, Co, Pp, K, W, K, 0, cols, K, Pp * K, Y + n0 * gy.sN, Pp, gy.sN, ns, 0.0f)) return -1;
+        } else {
+            // Y [ns*P, Co] = cols [ns*P, K] W^T
+            if (gemm(R, 0, 1, ns * Pp, Co, K, cols, K, 0, W, K, 0, Y + n0 * gy.sN, Co, 0, 1, 0.0f)) return -1;
+        }
+    }
+    if (B) {
+        if (p.layout == SCVRL_LAYOUT_NCDHW) k_bias<<<grid_for(ny), 256, 0, R.s>>>(ny, Pp, Co, B, Y);
+        else k_bias<<<grid_for(ny), 256, 0, R.s>>>(ny, 1, Co, B, Y);
+        SC_LAUNCH();
+    }
+    return 0;
+}
+int op_conv_back_x(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *dy = t->src[0], *w = t->src[1];
+    CP p = conv_params(t, w);
+    G5 gx = geom5(t, p.layout), gy = geom5(dy, p.layout);
+    const float *DY = F(R, dy), *W = F(R, w);
+    float *DX = F(R, t);
+    int64_t nx = scvrl_nelements(t);
+    if (!nx) return 0;
+    if (is_dw_last(p, gx, gy)) {
+        k_dw_back_x<<<grid_for(nx), 256, 0, R.s>>>(nx, gx, gy, p, DY, W, DX);
+        SC_LAUNCH();
+        return 0;
+    }
+    if (p.groups != 1) {
+        k_conv_direct_back_x<<<grid_for(nx), 256, 0, R.s>>>(nx, gx, gy, p, DY, W, DX);
+        SC_LAUNCH();
+        return 0;
+    }
+    int64_t K = gx.C * p.kt * p.kh * p.kw, Pp = gy.T * gy.H * gy.W, Co = gy.C;
+    int64_t per = conv_chunk(gx.N, Pp * K);
+    float *dcols = (float *)R.C->scratch;
+    for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
+        int64_t ns = gx.N - n0 < per ? gx.N - n0 : per;
+        if (p.layout == SCVRL_LAYOUT_NCDHW) {
+            // dcols_n [P, K] = dy_n^T [P, Co] W [Co, K]
+            if (gemm(R, 1, 0, Pp, K, Co, DY + n0 * gy.sN, Pp, gy.sN, W, K, 0, dcols, K, Pp * K, ns, 0.0f)) return -1;
+        } else {
+            if (gemm(R, 0, 0, ns * Pp, K, Co, DY + n0 * gy.sN, Co, 0, W, K, 0, dcols, K, 0, 1, 0.0f)) return -1;
+        }
+        int64_t tot = ns * gx.C * gx.T * gx.H * gx.W;
+        if (tot) { k_col2im<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, dcols, DX); SC_LAUNCH(); }
+    }
+    return 0;
+}
+int op_conv_back_w(Run &R, scvrl_tensor *t) {
+    const scvrl_tensor *dy = t->src[0], *x = t->src[1];
+    CP p = conv_params(t, t);
+    G5 gx = geom5(x, p.layout), gy = geom5(dy, p.layout);
+    const float *DY = F(R, dy), *X = F(R, x);
+    float *DW = F(R, t);
+    int64_t nw = scvrl_nelements(t);
+    if (!nw) return 0;
+    if (is_dw_last(p, gx, gy)) {
+        int64_t C = gx.C, K3 = p.kt * p.kh * p.kw, rows = gy.N * gy.T * gy.H;
+        if (!rows) { SC_CU(cudaMemsetAsync(DW, 0, (size_t)nw * 4, R.s)); return 0; }
+        int64_t nch = dw_chunks(rows, K3 * C), per = (rows + nch - 1) / nch, tot = nch * K3 * C;
+        double *part = (double *)R.C->scratch;
+        k_dw_back_w_part<<<grid_for(tot), 256, 0, R.s>>>(tot, rows, per, gx, gy, p, DY, X, part);
+        SC_LAUNCH();
+        k_dw_back_w_final<<<grid_for(C * K3), 256, 0, R.s>>>(C, K3, nch, part, DW);
+        SC_LAUNCH();
+        return 0;
+    }
+    if (p.groups != 1) {
+        k_conv_direct_back_w<<<(unsigned)nw, 256, 0, R.s>>>(gx, gy, p, DY, X, DW);
+        SC_LAUNCH();
+        return 0;
+    }
+    int64_t K = gx.C * p.kt * p.kh * p.kw, Pp = gy.T * gy.H * gy.W, Co = gy.C;
+    if (!gx.N || !Pp) { SC_CU(cudaMemsetAsync(DW, 0, (size_t)nw * 4, R.s)); return 0; }
+    int64_t per = conv_chunk(gx.N, Pp * K);
+    float *cols = (float *)R.C->scratch;
+    for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
+        int64_t ns = gx.N - n0 < per ? gx.N - n0 : per, tot = ns * Pp * K;
+        k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, cols);
+        SC_LAUNCH();
+        if (p.layout == SCVRL_LAYOUT_NCDHW) {
+            // DW [Co, K] += dy_n [Co, P] cols_n [P, K]
+            for (int64_t nl = 0; nl < ns; nl++)
+                if (gemm(R, 0, 0, Co, K, Pp, DY + (n0 + nl) * gy.sN, Pp, 0, cols + nl * Pp * K, K, 0, DW, K, 0, 1,
+                         (n0 + nl) > 0 ? 1.0f : 0.0f)) return -1;
+        } else {
+            // DW [Co, K] += dy^T [Co, ns*P] cols [ns*P, K]
+            if (gemm(R, 1, 0, Co, K, ns * Pp, DY + n0 * gy.sN, Co, 0, cols, K, 0, DW, K, 0, 1, n0 > 0 ? 1.0f : 0.0f)) return -1;
+        }
+    }
+    return 0;
+}
+
+PP pool_params(const scvrl_tensor *t) {
+    PP p;
+    for (int i = 0; i < 3; i++) { p.k[i] = t->ip[i]; p.s[i] = t->ip[3 + i]; p.p[i] = t->ip[6 + i]; }
+    return p;
+}
+int op_maxpool(Run &R, scvrl_tensor *t) {
+    int layout = (int)t->ip[9];
+    G5 gx = geom5(t->src[0], layout), gy = geom5(t, layout);
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    k_maxpool<<<grid_for(n), 256, 0, R.s>>>(n, gx, gy, pool_params(t), F(R, t->src[0]), F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+int op_maxpool_back(Run &R, scvrl_tensor *t) {
+    int layout = (int)t->ip[9];
+    const scvrl_tensor *dy = t->src[0], *x = t->src[1];
+    G5 gx = geom5(x, layout), gy = geom5(dy, layout), gd = geom5(t, layout);
+    int64_t nx = scvrl_nelements(t), ny = scvrl_nelements(dy);
+    if (!nx) return 0;
+    SC_CU(cudaMemsetAsync(F(R, t), 0, (size_t)nx * 4, R.s));
+    if (!ny) return 0;
+    k_maxpool_back<<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, gd, pool_params(t), F(R, x), F(R, dy), F(R, t));
+    SC_LAUNCH();
+    return 0;
+}
+
+// --- attention ---
+AttG att_geom(Run &R, const scvrl_tensor *q, const scvrl_tensor *k, const scvrl_tensor *v, float scale) {
+    AttG a;
+    a.B = q->ne[0]; a.H = q->ne[1]; a.Nq = q->ne[2]; a.Nk = k->ne[2]; a.d = q->ne[3];
+    a.q = F(R, q); a.k = F(R, k); a.v = F(R, v);
+    for (int i = 0; i < 3; i++) { a.sq[i] = q->st[i]; a.sk[i] = k->st[i]; a.sv[i] = v->st[i]; }
+    if (a.Nq == 1) a.sq[2] = a.d;
+    if (a.Nk == 1) { a.sk[2] = a.d; a.sv[2] = a.d; }
+    a.scale = scale;
+    return a;
+}
+
+template <int DC> int attn_fwd_launch(Run &R, const AttG &a, float *O) {
+    size_t sm = attn_fwd_smem<DC>();
+    SC_CU(cudaFuncSetAttribute(k_attn_fwd<DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+    dim3 grid((unsigned)((a.Nq + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
+    k_attn_fwd<DC><<<grid, AT_T, sm, R.s>>>(a, O);
+    SC_LAUNCH();
+    return 0;
+}
+template <int DC> int attn_back_launch(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV, float *Lse, float *Dv) {
+    size_t sm = attn_bq_smem<DC>();
+    SC_CU(cudaFuncSetAttribute(k_attn_back_q<DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+    dim3 grid((unsigned)((a.Nq + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
+    if (a.Nq) { k_attn_back_q<DC><<<grid, AT_T, sm, R.s>>>(a, DO, DQ, Lse, Dv); SC_LAUNCH(); }
+    size_t sm2 = attn_bkv_smem<DC>();
+    SC_CU(cudaFuncSetAttribute(k_attn_back_kv<DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2));
+    dim3 grid2((unsigned)((a.Nk + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
+    if (a.Nk) { k_attn_back_kv<DC><<<grid2, AT_T, sm2, R.s>>>(a, DO, Lse, Dv, DK, DV); SC_LAUNCH(); }
+    return 0;
+}
+int op_attention(Run &R, scvrl_tensor *t) {
+    AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
+    float *O = F(R, t);
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
+    switch (attn_dc(a.d)) {
+    case 1: return attn_fwd_launch<1>(R, a, O);
+    case 2: return attn_fwd_launch<2>(R, a, O);
+    case 3: return attn_fwd_launch<3>(R, a, O);
+    case 4: return attn_fwd_launch<4>(R, a, O);
+    case 8: return attn_fwd_launch<8>(R, a, O);
+    default: seterr(R.err, R.errlen, "cuda: attention head dim %lld > 256 is not supported", (long long)a.d); return -1;
+    }
+}
+size_t scratch_attn_back(const scvrl_tensor *t) {
+    const scvrl_tensor *q = t->src[0];
+    return (size_t)(q->ne[0] * q->ne[1] * q->ne[2]) * 8 + 512;
+}
+int op_attention_back(Run &R, scvrl_tensor *t) {
+    AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
+    const float *DO = F(R, t->src[3]);
+    float *DQ = F(R, t), *DK = DQ + a.B * a.H * a.Nq * a.d, *DV = DK + a.B * a.H * a.Nk * a.d;
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    if (!a.Nk || !a.Nq) { SC_CU(cudaMemsetAsync(DQ, 0, (size_t)n * 4, R.s)); return 0; }
+    float *Lse = (float *)R.C->scratch, *Dv = Lse + ((a.B * a.H * a.Nq + 63) & ~(int64_t)63);
+    switch (attn_dc(a.d)) {
+    case 1: return attn_back_launch<1>(R, a, DO, DQ, DK, DV, Lse, Dv);
+    case 2: return attn_back_launch<2>(R, a, DO, DQ, DK, DV, Lse, Dv);
+    case 3: return attn_back_launch<3>(R, a, DO, DQ, DK, DV, Lse, Dv);
+    case 4: return attn_back_launch<4>(R, a, DO, DQ, DK, DV, Lse, Dv);
+    case 8: return attn_back_launch<8>(R, a, DO, DQ, DK, DV, Lse, Dv);
+    default: seterr(R.err, R.errlen, "cuda: attention head dim %lld > 256 is not supported", (long long)a.d); return -1;
+    }
+}
+
+size_t scratch_of(const scvrl_tensor *t) {
+    switch (t->op) {
+    case SCVRL_OP_MATMUL: return scratch_matmul(t);
+    case SCVRL_OP_SUM_TO: return scratch_sum_to(t);
+    case SCVRL_OP_LAYER_NORM_BACK_WB: return scratch_ln_wb(t);
+    case SCVRL_OP_CONV3D: case SCVRL_OP_CONV3D_BACK_X: case SCVRL_OP_CONV3D_BACK_W: return scratch_conv(t);
+    case SCVRL_OP_ATTENTION_BACK: return scratch_attn_back(t);
+    default: return 0;
+    }
+}
+
+int run_node(Run &R, scvrl_tensor *t) {
+    switch (t->op) {
+    case SCVRL_OP_LEAF: case SCVRL_OP_RESHAPE: case SCVRL_OP_PERMUTE: case SCVRL_OP_SLICE: case SCVRL_OP_EXPAND: return 0;
+    case SCVRL_OP_ADD: return binary<BIN_ADD>(R, t);
+    case SCVRL_OP_SUB: return binary<BIN_SUB>(R, t);
+    case SCVRL_OP_MUL: return binary<BIN_MUL>(R, t);
+    case SCVRL_OP_DIV: return binary<BIN_DIV>(R, t);
+    case SCVRL_OP_RELU_BACK: return binary<BIN_RELU_BACK>(R, t);
+    case SCVRL_OP_GELU_BACK: return binary<BIN_GELU_BACK>(R, t);
+    case SCVRL_OP_SCALE: return unary<UN_SCALE>(R, t);
+    case SCVRL_OP_RELU: return unary<UN_RELU>(R, t);
+    case SCVRL_OP_GELU: return unary<UN_GELU>(R, t);
+    case SCVRL_OP_MATMUL: return op_matmul(R, t);
+    case SCVRL_OP_LINEAR: return op_linear(R, t);
+    case SCVRL_OP_CONV3D: return op_conv(R, t);
+    case SCVRL_OP_CONV3D_BACK_X: return op_conv_back_x(R, t);
+    case SCVRL_OP_CONV3D_BACK_W: return op_conv_back_w(R, t);
+    case SCVRL_OP_MAXPOOL3D: return op_maxpool(R, t);
+    case SCVRL_OP_MAXPOOL3D_BACK: return op_maxpool_back(R, t);
+    case SCVRL_OP_LAYER_NORM: return op_layer_norm(R, t);
+    case SCVRL_OP_LAYER_NORM_BACK: return op_layer_norm_back(R, t);
+    case SCVRL_OP_LAYER_NORM_BACK_WB: return op_ln_wb(R, t);
+    case SCVRL_OP_SOFTMAX: return op_softmax(R, t, 0);
+    case SCVRL_OP_SOFTMAX_BACK: return op_softmax_back(R, t, 0);
+    case SCVRL_OP_LOG_SOFTMAX: return op_softmax(R, t, 1);
+    case SCVRL_OP_LOG_SOFTMAX_BACK: return op_softmax_back(R, t, 1);
+    case SCVRL_OP_ATTENTION: return op_attention(R, t);
+    case SCVRL_OP_ATTENTION_BACK: return op_attention_back(R, t);
+    case SCVRL_OP_CROSS_ENTROPY: return op_ce(R, t);
+    case SCVRL_OP_CROSS_ENTROPY_BACK: return op_ce_back(R, t);
+    case SCVRL_OP_L2_NORMALIZE: return op_l2n(R, t);
+    case SCVRL_OP_L2_NORMALIZE_BACK: return op_l2n_back(R, t);
+    case SCVRL_OP_SUM_TO: return op_sum_to(R, t);
+    case SCVRL_OP_CONCAT: return op_concat(R, t);
+    case SCVRL_OP_SLICE_BACK: return op_slice_back(R, t);
+    case SCVRL_OP_INDEX_SELECT: return op_index_select(R, t);
+    case SCVRL_OP_INDEX_ADD: return op_index_add(R, t);
+    case SCVRL_OP_CONT: return op_cont(R, t);
+    case SCVRL_OP_DROPOUT: return op_dropout(R, t);
+    case SCVRL_OP_DROP_PATH: return op_drop_path(R, t);
+    case SCVRL_OP_GRAD_ACC: return op_grad_acc(R, t);
+    default:
+        seterr(R.err, R.errlen, "cuda: op %s is not implemented", scvrl_op_name(t->op));
+        return -1;
+    }
+}
+#undef ERR_
+#undef ERRLEN_
+
+// ---------------------------------------------------------------------------------------------
+// The backend vtable
+// ---------------------------------------------------------------------------------------------
+#define ERR_ err
+#define ERRLEN_ errlen
+
+int cuda_supports(scvrl_backend *be, const scvrl_tensor *t) {
+    (void)be;
+    if (t->op >= SCVRL_OP_COUNT) return 0;
+    if (t->op == SCVRL_OP_ATTENTION || t->op == SCVRL_OP_ATTENTION_BACK) return attn_dc(t->src[0]->ne[3]) != 0;
+    if (t->op == SCVRL_OP_CONT) return scvrl_dtype_size(t->type) == 4;
+    return 1;
+}
+
+bool is_external_node(const scvrl_tensor *t) {
+    return t->op != SCVRL_OP_LEAF && !t->view_src && (t->flags & SCVRL_F_EXTERNAL);
+}
+
+int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
+    Cuda *C = (Cuda *)be->priv;
+    SC_CU(cudaSetDevice(C->device));
+    size_t act_bytes = 0;
+    const int64_t *offs = scvrl_graph_plan(g, &act_bytes);
+    int n = g->n;
+    if (grow(C, &C->act, &C->act_cap, act_bytes, "the activation arena", err, errlen)) return -1;
+
+    // 1. mirror slots for leaves and external nodes, keyed by host pointer
+    C->slot_of.clear(); C->slots.clear(); C->slot_host.clear();
+    std::vector<int> slot_id(n, -1);
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        bool leaf = t->op == SCVRL_OP_LEAF, ext = is_external_node(t);
+        if (!leaf && !ext) continue;
+        size_t bytes = (size_t)scvrl_nelements(t) * scvrl_dtype_size(t->type);
+        if (!t->data) {
+            if (bytes == 0) continue;
+            seterr(err, errlen, "%s tensor '%s' has no data (set ->data before compute)", leaf ? "input" : "external", t->name);
+            return -1;
+        }
+        auto it = C->slot_of.find(t->data);
+        int sid;
+        if (it == C->slot_of.end()) {
+            sid = (int)C->slots.size();
+            C->slot_of[t->data] = (size_t)sid;
+            C->slots.push_back(MirrorSlot{0, bytes, 0, 0});
+            C->slot_host.push_back(t->data);
+        } else {
+            sid = (int)it->second;
+            if (C->slots[sid].bytes < bytes) C->slots[sid].bytes = bytes;
+        }
+        if (ext) { C->slots[sid].download = 1; if (t->op == SCVRL_OP_GRAD_ACC) C->slots[sid].upload = 1; }
+        if (leaf) C->slots[sid].upload = 1;
+        slot_id[i] = sid;
+    }
+    size_t mir_bytes = 0;
+    for (auto &s : C->slots) { s.off = mir_bytes; mir_bytes += (s.bytes + 255) & ~(size_t)255; }
+    if (grow(C, &C->mir, &C->mir_cap, mir_bytes, "the parameter/input mirror", err, errlen)) return -1;
+    if (mir_bytes > C->stage_cap) {
+        if (C->stage) { SC_CU(cudaFreeHost(C->stage)); C->stage = nullptr; C->stage_cap = 0; }
+        size_t sz = mir_bytes + mir_bytes / 8 + 256;
+        cudaError_t e = cudaMallocHost((void **)&C->stage, sz);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            seterr(err, errlen, "cuda: out of pinned host memory allocating %.1f MB of staging (%s)", (double)sz / 1e6, cudaGetErrorString(e));
+            C->stage = nullptr;
+            return -1;
+        }
+        C->stage_cap = sz;
+    }
+    // 2. scratch
+    size_t scr = 0;
+    for (int i = 0; i < n; i++) { size_t s = scratch_of(g->nodes[i]); if (s > scr) scr = s; }
+    if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
+
+    // 3. device pointers
+    C->dptr.assign((size_t)n, nullptr);
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (t->view_src) {
+            int64_t o;
+            scvrl_tensor *b = scvrl_view_base(t, &o);
+            if (b->id < 0 || b->id >= n || g->nodes[b->id] != b) {
+                seterr(err, errlen, "cuda: view '%s' looks into a tensor that is not in the graph", t->name);
+                return -1;
+            }
+            C->dptr[i] = C->dptr[b->id] ? C->dptr[b->id] + o * (int64_t)scvrl_dtype_size(t->type) : nullptr;
+        } else if (slot_id[i] >= 0) {
+            C->dptr[i] = C->mir + C->slots[slot_id[i]].off;
+        } else if (offs[i] >= 0) {
+            C->dptr[i] = C->act + offs[i];
+        }
+    }
+
+    // 4. upload: pack into pinned staging, one copy
+    {
+        int ns = (int)C->slots.size();
+        #pragma omp parallel for schedule(dynamic) if (mir_bytes > ((size_t)1 << 22))
+        for (int s = 0; s < ns; s++)
+            if (C->slots[s].upload) memcpy(C->stage + C->slots[s].off, C->slot_host[s], C->slots[s].bytes);
+        if (mir_bytes) SC_CU(cudaMemcpyAsync(C->mir, C->stage, mir_bytes, cudaMemcpyHostToDevice, C->stream));
+    }
+
+    // 5. run
+    Run R{C, g, err, errlen, C->stream};
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
+        if (!C->dptr[i] && scvrl_nelements(t) > 0) { seterr(err, errlen, "cuda: node '%s' (%s) has no memory", t->name, scvrl_op_name(t->op)); return -1; }
+        if (run_node(R, t)) {
+            size_t k = strlen(err ? err : "");
+            if (err && k + 1 < errlen) snprintf(err + k, errlen - k, " (node %d '%s', op %s)", i, t->name, scvrl_op_name(t->op));
+            return -1;
+        }
+    }
+
+    // 6. downloads: external slots (gradients) back into host memory
+    int any_down = 0;
+    for (auto &s : C->slots) if (s.download) { any_down = 1; SC_CU(cudaMemcpyAsync(C->stage + s.off, C->mir + s.off, s.bytes, cudaMemcpyDeviceToHost, C->stream)); }
+    // outputs: planned bases of OUTPUT nodes, into the graph's pinned buffer
+    std::vector<int> out_base;
+    size_t out_bytes = 0;
+    std::vector<size_t> out_off((size_t)n, 0);
+    std::vector<char> is_base((size_t)n, 0);
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (!(t->flags & SCVRL_F_OUTPUT)) continue;
+        scvrl_tensor *b = scvrl_view_base(t, nullptr);
+        if (b->id < 0 || b->id >= n || g->nodes[b->id] != b || offs[b->id] < 0 || is_base[b->id]) continue;
+        is_base[b->id] = 1;
+        out_base.push_back(b->id);
+        out_off[b->id] = out_bytes;
+        out_bytes += ((size_t)scvrl_nelements(b) * scvrl_dtype_size(b->type) + 63) & ~(size_t)63;
+    }
+    GraphOut *go = nullptr;
+    if (!out_base.empty()) {
+        auto it = C->outs.find(g);
+        if (it == C->outs.end()) {
+            if (C->outs.size() >= 64) {      // forget the least recently used graph
+                auto old = C->outs.begin();
+                for (auto j = C->outs.begin(); j != C->outs.end(); ++j) if (j->second.used < old->second.used) old = j;
+                if (old->second.host) SC_CU(cudaFreeHost(old->second.host));
+                C->outs.erase(old);
+            }
+            it = C->outs.emplace(g, GraphOut()).first;
+        }
+        go = &it->second;
+        go->used = ++C->clock;
+        if (go->cap < out_bytes) {
+            if (go->host) { SC_CU(cudaStreamSynchronize(C->stream)); SC_CU(cudaFreeHost(go->host)); go->host = nullptr; go->cap = 0; }
+            cudaError_t e = cudaMallocHost((void **)&go->host, out_bytes);
+            if (e != cudaSuccess) {
+                cudaGetLastError();
+                seterr(err, errlen, "cuda: out of pinned host memory allocating %.1f MB for outputs (%s)", (double)out_bytes / 1e6, cudaGetErrorString(e));
+                go->host = nullptr;
+                return -1;
+            }
+            go->cap = out_bytes;
+        }
+        for (int id : out_base) {
+            scvrl_tensor *b = g->nodes[id];
+            size_t bytes = (size_t)scvrl_nelements(b) * scvrl_dtype_size(b->type);
+            if (bytes) SC_CU(cudaMemcpyAsync((char *)go->host + out_off[id], C->dptr[id], bytes, cudaMemcpyDeviceToHost, C->stream));
+        }
+    }
+    SC_CU(cudaStreamSynchronize(C->stream));
+    SC_CU(cudaGetLastError());
+    if (any_down) {
+        int ns = (int)C->slots.size();
+        for (int s = 0; s < ns; s++)
+            if (C->slots[s].download) memcpy((void *)C->slot_host[s], C->stage + C->slots[s].off, C->slots[s].bytes);
+    }
+    if (go) for (int id : out_base) g->nodes[id]->data = (char *)go->host + out_off[id];
+    {
+        for (int i = 0; i < n; i++) {
+            scvrl_tensor *t = g->nodes[i];
+            if (!(t->flags & SCVRL_F_OUTPUT) || !t->view_src) continue;
+            int64_t o;
+            scvrl_tensor *b = scvrl_view_base(t, &o);
+            if (b->data) t->data = (char *)b->data + o * (int64_t)scvrl_dtype_size(t->type);
+        }
+    }
+    return 0;
+}
+
+void cuda_free(scvrl_backend *be) {
+    if (!be) return;
+    Cuda *C = (Cuda *)be->priv;
+    if (C) {
+        cudaSetDevice(C->device);
+        if (C->stream) cudaStreamSynchronize(C->stream);
+        if (C->act) cudaFree(C->act);
+        if (C->mir) cudaFree(C->mir);
+        if (C->scratch) cudaFree(C->scratch);
+        if (C->stage) cudaFreeHost(C->stage);
+        for (auto &kv : C->outs) if (kv.second.host) cudaFreeHost(kv.second.host);
+        if (C->blas) cublasDestroy(C->blas);
+        if (C->stream) cudaStreamDestroy(C->stream);
+        delete C;
+    }
+    free(be);
+}
+
+int cuda_init(Cuda *C, int device, char *err, size_t errlen) {
+    int count = 0;
+    SC_CU(cudaGetDeviceCount(&count));
+    if (device < 0 || device >= count) {
+        seterr(err, errlen, "cuda: device %d does not exist (%d visible)", device, count);
+        return -1;
+    }
+    C->device = device;
+    SC_CU(cudaSetDevice(device));
+    SC_CU(cudaStreamCreateWithFlags(&C->stream, cudaStreamNonBlocking));
+    SC_BLAS(cublasCreate(&C->blas));
+    SC_BLAS(cublasSetStream(C->blas, C->stream));
+    const char *e = getenv("SCVRL_CUDA_TF32");
+    C->tf32 = e && atoi(e) != 0;
+    return 0;
+}
+
+} // namespace
+
+extern "C" scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errlen) {
+    Cuda *C = new Cuda();
+    if (cuda_init(C, device, err, errlen)) {
+        cudaGetLastError();
+        if (C->blas) cublasDestroy(C->blas);
+        if (C->stream) cudaStreamDestroy(C->stream);
+        delete C;
+        return nullptr;
+    }
+    scvrl_backend *be = (scvrl_backend *)calloc(1, sizeof(scvrl_backend));
+    if (!be) { seterr(err, errlen, "cuda: out of host memory"); delete C; return nullptr; }
+    be->name = "cuda";
+    be->priv = C;
+    be->supports_op = cuda_supports;
+    be->compute = cuda_compute;
+    be->free = cuda_free;
+    return be;
+}
+
+// Matrix products in fp32 (tf32 = 0, the default) or on TF32 tensor cores (tf32 = 1; also
+// SCVRL_CUDA_TF32=1 in the environment). Returns the previous setting, or -1 if be is not CUDA.
+extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int tf32) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;
+    Cuda *C = (Cuda *)be->priv;
+    int old = C->tf32;
+    C->tf32 = tf32 != 0;
+    return old;
+}

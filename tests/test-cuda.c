@@ -1,0 +1,503 @@
+// test-cuda: the CUDA backend against the CPU backend (the oracle). Every op of the table, forward
+// and backward, on small odd shapes (the cases of test-grad and test-ops) and on MViT-sized ones:
+// each case's graph (forward + scvrl_graph_backward) runs on the CPU, then on the GPU; every node
+// is compared (normalised error ||gpu - cpu|| / ||cpu||, fp32: <= 1e-5) and so are the gradients
+// in the flat buffers. Then mvit-tiny and mvit-b (8 frames, 64x64) forward + backward.
+// Without CUDA in the build, or without a visible GPU, it prints skip lines and exits 0.
+#include "scvrl.h"
+#include "models/mvit.h"
+#include "test.h"
+#include <time.h>
+
+#ifndef SCVRL_CUDA
+int main(void) {
+    test_skip("cuda backend", "built without CUDA (no nvcc, or CUDA=0): no GPU backend to test");
+    return test_done();
+}
+#else
+
+
+static scvrl_backend *gpu;
+static double op_worst[SCVRL_OP_COUNT];
+static int op_seen[SCVRL_OP_COUNT];
+static const double TOL = 1e-5;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double rel_err(const float *a, const float *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) { double d = (double)a[i] - ref[i]; num += d * d; den += (double)ref[i] * ref[i]; }
+    if (!(num == num)) return INFINITY;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Op cases
+// ---------------------------------------------------------------------------------------------
+#define MAXIN 4
+typedef struct {
+    const char *name;
+    int nin;
+    int nd[MAXIN];
+    int64_t ne[MAXIN][SCVRL_MAX_DIMS];
+    int grad_mask;
+    scvrl_tensor *(*build)(scvrl_ctx *ctx, scvrl_tensor **in);
+} ccase;
+
+static int32_t g_idx[8] = { 2, 0, 1, 1, 3 };
+static scvrl_tensor *i32_const(scvrl_ctx *ctx, int n) {
+    scvrl_tensor *t = scvrl_new_1d(ctx, SCVRL_DT_I32, n);
+    memcpy(t->data, g_idx, (size_t)n * sizeof(int32_t));
+    return t;
+}
+
+static scvrl_tensor *b_add(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_add(c, x[0], x[1]); }
+static scvrl_tensor *b_sub(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_sub(c, x[0], x[1]); }
+static scvrl_tensor *b_mul(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_mul(c, x[0], x[1]); }
+static scvrl_tensor *b_div(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_div(c, x[0], scvrl_affine(c, x[1], 0.5f, 2.0f)); }
+static scvrl_tensor *b_scale(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_affine(c, x[0], -1.7f, 0.3f); }
+static scvrl_tensor *b_relu(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_relu(c, x[0]); }
+static scvrl_tensor *b_gelu(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_gelu(c, x[0]); }
+static scvrl_tensor *b_mm00(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_matmul(c, x[0], x[1], 0, 0); }
+static scvrl_tensor *b_mm11(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_matmul(c, x[0], x[1], 1, 1); }
+static scvrl_tensor *b_mm01(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_matmul(c, x[0], x[1], 0, 1); }
+static scvrl_tensor *b_mm10(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_matmul(c, x[0], x[1], 1, 0); }
+static scvrl_tensor *b_mm_strided(scvrl_ctx *c, scvrl_tensor **x) {      // [2,6,3,4] -> [2,3,6,4] @ w^T
+    int perm[4] = { 0, 2, 1, 3 };
+    return scvrl_matmul(c, scvrl_permute(c, x[0], perm), x[1], 0, 1);
+}
+static scvrl_tensor *b_mm_expand(scvrl_ctx *c, scvrl_tensor **x) {      // rows of stride 0
+    int64_t ne[2] = { 7, x[0]->ne[1] };
+    return scvrl_matmul(c, scvrl_expand(c, x[0], 2, ne), x[1], 0, 0);
+}
+static scvrl_tensor *b_linear(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_linear(c, x[0], x[1], x[2]); }
+static scvrl_tensor *b_linear_nob(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_linear(c, x[0], x[1], NULL); }
+static scvrl_tensor *b_conv(scvrl_ctx *c, scvrl_tensor **x) {
+    int s[3] = { 2, 2, 1 }, p[3] = { 0, 1, 1 };
+    return scvrl_conv3d(c, x[0], x[1], x[2], s, p, 1, SCVRL_LAYOUT_NCDHW);
+}
+static scvrl_tensor *b_conv_g2(scvrl_ctx *c, scvrl_tensor **x) {
+    int s[3] = { 1, 2, 1 }, p[3] = { 1, 0, 1 };
+    return scvrl_conv3d(c, x[0], x[1], x[2], s, p, 2, SCVRL_LAYOUT_NCDHW);
+}
+static scvrl_tensor *b_conv_dw(scvrl_ctx *c, scvrl_tensor **x) {
+    int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+    return scvrl_conv3d(c, x[0], x[1], NULL, s, p, 4, SCVRL_LAYOUT_NDHWC);
+}
+static scvrl_tensor *b_conv_last(scvrl_ctx *c, scvrl_tensor **x) {
+    int s[3] = { 2, 1, 2 }, p[3] = { 0, 1, 0 };
+    return scvrl_conv3d(c, x[0], x[1], x[2], s, p, 1, SCVRL_LAYOUT_NDHWC);
+}
+static scvrl_tensor *b_conv_stem(scvrl_ctx *c, scvrl_tensor **x) {
+    int s[3] = { 2, 4, 4 }, p[3] = { 0, 3, 3 };
+    return scvrl_conv3d(c, x[0], x[1], x[2], s, p, 1, SCVRL_LAYOUT_NCDHW);
+}
+static scvrl_tensor *b_conv_pool2(scvrl_ctx *c, scvrl_tensor **x) {    // MViT pooling conv, stride (1,2,2)
+    int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+    return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
+}
+static scvrl_tensor *b_conv_pool8(scvrl_ctx *c, scvrl_tensor **x) {    // stride (1,8,8)
+    int s[3] = { 1, 8, 8 }, p[3] = { 1, 1, 1 };
+    return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
+}
+static scvrl_tensor *b_conv_dw_cf(scvrl_ctx *c, scvrl_tensor **x) {    // depthwise, channels first (direct path)
+    int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+    return scvrl_conv3d(c, x[0], x[1], x[2], s, p, (int)x[0]->ne[1], SCVRL_LAYOUT_NCDHW);
+}
+static scvrl_tensor *b_pool(scvrl_ctx *c, scvrl_tensor **x) {
+    int k[3] = { 1, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 0, 1, 1 };
+    return scvrl_maxpool3d(c, x[0], k, s, p, SCVRL_LAYOUT_NDHWC);
+}
+static scvrl_tensor *b_pool_cf(scvrl_ctx *c, scvrl_tensor **x) {
+    int k[3] = { 2, 3, 2 }, s[3] = { 2, 2, 1 }, p[3] = { 1, 1, 0 };
+    return scvrl_maxpool3d(c, x[0], k, s, p, SCVRL_LAYOUT_NCDHW);
+}
+static scvrl_tensor *b_pool_skip(scvrl_ctx *c, scvrl_tensor **x) {
+    int k[3] = { 3, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+    return scvrl_maxpool3d(c, x[0], k, s, p, SCVRL_LAYOUT_NDHWC);
+}
+static scvrl_tensor *b_ln(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_layer_norm(c, x[0], x[1], x[2], 1e-6f); }
+static scvrl_tensor *b_ln_now(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_layer_norm(c, x[0], NULL, NULL, 1e-5f); }
+static scvrl_tensor *b_softmax(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_softmax(c, x[0]); }
+static scvrl_tensor *b_logsm(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_log_softmax(c, x[0]); }
+static scvrl_tensor *b_attn(scvrl_ctx *c, scvrl_tensor **x) {
+    int perm[4] = { 0, 2, 1, 3 };
+    return scvrl_attention(c, scvrl_permute(c, x[0], perm), x[1], x[2], 0.6f);
+}
+static scvrl_tensor *b_attn_plain(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_attention(c, x[0], x[1], x[2], 0.3f); }
+static scvrl_tensor *b_attn_mvit(scvrl_ctx *c, scvrl_tensor **x) {
+    // qkv from one linear output [B, N, 3, h, d] as MViT does: strided q, k, v views
+    int64_t B = x[0]->ne[0], N = x[0]->ne[1], h = x[0]->ne[3], d = x[0]->ne[4];
+    int perm[5] = { 2, 0, 3, 1, 4 };                         // [3, B, h, N, d]
+    scvrl_tensor *p = scvrl_permute(c, x[0], perm);
+    scvrl_tensor *q = scvrl_reshape_4d(c, scvrl_slice(c, p, 0, 0, 1), B, h, N, d);
+    scvrl_tensor *k = scvrl_reshape_4d(c, scvrl_slice(c, p, 0, 1, 1), B, h, N, d);
+    scvrl_tensor *v = scvrl_reshape_4d(c, scvrl_slice(c, p, 0, 2, 1), B, h, N, d);
+    k = scvrl_slice(c, k, 2, 3, N - 5);                         // Nk != Nq
+    v = scvrl_slice(c, v, 2, 3, N - 5);
+    return scvrl_attention(c, q, k, v, 1.0f / sqrtf((float)d));
+}
+static scvrl_tensor *b_ce(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_cross_entropy(c, x[0], i32_const(c, 4)); }
+static scvrl_tensor *b_ce_big(scvrl_ctx *c, scvrl_tensor **x) {
+    scvrl_tensor *t = scvrl_new_1d(c, SCVRL_DT_I32, x[0]->ne[0]);
+    for (int64_t i = 0; i < x[0]->ne[0]; i++) ((int32_t *)t->data)[i] = (int32_t)((i * 337) % x[0]->ne[1]);
+    return scvrl_cross_entropy(c, x[0], t);
+}
+static scvrl_tensor *b_l2n(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_l2_normalize(c, x[0], 1e-12f); }
+static scvrl_tensor *b_sum_to(scvrl_ctx *c, scvrl_tensor **x) { int64_t ne[3] = { 3, 1, 4 }; return scvrl_sum_to(c, x[0], 3, ne); }
+static scvrl_tensor *b_sum_mid(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_mean(c, x[0], 1, 0); }
+static scvrl_tensor *b_sum_rows(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_sum(c, x[0], 0, 0); }
+static scvrl_tensor *b_sum_strided(scvrl_ctx *c, scvrl_tensor **x) {   // general path, long reductions
+    int64_t ne[2] = { x[0]->ne[1], 1 };
+    return scvrl_sum_to(c, scvrl_transpose(c, x[0], 0, 1), 2, ne);
+}
+static scvrl_tensor *b_sum_all(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_mean_all(c, scvrl_gelu(c, x[0])); }
+static scvrl_tensor *b_concat(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_concat(c, x[0], x[1], 1); }
+static scvrl_tensor *b_concat0(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_concat(c, x[0], x[1], 0); }
+static scvrl_tensor *b_slice_back(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_gelu(c, scvrl_slice(c, x[0], 1, 2, 4)); }
+static scvrl_tensor *b_isel(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_index_select(c, x[0], 1, i32_const(c, 5)); }
+static scvrl_tensor *b_isel0(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_index_select(c, x[0], 0, i32_const(c, 5)); }
+static scvrl_tensor *b_cont(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_cont(c, scvrl_transpose(c, x[0], 0, 2)); }
+static scvrl_tensor *b_reshape(scvrl_ctx *c, scvrl_tensor **x) {
+    return scvrl_mul(c, scvrl_reshape_2d(c, x[0], 6, 4), scvrl_reshape_2d(c, x[0], 6, 4));
+}
+static scvrl_tensor *b_reshape_t(scvrl_ctx *c, scvrl_tensor **x) {       // reshape of a transpose: a copy
+    return scvrl_gelu(c, scvrl_reshape_2d(c, scvrl_transpose(c, x[0], 1, 2), 2 * x[0]->ne[2], x[0]->ne[1]));
+}
+static scvrl_tensor *b_permute(scvrl_ctx *c, scvrl_tensor **x) {
+    int perm[3] = { 2, 0, 1 };
+    return scvrl_gelu(c, scvrl_permute(c, x[0], perm));
+}
+static scvrl_tensor *b_slice(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_gelu(c, scvrl_slice(c, x[0], 1, 1, 2)); }
+static scvrl_tensor *b_expand(scvrl_ctx *c, scvrl_tensor **x) {
+    int64_t ne[3] = { 3, 2, 4 };
+    return scvrl_mul(c, scvrl_expand(c, x[0], 3, ne), scvrl_expand(c, x[0], 3, ne));
+}
+static scvrl_tensor *b_dropout(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_dropout(c, x[0], 0.3f, 77); }
+static scvrl_tensor *b_droppath(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_drop_path(c, x[0], 0.4f, 78); }
+static scvrl_tensor *b_mlp(scvrl_ctx *c, scvrl_tensor **x) {             // a transformer MLP with a residual
+    scvrl_tensor *h = scvrl_layer_norm(c, x[0], NULL, NULL, 1e-6f);
+    h = scvrl_linear(c, scvrl_gelu(c, scvrl_linear(c, h, x[1], x[2])), x[3], NULL);
+    return scvrl_add(c, x[0], h);
+}
+
+#define D1(a) { a }
+static const ccase cases[] = {
+    // the cases of test-grad
+    { "add_bcast", 2, { 3, 2 }, { { 2, 3, 4 }, { 3, 1 } }, 3, b_add },
+    { "sub_bcast", 2, { 2, 3 }, { { 3, 4 }, { 2, 1, 4 } }, 3, b_sub },
+    { "mul_bcast", 2, { 3, 1 }, { { 2, 3, 4 }, { 4 } }, 3, b_mul },
+    { "div_bcast", 2, { 2, 2 }, { { 3, 4 }, { 1, 4 } }, 3, b_div },
+    { "scale", 1, { 2 }, { { 3, 5 } }, 1, b_scale },
+    { "relu", 1, { 2 }, { { 4, 5 } }, 1, b_relu },
+    { "gelu", 1, { 2 }, { { 4, 5 } }, 1, b_gelu },
+    { "matmul_nn_batched", 2, { 3, 3 }, { { 2, 3, 5 }, { 2, 5, 4 } }, 3, b_mm00 },
+    { "matmul_tt_batched", 2, { 3, 3 }, { { 2, 5, 3 }, { 2, 4, 5 } }, 3, b_mm11 },
+    { "matmul_nt_shared_b", 2, { 3, 2 }, { { 2, 3, 5 }, { 4, 5 } }, 3, b_mm01 },
+    { "matmul_tn_shared_b", 2, { 3, 2 }, { { 2, 5, 3 }, { 5, 4 } }, 3, b_mm10 },
+    { "linear", 3, { 3, 2, 1 }, { { 2, 3, 5 }, { 4, 5 }, { 4 } }, 7, b_linear },
+    { "conv3d_ncdhw", 3, { 5, 5, 1 }, { { 2, 3, 5, 5, 4 }, { 4, 3, 2, 3, 3 }, { 4 } }, 7, b_conv },
+    { "conv3d_groups2", 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 3 }, { 6, 2, 3, 3, 2 }, { 6 } }, 7, b_conv_g2 },
+    { "conv3d_depthwise_ndhwc", 2, { 5, 5 }, { { 2, 3, 5, 4, 4 }, { 4, 1, 3, 3, 3 } }, 3, b_conv_dw },
+    { "conv3d_ndhwc", 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 2 }, { 3, 2, 2, 3, 1 }, { 3 } }, 7, b_conv_last },
+    { "maxpool3d_ndhwc", 1, { 5 }, { { 2, 2, 5, 4, 3 } }, 1, b_pool },
+    { "maxpool3d_ncdhw", 1, { 5 }, { { 1, 2, 3, 5, 4 } }, 1, b_pool_cf },
+    { "layer_norm", 3, { 3, 1, 1 }, { { 2, 3, 6 }, { 6 }, { 6 } }, 7, b_ln },
+    { "softmax", 1, { 2 }, { { 3, 6 } }, 1, b_softmax },
+    { "log_softmax", 1, { 2 }, { { 3, 6 } }, 1, b_logsm },
+    { "attention", 3, { 4, 4, 4 }, { { 2, 5, 2, 3 }, { 2, 2, 4, 3 }, { 2, 2, 4, 3 } }, 7, b_attn },
+    { "cross_entropy", 1, { 2 }, { { 4, 5 } }, 1, b_ce },
+    { "l2_normalize", 1, { 2 }, { { 3, 5 } }, 1, b_l2n },
+    { "sum_to", 1, { 3 }, { { 3, 5, 4 } }, 1, b_sum_to },
+    { "mean_dim", 1, { 3 }, { { 3, 5, 4 } }, 1, b_sum_mid },
+    { "concat", 2, { 3, 3 }, { { 2, 3, 4 }, { 2, 2, 4 } }, 3, b_concat },
+    { "slice_back", 1, { 3 }, { { 2, 7, 3 } }, 1, b_slice_back },
+    { "index_select", 1, { 3 }, { { 2, 4, 3 } }, 1, b_isel },
+    { "index_select_dim0", 1, { 2 }, { { 4, 9 } }, 1, b_isel0 },
+    { "cont", 1, { 3 }, { { 2, 3, 4 } }, 1, b_cont },
+    { "reshape", 1, { 3 }, { { 2, 3, 4 } }, 1, b_reshape },
+    { "permute", 1, { 3 }, { { 2, 3, 4 } }, 1, b_permute },
+    { "slice", 1, { 3 }, { { 2, 4, 3 } }, 1, b_slice },
+    { "expand", 1, { 2 }, { { 2, 1 } }, 1, b_expand },
+    { "dropout", 1, { 2 }, { { 4, 6 } }, 1, b_dropout },
+    { "drop_path", 1, { 3 }, { { 5, 2, 3 } }, 1, b_droppath },
+    // larger / MViT-shaped cases (multi-block reductions, attention tiles, the stem, pooling convs)
+    { "matmul_strided_4d", 2, { 4, 2 }, { { 2, 6, 3, 4 }, { 5, 4 } }, 3, b_mm_strided },
+    { "matmul_big_batched", 2, { 4, 4 }, { { 3, 4, 33, 17 }, { 3, 4, 17, 29 } }, 3, b_mm00 },
+    { "matmul_expanded_rows", 2, { 2, 2 }, { { 1, 13 }, { 13, 6 } }, 3, b_mm_expand },
+    { "linear_big", 3, { 2, 2, 1 }, { { 150, 37 }, { 29, 37 }, { 29 } }, 7, b_linear },
+    { "linear_nobias_3d", 2, { 3, 2 }, { { 4, 70, 96 }, { 192, 96 } }, 3, b_linear_nob },
+    { "conv3d_stem", 3, { 5, 5, 1 }, { { 2, 3, 4, 32, 32 }, { 96, 3, 2, 7, 7 }, { 96 } }, 7, b_conv_stem },
+    { "conv3d_pool_s2_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
+    { "conv3d_pool_s8_c96", 2, { 5, 5 }, { { 2, 4, 16, 16, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool8 },
+    { "conv3d_depthwise_ncdhw", 3, { 5, 5, 1 }, { { 2, 5, 3, 6, 7 }, { 5, 1, 3, 3, 3 }, { 5 } }, 7, b_conv_dw_cf },
+    { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
+    { "layer_norm_768", 3, { 3, 1, 1 }, { { 3, 17, 768 }, { 768 }, { 768 } }, 7, b_ln },
+    { "layer_norm_rows_4000", 1, { 2 }, { { 4000, 96 } }, 1, b_ln_now },
+    { "softmax_3000", 1, { 2 }, { { 7, 3000 } }, 1, b_softmax },
+    { "log_softmax_3000", 1, { 2 }, { { 7, 3000 } }, 1, b_logsm },
+    { "cross_entropy_1000", 1, { 2 }, { { 9, 1000 } }, 1, b_ce_big },
+    { "l2_normalize_128", 1, { 2 }, { { 33, 128 } }, 1, b_l2n },
+    { "attention_d16_plain", 3, { 4, 4, 4 }, { { 2, 3, 37, 16 }, { 2, 3, 70, 16 }, { 2, 3, 70, 16 } }, 7, b_attn_plain },
+    { "attention_d40", 3, { 4, 4, 4 }, { { 1, 45, 2, 40 }, { 1, 2, 33, 40 }, { 1, 2, 33, 40 } }, 7, b_attn },
+    { "attention_mvit_d96", 1, { 5 }, { { 2, 77, 3, 2, 96 } }, 1, b_attn_mvit },
+    { "attention_d128", 3, { 4, 4, 4 }, { { 1, 40, 1, 128 }, { 1, 1, 65, 128 }, { 1, 1, 65, 128 } }, 7, b_attn },
+    { "attention_d200", 3, { 4, 4, 4 }, { { 1, 2, 35, 200 }, { 1, 2, 9, 200 }, { 1, 2, 9, 200 } }, 7, b_attn_plain },
+    { "attention_nk1_nq1", 3, { 4, 4, 4 }, { { 2, 2, 1, 8 }, { 2, 2, 1, 8 }, { 2, 2, 1, 8 } }, 7, b_attn_plain },
+    { "sum_rows_5000x96", 1, { 2 }, { { 5000, 96 } }, 1, b_sum_rows },
+    { "sum_strided_long", 1, { 2 }, { { 300, 50 } }, 1, b_sum_strided },
+    { "mean_all", 1, { 3 }, { { 7, 50, 33 } }, 1, b_sum_all },
+    { "concat_dim0", 2, { 3, 3 }, { { 2, 3, 4 }, { 5, 3, 4 } }, 3, b_concat0 },
+    { "reshape_of_transpose", 1, { 3 }, { { 2, 3, 4 } }, 1, b_reshape_t },
+    { "dropout_big", 1, { 2 }, { { 40, 1000 } }, 1, b_dropout },
+    { "drop_path_big", 1, { 3 }, { { 64, 5, 7 } }, 1, b_droppath },
+    { "mlp_block", 4, { 3, 2, 1, 2 }, { { 2, 50, 96 }, { 384, 96 }, { 384 }, { 96, 384 } }, 15, b_mlp },
+};
+#define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
+
+static void fill_input(float *x, int64_t n, uint64_t stream) {
+    for (int64_t i = 0; i < n; i++) {
+        float u = scvrl_rng_uniform(3, stream, (uint64_t)i) * 2.0f - 1.0f;
+        x[i] = u + (u >= 0 ? 0.05f : -0.05f) + 0.001f * (float)(i % 97);
+    }
+}
+
+static int is_compared(const scvrl_tensor *t) {
+    return t->op != SCVRL_OP_LEAF && !t->view_src && !(t->flags & SCVRL_F_EXTERNAL);
+}
+
+static void run_case(const ccase *c) {
+    char err[512], name[256];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    scvrl_tensor *in[MAXIN];
+    float *gbuf[MAXIN];
+    for (int i = 0; i < c->nin; i++) {
+        in[i] = scvrl_new_data(ctx, SCVRL_DT_F32, c->nd[i], c->ne[i]);
+        scvrl_set_name(in[i], "in%d", i);
+        fill_input(scvrl_f32(in[i]), scvrl_nelements(in[i]), 100 + (uint64_t)i + 7 * (uint64_t)(c - cases));
+        gbuf[i] = (float *)calloc((size_t)scvrl_nelements(in[i]) + 1, sizeof(float));
+        if (c->grad_mask & (1 << i)) { scvrl_mark_param(in[i]); in[i]->grad_data = gbuf[i]; }
+    }
+    scvrl_tensor *out = c->build(ctx, in);
+    scvrl_tensor *r = scvrl_new_data(ctx, SCVRL_DT_F32, out->ndim, out->ne);
+    fill_input(scvrl_f32(r), scvrl_nelements(r), 999);
+    scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, out, r));
+    scvrl_graph *g = scvrl_graph_new();
+    g->seed = 1234;
+    scvrl_graph_expand(g, loss);
+    scvrl_graph_backward(ctx, g, loss);
+    for (int i = 0; i < g->n; i++) if (is_compared(g->nodes[i])) scvrl_mark_output(g->nodes[i]);   // keep every node
+    // CPU
+    if (scvrl_graph_compute(g, NULL, err, sizeof err)) { test_fail(c->name, "cpu: %s", err); goto done; }
+    {
+        int n = g->n;
+        void **snap = (void **)calloc((size_t)n, sizeof(void *));
+        for (int i = 0; i < n; i++) {
+            scvrl_tensor *t = g->nodes[i];
+            if (!is_compared(t)) continue;
+            size_t bytes = (size_t)scvrl_nelements(t) * scvrl_dtype_size(t->type);
+            snap[i] = malloc(bytes + 4);
+            memcpy(snap[i], t->data, bytes);
+        }
+        float *gcpu[MAXIN];
+        for (int i = 0; i < c->nin; i++) {
+            size_t bytes = (size_t)scvrl_nelements(in[i]) * sizeof(float);
+            gcpu[i] = (float *)malloc(bytes + 4);
+            memcpy(gcpu[i], gbuf[i], bytes);
+            memset(gbuf[i], 0, bytes);
+        }
+        // GPU, twice (the second run reuses the arenas and must give the same answer)
+        int ok = 1;
+        for (int rep = 0; rep < 2 && ok; rep++) {
+            for (int i = 0; i < c->nin; i++) memset(gbuf[i], 0, (size_t)scvrl_nelements(in[i]) * sizeof(float));
+            if (scvrl_graph_compute(g, gpu, err, sizeof err)) { test_fail(c->name, "gpu: %s", err); ok = 0; }
+        }
+        if (ok) {
+            double worst = 0; const char *wop = "-";
+            int mask_bad = 0;
+            for (int i = 0; i < n; i++) {
+                scvrl_tensor *t = g->nodes[i];
+                if (!snap[i]) continue;
+                int64_t ne = scvrl_nelements(t);
+                double e;
+                if (t->type == SCVRL_DT_I32) e = memcmp(snap[i], t->data, (size_t)ne * 4) ? INFINITY : 0.0;
+                else e = rel_err((const float *)t->data, (const float *)snap[i], ne);
+                if (t->op == SCVRL_OP_DROPOUT || t->op == SCVRL_OP_DROP_PATH) {
+                    const float *a = (const float *)t->data, *b = (const float *)snap[i];
+                    for (int64_t j = 0; j < ne; j++) if ((a[j] == 0.0f) != (b[j] == 0.0f)) mask_bad++;
+                }
+                op_seen[t->op]++;
+                if (e > op_worst[t->op]) op_worst[t->op] = e;
+                if (e > worst || !(e == e)) { worst = e; wop = scvrl_op_name(t->op); }
+            }
+            double gworst = 0;
+            for (int i = 0; i < c->nin; i++) {
+                if (!(c->grad_mask & (1 << i))) continue;
+                double e = rel_err(gbuf[i], gcpu[i], scvrl_nelements(in[i]));
+                if (e > gworst || !(e == e)) gworst = e;
+            }
+            op_seen[SCVRL_OP_GRAD_ACC]++;
+            if (gworst > op_worst[SCVRL_OP_GRAD_ACC]) op_worst[SCVRL_OP_GRAD_ACC] = gworst;
+            snprintf(name, sizeof name, "cuda %s: %d nodes, worst node %.2e (%s), gradients %.2e%s", c->name, n, worst, wop, gworst,
+                     mask_bad ? ", dropout masks differ" : "");
+            test_check(worst <= TOL && gworst <= TOL && !mask_bad, name, "above %.0e", TOL);
+        }
+        for (int i = 0; i < n; i++) free(snap[i]);
+        free(snap);
+        for (int i = 0; i < c->nin; i++) free(gcpu[i]);
+    }
+done:
+    for (int i = 0; i < c->nin; i++) free(gbuf[i]);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
+// Outputs that are views read through their strides; a leaf without data is an error, not a crash.
+static void test_views_and_errors(void) {
+    char err[512];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t ne[3] = { 3, 4, 5 };
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 3, ne);
+    fill_input(scvrl_f32(x), 60, 5);
+    scvrl_tensor *y = scvrl_transpose(ctx, scvrl_gelu(ctx, x), 0, 2);
+    scvrl_tensor *z = scvrl_slice(ctx, x, 1, 1, 2);          // a view of a leaf
+    scvrl_mark_output(y); scvrl_mark_output(z);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, y); scvrl_graph_expand(g, z);
+    scvrl_graph_compute(g, NULL, err, sizeof err);
+    float ref[60], got[60], zr[30], zg[30];
+    for (int i = 0; i < 60; i++) { int a = i / 12, b = (i / 3) % 4, c = i % 3; ref[i] = scvrl_f32(y)[a * y->st[0] + b * y->st[1] + c * y->st[2]]; }
+    for (int i = 0; i < 30; i++) { int a = i / 10, b = (i / 5) % 2, c = i % 5; zr[i] = scvrl_f32(z)[a * z->st[0] + b * z->st[1] + c * z->st[2]]; }
+    int rc = scvrl_graph_compute(g, gpu, err, sizeof err);
+    if (rc) { test_fail("cuda outputs that are views", "%s", err); }
+    else {
+        for (int i = 0; i < 60; i++) { int a = i / 12, b = (i / 3) % 4, c = i % 3; got[i] = scvrl_f32(y)[a * y->st[0] + b * y->st[1] + c * y->st[2]]; }
+        for (int i = 0; i < 30; i++) { int a = i / 10, b = (i / 5) % 2, c = i % 5; zg[i] = scvrl_f32(z)[a * z->st[0] + b * z->st[1] + c * z->st[2]]; }
+        double e = rel_err(got, ref, 60), e2 = rel_err(zg, zr, 30);
+        char name[128];
+        snprintf(name, sizeof name, "cuda outputs that are views (of a node, of a leaf): %.2e, %.2e", e, e2);
+        test_check(e <= TOL && e2 == 0.0, name, "wrong values");
+    }
+    scvrl_graph_free(g);
+    scvrl_tensor *in = scvrl_new(ctx, SCVRL_DT_F32, 3, ne);       // no data
+    scvrl_set_name(in, "frames");
+    scvrl_tensor *w = scvrl_relu(ctx, in);
+    scvrl_mark_output(w);
+    g = scvrl_graph_new();
+    scvrl_graph_expand(g, w);
+    err[0] = 0;
+    rc = scvrl_graph_compute(g, gpu, err, sizeof err);
+    test_check(rc == -1 && strstr(err, "frames"), "cuda: an input without data is reported by name", "rc %d, '%s'", rc, err);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MViT forward + backward, CPU vs GPU
+// ---------------------------------------------------------------------------------------------
+static void fill_sym(float *x, int64_t n, uint64_t seed, const char *stream) {
+    uint64_t st = scvrl_fnv1a64(stream);
+    for (int64_t i = 0; i < n; i++) x[i] = 2.0f * scvrl_rng_uniform(seed, st, (uint64_t)i) - 1.0f;
+}
+
+static void run_mvit(const char *preset, int frames, int size, int batch, int train, int tf32, uint64_t seed, double tol) {
+    char err[512], name[400];
+    mvit_config cfg;
+    mvit_preset(preset, &cfg);
+    cfg.frames = frames; cfg.size = size; cfg.num_classes = 400;
+    mvit_model m;
+    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail(preset, "%s", err); return; }
+    mvit_fixture_weights(&m, 1234);
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t xne[5] = { batch, 3, frames, size, size };
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 5, xne);
+    scvrl_mark_input(x);
+    fill_sym(scvrl_f32(x), scvrl_nelements(x), seed, "input");
+    scvrl_tensor *logits, *feat = mvit_forward(ctx, &m, x, train, 1000, &logits);
+    scvrl_mark_output(feat); scvrl_mark_output(logits);
+    scvrl_tensor *rf = scvrl_new_data(ctx, SCVRL_DT_F32, 2, feat->ne), *rl = scvrl_new_data(ctx, SCVRL_DT_F32, 2, logits->ne);
+    fill_sym(scvrl_f32(rf), scvrl_nelements(rf), 7, "dloss.features");
+    fill_sym(scvrl_f32(rl), scvrl_nelements(rl), 7, "dloss.logits");
+    scvrl_tensor *loss = scvrl_add(ctx, scvrl_sum_all(ctx, scvrl_mul(ctx, feat, rf)), scvrl_sum_all(ctx, scvrl_mul(ctx, logits, rl)));
+    scvrl_graph *g = scvrl_graph_new();
+    g->seed = 77;
+    scvrl_graph_expand(g, loss);
+    scvrl_graph_expand(g, logits);
+    scvrl_graph_backward(ctx, g, loss);
+    int64_t nf = scvrl_nelements(feat), nl = scvrl_nelements(logits), np = m.P.n_elems;
+    float *cf = (float *)malloc((size_t)nf * 4), *cl = (float *)malloc((size_t)nl * 4), *cg = (float *)malloc((size_t)np * 4);
+    scvrl_params_zero_grad(&m.P);
+    double t0 = now_s();
+    if (scvrl_graph_compute(g, NULL, err, sizeof err)) { test_fail(preset, "cpu: %s", err); goto out; }
+    double tcpu = now_s() - t0;
+    memcpy(cf, feat->data, (size_t)nf * 4); memcpy(cl, logits->data, (size_t)nl * 4); memcpy(cg, m.P.g, (size_t)np * 4);
+    {
+        int old = scvrl_cuda_set_precision(gpu, tf32);
+        double tg[3] = { 0, 0, 0 };
+        int rc = 0;
+        for (int rep = 0; rep < 3 && !rc; rep++) {
+            scvrl_params_zero_grad(&m.P);
+            t0 = now_s();
+            rc = scvrl_graph_compute(g, gpu, err, sizeof err);
+            tg[rep] = now_s() - t0;
+        }
+        scvrl_cuda_set_precision(gpu, old);
+        if (rc) { test_fail(preset, "gpu: %s", err); goto out; }
+        double ef = rel_err(scvrl_f32(feat), cf, nf), el = rel_err(scvrl_f32(logits), cl, nl), eg = rel_err(m.P.g, cg, np);
+        double worst_p = 0; const char *wn = "";
+        for (int i = 0; i < m.P.n; i++) {
+            double e = rel_err(m.P.g + m.P.offs[i], cg + m.P.offs[i], scvrl_nelements(m.P.t[i]));
+            if (strstr(m.P.t[i]->name, "attn.pool_k.norm_act.0.bias")) continue;     // exactly zero gradient: noise
+            if (e > worst_p) { worst_p = e; wn = m.P.t[i]->name; }
+        }
+        snprintf(name, sizeof name, "cuda %s %dx%d batch %d%s%s fwd+bwd vs cpu: features %.2e, logits %.2e, all grads %.2e, "
+                 "worst tensor %.2e (%s); %d nodes, %.0f MB activations; cpu %.2f s, gpu %.1f ms (first %.1f ms)",
+                 preset, frames, size, batch, train ? " train" : "", tf32 ? " tf32" : "", ef, el, eg, worst_p, wn, g->n,
+                 (double)scvrl_graph_activation_bytes(g) / 1e6, tcpu, 1e3 * (tg[1] < tg[2] ? tg[1] : tg[2]), 1e3 * tg[0]);
+        test_check(ef <= tol && el <= tol && worst_p <= 10 * tol && eg <= tol, name, "above %.0e", tol);
+    }
+out:
+    free(cf); free(cl); free(cg);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+    mvit_free(&m);
+}
+
+int main(int argc, char **argv) {
+    char err[512];
+    err[0] = 0;
+    gpu = scvrl_backend_cuda(0, err, sizeof err);
+    if (!gpu) {
+        test_skip("cuda backend", "no GPU (CUDA: %s)", err[0] ? err : "no device");
+        return test_done();
+    }
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    for (int i = 0; i < NCASES; i++) run_case(&cases[i]);
+    // per-op table: every op of the table must have been compared
+    printf("# per-op worst normalised error (gpu vs cpu), over every node of every case:\n");
+    for (int op = 0; op < SCVRL_OP_COUNT; op++) {
+        int view = op == SCVRL_OP_LEAF || op == SCVRL_OP_RESHAPE || op == SCVRL_OP_PERMUTE || op == SCVRL_OP_SLICE || op == SCVRL_OP_EXPAND;
+        char name[160];
+        if (view) { printf("#   %-20s (no kernel: a view or a leaf)\n", scvrl_op_name((scvrl_op)op)); continue; }
+        snprintf(name, sizeof name, "cuda op %s: %d nodes, worst %.2e", scvrl_op_name((scvrl_op)op), op_seen[op], op_worst[op]);
+        test_check(op_seen[op] > 0 && op_worst[op] <= TOL, name, op_seen[op] ? "above tolerance" : "never exercised");
+    }
+    test_views_and_errors();
+    // Input seeds: max-pool (the pooled skip connections) routes each window's gradient to its
+    // argmax, so a window whose two largest values are within rounding of each other can pick a
+    // different element on the GPU and the CPU: a discrete jump in the gradients (seen with
+    // mvit-tiny, input seed 99: 2e-3 in blocks.1.attn.pool_q.pool.weight, which a 1e-5 input
+    // perturbation reproduces on the CPU alone). The seeds below have no such near-tie (checked on
+    // the CPU: a 1e-5 relative perturbation of the input moves no gradient tensor by 1e-5).
+    run_mvit("mvit-tiny", 8, 64, 2, 0, 0, 2, 1e-5);
+    run_mvit("mvit-tiny", 8, 64, 2, 1, 0, 99, 1e-5);      // train: drop-path masks must agree
+    run_mvit("mvit-tiny", 8, 64, 2, 0, 1, 2, 1e-2);       // TF32 GEMMs: looser
+    if (!quick) run_mvit("mvit-b", 8, 64, 1, 0, 0, 99, 1e-5);
+    scvrl_backend_free(gpu);
+    return test_done();
+}
+#endif
