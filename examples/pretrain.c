@@ -1,0 +1,865 @@
+// examples/pretrain.c - SCVRL (and CVRL) self-supervised pretraining of MViT.
+//
+// Per step (../shared DESIGN.md, "The method"): for each video, clip A (targeted sampling) gives
+// x_a and x_p (two augmentations), x_p gives N_T shuffled copies, clip B gives x_pv. The online
+// encoder embeds x_a; the momentum encoder x_p, the shuffles and x_pv. L = L_T + lambda L_V.
+// With no arguments it runs the demo: a small synthetic motion set, mvit-tiny, a few CPU minutes.
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "scvrl.h"
+#include "models/mvit.h"
+#include "models/contrast.h"
+#include "cli.h"
+#include "dataset.h"
+#include "loader.h"
+#include "plot.h"
+#include "synth.h"
+#include "vwrite.h"
+
+// ---------------------------------------------------------------------------------------------
+// Configuration: every hyper-parameter a flag, the paper's value the default.
+// ---------------------------------------------------------------------------------------------
+typedef struct {
+    const char *data, *val, *model, *out, *resume, *device, *objective, *temporal_loss, *pool, *encoder_note;
+    int steps, epochs, batch, threads, save_every, keep, knn_every, frames, stride, size, kt, nt, group;
+    int shared_head, momentum_droppath, warmup, quiet, inject_nan_step;
+    int64_t queue, seed;
+    double lr, lr_start, lr_end, wd, tau, lambda_v, momentum, beta, clip_grad, drop_path;
+} pt_cfg;
+
+static pt_cfg C = {
+    .model = "mvit-b", .out = "runs/scvrl", .device = "cpu", .objective = "scvrl", .temporal_loss = "nce",
+    .pool = "cls", .steps = 0, .epochs = 0, .batch = 4, .threads = 0, .save_every = 500, .keep = 3,
+    .knn_every = 0, .frames = 16, .stride = 4, .size = 224, .kt = 2, .nt = 12, .group = 2, .warmup = -1,
+    .queue = 65536, .seed = 0, .inject_nan_step = -1, .lr = 1e-4, .lr_start = 1e-6, .lr_end = 1e-6, .wd = 0.05, .tau = 0.1,
+    .lambda_v = 1.0, .momentum = 0.999, .beta = 5.0, .clip_grad = 0.0, .drop_path = 0.2,
+};
+
+static const char *const objectives[] = { "scvrl", "cvrl", NULL };
+static const char *const tlosses[] = { "nce", "ce", NULL };
+static const char *const pools[] = { "cls", "avg", NULL };
+static const char *const devices[] = { "cpu", "cuda", NULL };
+
+static const cli_flag flags[] = {
+    { "--data", CLI_STR, &C.data, "LIST", "training videos: CSV (path [label]), folder per class, or split files; none: the demo", 0, 0, NULL, CLI_NO_DEFAULT },
+    { "--val", CLI_STR, &C.val, "LIST", "labelled videos for the kNN monitor and the held-out temporal accuracy", 0, 0, NULL, CLI_NO_DEFAULT },
+    { "--model", CLI_STR, &C.model, "NAME", "model preset (below)", 0, 0, NULL, 0 },
+    { "--out", CLI_STR, &C.out, "DIR", "run folder: checkpoints, metrics.jsonl, loss curve, config", 0, 0, NULL, 0 },
+    { "--resume", CLI_STR, &C.resume, "DIR|FILE", "continue a run bit for bit from its latest (or this) checkpoint", 0, 0, NULL, CLI_NO_DEFAULT },
+    { "--steps", CLI_INT, &C.steps, "N", "optimizer steps (0: from --epochs)", 0, 1 << 30, NULL, 0 },
+    { "--epochs", CLI_INT, &C.epochs, "N", "passes over --data (0 with --steps 0: 100)", 0, 1 << 20, NULL, 0 },
+    { "--batch", CLI_INT, &C.batch, "N", "videos per step", 1, 4096, NULL, 0 },
+    { "--device", CLI_CHOICE, &C.device, NULL, "compute device", 0, 0, devices, 0 },
+    { "--threads", CLI_INT, &C.threads, "N", "CPU threads (0: all)", 0, 1024, NULL, 0 },
+    { "--objective", CLI_CHOICE, &C.objective, NULL, "scvrl: L_T + lambda L_V; cvrl: L_V only", 0, 0, objectives, 0 },
+    { "--temporal-loss", CLI_CHOICE, &C.temporal_loss, NULL, "nce: shuffled InfoNCE; ce: shuffled/ordered classifier (Table 8c)", 0, 0, tlosses, 0 },
+    { "--shared-head", CLI_BOOL, &C.shared_head, NULL, "one projection head for both losses (ablation)", 0, 0, NULL, 0 },
+    { "--pool", CLI_CHOICE, &C.pool, NULL, "backbone output: CLS token or token mean (Table 8d)", 0, 0, pools, 0 },
+    { "--kt", CLI_INT, &C.kt, "2|3", "stem temporal kernel (3: the projection sees shuffle seams, Table 8e)", 2, 3, NULL, 0 },
+    { "--frames", CLI_INT, &C.frames, "T", "frames per clip", 2, 256, NULL, 0 },
+    { "--stride", CLI_INT, &C.stride, "S", "frame step within a clip", 1, 64, NULL, 0 },
+    { "--size", CLI_INT, &C.size, "PX", "crop size (multiple of 32)", 32, 1024, NULL, 0 },
+    { "--nt", CLI_INT, &C.nt, "N", "shuffled negatives per sample (N_T)", 1, 64, NULL, 0 },
+    { "--group", CLI_INT, &C.group, "G", "frames per shuffled group", 1, 64, NULL, 0 },
+    { "--queue", CLI_INT64, &C.queue, "K", "visual negatives in the queue (N_V)", 1, 1 << 24, NULL, 0 },
+    { "--momentum", CLI_DOUBLE, &C.momentum, "M", "momentum-encoder EMA (MoCo's value)", 0, 1, NULL, 0 },
+    { "--momentum-droppath", CLI_BOOL, &C.momentum_droppath, NULL, "drop-path in the momentum encoder too", 0, 0, NULL, 0 },
+    { "--tau", CLI_DOUBLE, &C.tau, "T", "InfoNCE temperature", 1e-4, 100, NULL, 0 },
+    { "--lambda", CLI_DOUBLE, &C.lambda_v, "L", "weight of L_V", 0, 1000, NULL, 0 },
+    { "--lr", CLI_DOUBLE, &C.lr, "LR", "peak AdamW learning rate", 0, 10, NULL, 0 },
+    { "--lr-start", CLI_DOUBLE, &C.lr_start, "LR", "learning rate at step 0 (linear warm-up)", 0, 10, NULL, 0 },
+    { "--lr-end", CLI_DOUBLE, &C.lr_end, "LR", "learning rate at the end (cosine)", 0, 10, NULL, 0 },
+    { "--warmup", CLI_INT, &C.warmup, "N", "warm-up steps (-1: 5% of the run)", -1, 1 << 30, NULL, 0 },
+    { "--wd", CLI_DOUBLE, &C.wd, "WD", "AdamW weight decay (not on norms, biases, positions)", 0, 10, NULL, 0 },
+    { "--clip-grad", CLI_DOUBLE, &C.clip_grad, "N", "global gradient-norm clip (0: off)", 0, 1e9, NULL, 0 },
+    { "--drop-path", CLI_DOUBLE, &C.drop_path, "P", "stochastic depth of the last block", 0, 0.99, NULL, 0 },
+    { "--beta", CLI_DOUBLE, &C.beta, "B", "targeted-sampling temperature (inf: uniform)", 1e-6, INFINITY, NULL, 0 },
+    { "--seed", CLI_INT64, &C.seed, "N", "seed of every random draw", 0, 1e18, NULL, 0 },
+    { "--save-every", CLI_INT, &C.save_every, "N", "checkpoint every N steps (and at the end)", 1, 1 << 30, NULL, 0 },
+    { "--keep", CLI_INT, &C.keep, "N", "checkpoints kept", 1, 1000, NULL, 0 },
+    { "--knn-every", CLI_INT, &C.knn_every, "N", "kNN top-1 on --val every N steps (0: at the end only)", 0, 1 << 30, NULL, 0 },
+    { "--quiet", CLI_BOOL, &C.quiet, NULL, "no progress bar", 0, 0, NULL, 0 },
+    { "--inject-nan-step", CLI_INT, &C.inject_nan_step, "N", "testing: poison step N's input with NaN (checks the NaN stop)", -1, 1 << 30, NULL, 0 },
+};
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_sigint(int s) { (void)s; g_stop = 1; }
+
+static void die(const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt);
+    fprintf(stderr, "pretrain: "); vfprintf(stderr, fmt, ap); fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models: online backbone + heads (trained), momentum copies (EMA), the key queue.
+// ---------------------------------------------------------------------------------------------
+typedef struct {
+    mvit_model on, mo;            // online and momentum backbones
+    scvrl_params H, Hm;           // heads (head_t, head_v or the shared "head", head_ce), momentum copies
+    con_queue Q;
+    int D, temporal, ce, shared;
+    const char *ht, *hv;          // head names for L_T and L_V
+    int64_t step, epoch_seen;
+} pt_state;
+
+static void pt_declare_heads(pt_state *S, scvrl_params *H) {
+    scvrl_params_init(H);
+    if (S->shared) con_head_declare(H, "head", S->D);
+    else { con_head_declare(H, "head_t", S->D); con_head_declare(H, "head_v", S->D); }
+    if (S->ce) {
+        int64_t w[2] = { 2, S->D }, b[1] = { 2 };
+        scvrl_params_add(H, "head_ce.weight", 2, w, 0);
+        scvrl_params_add(H, "head_ce.bias", 1, b, SCVRL_P_NO_DECAY);
+    }
+}
+
+static int pt_init_state(pt_state *S, const mvit_config *mc, char *err, size_t errlen) {
+    memset(S, 0, sizeof(*S));
+    S->temporal = !strcmp(C.objective, "scvrl");
+    S->ce = S->temporal && !strcmp(C.temporal_loss, "ce");
+    S->shared = C.shared_head;
+    S->ht = S->shared ? "head" : "head_t";
+    S->hv = S->shared ? "head" : "head_v";
+    if (mvit_init(&S->on, mc, err, errlen) || mvit_init(&S->mo, mc, err, errlen)) return -1;
+    S->D = mvit_width(mc);
+    pt_declare_heads(S, &S->H);
+    pt_declare_heads(S, &S->Hm);
+    if (scvrl_params_finalize(&S->H, err, errlen) || scvrl_params_finalize(&S->Hm, err, errlen)) return -1;
+    mvit_init_weights(&S->on, (uint64_t)C.seed);
+    if (S->shared) con_head_init(&S->H, "head", (uint64_t)C.seed);
+    else { con_head_init(&S->H, "head_t", (uint64_t)C.seed); con_head_init(&S->H, "head_v", (uint64_t)C.seed + 1); }
+    if (S->ce) {
+        scvrl_tensor *w = scvrl_params_find(&S->H, "head_ce.weight"), *b = scvrl_params_find(&S->H, "head_ce.bias");
+        float bd = 1.0f / sqrtf((float)S->D);
+        scvrl_fill_uniform(scvrl_f32(w), scvrl_nelements(w), (uint64_t)C.seed, 77, -bd, bd);
+        scvrl_fill_uniform(scvrl_f32(b), scvrl_nelements(b), (uint64_t)C.seed, 78, -bd, bd);
+    }
+    scvrl_params_copy(&S->mo.P, &S->on.P);
+    scvrl_params_copy(&S->Hm, &S->H);
+    if (con_queue_init(&S->Q, C.queue, CON_DIM, (uint64_t)C.seed)) { snprintf(err, errlen, "out of memory for a queue of %lld keys", (long long)C.queue); return -1; }
+    return 0;
+}
+
+static void pt_free_state(pt_state *S) {
+    mvit_free(&S->on); mvit_free(&S->mo);
+    scvrl_params_free(&S->H); scvrl_params_free(&S->Hm);
+    con_queue_free(&S->Q);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two graphs of a step, built once and replayed: the momentum encoder (no gradients) on
+// [x_p; shuffles; x_pv], then the online encoder, the losses and the backward pass.
+// ---------------------------------------------------------------------------------------------
+typedef struct {
+    scvrl_ctx *ctx;
+    scvrl_graph *gm, *go;
+    scvrl_tensor *xm, *kt, *kv;                 // momentum input [Bm,...], keys [B*(1+NT),128], [B,128]
+    scvrl_tensor *xo, *kp, *kn, *kpv, *queue, *mask, *ce_tgt;   // online inputs
+    scvrl_tensor *loss, *loss_t, *loss_v, *lg_t, *lg_v;
+    int64_t B, Bm, clip;                        // clip: floats per clip
+} pt_graphs;
+
+static scvrl_tensor *pt_input(scvrl_ctx *ctx, int64_t n, const char *name) {
+    int64_t ne[5] = { n, 3, C.frames, C.size, C.size };
+    scvrl_tensor *t = scvrl_new_data(ctx, SCVRL_DT_F32, 5, ne);
+    scvrl_set_name(t, "%s", name);
+    return t;
+}
+
+static void pt_build_momentum(pt_graphs *G, pt_state *S) {
+    scvrl_ctx *ctx = G->ctx;
+    int64_t B = G->B, nt = S->temporal && !S->ce ? C.nt : 0;
+    G->Bm = S->temporal && !S->ce ? B * (2 + nt) : B;
+    G->xm = pt_input(ctx, G->Bm, "x_momentum");
+    scvrl_tensor *f = mvit_forward(ctx, &S->mo, G->xm, C.momentum_droppath, 5000, NULL);
+    int64_t nk = B * (1 + nt);
+    if (nt) {
+        G->kt = scvrl_l2_normalize(ctx, con_head(ctx, &S->Hm, S->ht, scvrl_slice(ctx, f, 0, 0, nk)), 1e-12f);
+        scvrl_mark_output(G->kt);
+    }
+    G->kv = scvrl_l2_normalize(ctx, con_head(ctx, &S->Hm, S->hv, scvrl_slice(ctx, f, 0, G->Bm - B, B)), 1e-12f);
+    scvrl_mark_output(G->kv);
+    G->gm = scvrl_graph_new();
+    if (G->kt) scvrl_graph_expand(G->gm, G->kt);
+    scvrl_graph_expand(G->gm, G->kv);
+}
+
+static void pt_build_online(pt_graphs *G, pt_state *S) {
+    scvrl_ctx *ctx = G->ctx;
+    int64_t B = G->B, K = C.queue;
+    G->xo = pt_input(ctx, S->ce ? 3 * B : B, "x_online");
+    scvrl_tensor *f = mvit_forward(ctx, &S->on, G->xo, 1, 0, NULL);
+    scvrl_tensor *fa = S->ce ? scvrl_slice(ctx, f, 0, 0, B) : f;
+    G->kpv = scvrl_new_2d(ctx, SCVRL_DT_F32, B, CON_DIM);
+    int64_t qne[2] = { K, CON_DIM };
+    G->queue = scvrl_new(ctx, SCVRL_DT_F32, 2, qne);
+    G->queue->data = S->Q.keys;
+    G->mask = scvrl_new_2d(ctx, SCVRL_DT_F32, B, K);
+    scvrl_tensor *qv = scvrl_l2_normalize(ctx, con_head(ctx, &S->H, S->hv, fa), 1e-12f);
+    G->loss_v = scvrl_mean_all(ctx, con_infonce_queue(ctx, qv, G->kpv, G->queue, G->mask, (float)C.tau, &G->lg_v));
+    scvrl_tensor *loss = scvrl_scale(ctx, G->loss_v, (float)C.lambda_v);
+    if (S->temporal && !S->ce) {
+        int64_t kne[3] = { B, C.nt, CON_DIM };
+        G->kp = scvrl_new_2d(ctx, SCVRL_DT_F32, B, CON_DIM);
+        G->kn = scvrl_new_data(ctx, SCVRL_DT_F32, 3, kne);
+        scvrl_tensor *qt = scvrl_l2_normalize(ctx, con_head(ctx, &S->H, S->ht, fa), 1e-12f);
+        G->loss_t = scvrl_mean_all(ctx, con_infonce_per_sample(ctx, qt, G->kp, G->kn, (float)C.tau, &G->lg_t));
+    } else if (S->ce) {      // ordered (0) vs shuffled (1) on the online features of x_p and one shuffle
+        G->ce_tgt = scvrl_new_1d(ctx, SCVRL_DT_I32, 2 * B);
+        for (int64_t b = 0; b < 2 * B; b++) ((int32_t *)G->ce_tgt->data)[b] = b >= B;
+        G->lg_t = scvrl_linear(ctx, scvrl_slice(ctx, f, 0, B, 2 * B), scvrl_params_find(&S->H, "head_ce.weight"),
+                               scvrl_params_find(&S->H, "head_ce.bias"));
+        G->loss_t = scvrl_mean_all(ctx, scvrl_cross_entropy(ctx, G->lg_t, G->ce_tgt));
+    }
+    if (G->loss_t) loss = scvrl_add(ctx, loss, G->loss_t);
+    G->loss = loss;
+    scvrl_mark_output(G->loss_v); scvrl_mark_output(G->lg_v);
+    if (G->loss_t) { scvrl_mark_output(G->loss_t); scvrl_mark_output(G->lg_t); }
+    G->go = scvrl_graph_new();
+    scvrl_graph_expand(G->go, loss);
+    scvrl_graph_expand(G->go, G->lg_v);
+    if (G->lg_t) scvrl_graph_expand(G->go, G->lg_t);
+    scvrl_graph_backward(ctx, G->go, loss);
+}
+
+static void pt_build(pt_graphs *G, pt_state *S) {
+    memset(G, 0, sizeof(*G));
+    G->ctx = scvrl_ctx_new(0);
+    G->B = C.batch;
+    G->clip = 3LL * C.frames * C.size * C.size;
+    pt_build_momentum(G, S);
+    pt_build_online(G, S);
+}
+
+static void pt_free_graphs(pt_graphs *G) {
+    scvrl_graph_free(G->gm); scvrl_graph_free(G->go);
+    scvrl_ctx_free(G->ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches: video order is a seeded permutation per epoch; a video that cannot be read is
+// replaced by the next one in the permutation and counted.
+// ---------------------------------------------------------------------------------------------
+typedef struct {
+    ld_loader L;
+    ds_list list;
+    int64_t *perm, perm_epoch;
+    int64_t skipped;
+    char last_err[512];
+} pt_data;
+
+static int64_t pt_video_at(pt_data *D, int64_t sample) {
+    int64_t N = D->list.n, epoch = sample / N, pos = sample % N;
+    if (D->perm_epoch != epoch || !D->perm) {
+        if (!D->perm) D->perm = (int64_t *)malloc((size_t)N * sizeof(int64_t));
+        for (int64_t i = 0; i < N; i++) D->perm[i] = i;
+        uint64_t st = scvrl_fnv1a64("pretrain.epoch") ^ (uint64_t)epoch;
+        for (int64_t i = N - 1; i > 0; i--) {
+            int64_t j = (int64_t)(scvrl_rng_u64((uint64_t)C.seed, st, (uint64_t)i) % (uint64_t)(i + 1));
+            int64_t t = D->perm[i]; D->perm[i] = D->perm[j]; D->perm[j] = t;
+        }
+        D->perm_epoch = epoch;
+    }
+    return D->perm[pos];
+}
+
+// Fill the momentum input [x_p (B); shuffles (B*nt, sample-major); x_pv (B)] and the online
+// input [x_a (B)] (CE variant: [x_a; x_p; first shuffle]). vids[b] gets the video of sample b.
+static void pt_load_batch(pt_data *D, pt_graphs *G, pt_state *S, int64_t step, int64_t *vids) {
+    int64_t B = G->B, clip = G->clip, nt = D->L.n_shuffles;
+    for (int64_t b = 0; b < B; b++) vids[b] = pt_video_at(D, step * B + b);
+    int64_t skipped = 0;
+    float *xm = scvrl_f32(G->xm), *xo = scvrl_f32(G->xo);
+    float *xn_ce = S->ce ? (float *)malloc((size_t)(nt * clip) * sizeof(float) * (size_t)B) : NULL;
+    #pragma omp parallel for schedule(dynamic) reduction(+ : skipped)
+    for (int64_t b = 0; b < B; b++) {
+        char err[512];
+        float *xa = xo + b * clip, *xp = S->ce ? xo + (B + b) * clip : (nt ? xm + b * clip : NULL);
+        float *xn = S->ce ? xn_ce + b * nt * clip : (nt ? xm + (B + b * nt) * clip : NULL);
+        float *xpv = xm + (G->Bm - B + b) * clip;
+        int64_t sample = step * B + b;
+        for (int k = 0; k < 16; k++) {
+            int64_t v = k ? pt_video_at(D, sample + k * 7919) : vids[b];
+            if (!ld_pretrain_sample(&D->L, v, (uint64_t)(sample / D->list.n), (uint64_t)sample, xa, xp, xn, xpv, err, sizeof err)) {
+                vids[b] = v;
+                break;
+            }
+            skipped++;
+            #pragma omp critical
+            snprintf(D->last_err, sizeof D->last_err, "%s", err);
+        }
+        if (S->ce) memcpy(xo + (2 * B + b) * clip, xn, (size_t)clip * sizeof(float));
+    }
+    free(xn_ce);
+    D->skipped += skipped;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One optimisation step. Returns 0, or -1 on a compute error or a non-finite loss.
+// ---------------------------------------------------------------------------------------------
+typedef struct { double loss, loss_t, loss_v, acc_t, acc_v, lr, sec; int64_t masked; } pt_stats;
+
+static int64_t pt_total_steps(const pt_data *D) {
+    if (C.steps > 0) return C.steps;
+    int64_t per_epoch = (D->list.n + C.batch - 1) / C.batch;
+    return (C.epochs > 0 ? C.epochs : 100) * (per_epoch ? per_epoch : 1);
+}
+
+static double pt_clip_grads(pt_state *S, double max_norm) {
+    double s = 0;
+    for (int64_t j = 0; j < S->on.P.n_elems; j++) s += (double)S->on.P.g[j] * S->on.P.g[j];
+    for (int64_t j = 0; j < S->H.n_elems; j++) s += (double)S->H.g[j] * S->H.g[j];
+    double norm = sqrt(s);
+    if (max_norm > 0 && norm > max_norm) {
+        float c = (float)(max_norm / (norm + 1e-6));
+        for (int64_t j = 0; j < S->on.P.n_elems; j++) S->on.P.g[j] *= c;
+        for (int64_t j = 0; j < S->H.n_elems; j++) S->H.g[j] *= c;
+    }
+    return norm;
+}
+
+static int pt_step(pt_state *S, pt_graphs *G, pt_data *D, scvrl_backend *be, int64_t total, pt_stats *st,
+                   char *err, size_t errlen) {
+    int64_t B = G->B, step = S->step, warm = C.warmup >= 0 ? C.warmup : total / 20;
+    double t0 = cli_now();
+    st->lr = scvrl_lr_schedule(step, warm, total, C.lr_start, C.lr, C.lr_end);
+    scvrl_ema_update(&S->mo.P, &S->on.P, (float)C.momentum);
+    scvrl_ema_update(&S->Hm, &S->H, (float)C.momentum);
+    int64_t vids[4096];
+    pt_load_batch(D, G, S, step, vids);
+    if (step == C.inject_nan_step) scvrl_f32(G->xo)[0] = NAN;
+    G->gm->seed = scvrl_rng_u64((uint64_t)C.seed, 1, (uint64_t)step);
+    if (scvrl_graph_compute(G->gm, be, err, errlen)) return -1;
+    if (G->kp) {
+        memcpy(G->kp->data, G->kt->data, (size_t)(B * CON_DIM) * sizeof(float));
+        memcpy(G->kn->data, scvrl_f32(G->kt) + B * CON_DIM, (size_t)(B * C.nt * CON_DIM) * sizeof(float));
+    }
+    memcpy(G->kpv->data, G->kv->data, (size_t)(B * CON_DIM) * sizeof(float));
+    st->masked = con_queue_mask(&S->Q, vids, B, scvrl_f32(G->mask));
+    scvrl_params_zero_grad(&S->on.P);
+    scvrl_params_zero_grad(&S->H);
+    G->go->seed = scvrl_rng_u64((uint64_t)C.seed, 2, (uint64_t)step);
+    if (scvrl_graph_compute(G->go, be, err, errlen)) return -1;
+    st->loss = scvrl_f32(G->loss)[0];
+    st->loss_v = scvrl_f32(G->loss_v)[0];
+    st->loss_t = G->loss_t ? scvrl_f32(G->loss_t)[0] : 0.0;
+    if (!isfinite(st->loss)) {
+        snprintf(err, errlen, "loss is %g at step %lld (L_T %g, L_V %g): stopping; the last good checkpoint is kept. "
+                 "Try a lower --lr or --clip-grad 1", st->loss, (long long)step, st->loss_t, st->loss_v);
+        return -1;
+    }
+    st->acc_v = con_accuracy(scvrl_f32(G->lg_v), B, C.queue);
+    if (S->ce) {
+        int64_t hit = 0;
+        for (int64_t r = 0; r < 2 * B; r++) { const float *l = scvrl_f32(G->lg_t) + 2 * r; hit += (l[1] > l[0]) == (r >= B); }
+        st->acc_t = (double)hit / (double)(2 * B);
+    } else st->acc_t = G->lg_t ? con_accuracy(scvrl_f32(G->lg_t), B, C.nt) : 0.0;
+    if (C.clip_grad > 0) pt_clip_grads(S, C.clip_grad);
+    scvrl_adamw_cfg ac = scvrl_adamw_default();
+    ac.lr = (float)st->lr; ac.weight_decay = (float)C.wd;
+    if (scvrl_adamw_step(&S->on.P, &ac, err, errlen) || scvrl_adamw_step(&S->H, &ac, err, errlen)) return -1;
+    con_queue_push(&S->Q, scvrl_f32(G->kv), vids, B);
+    S->step++;
+    st->sec = cli_now() - t0;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints: one safetensors file with the online backbone under bare torchvision names,
+// the heads, momentum.*, optim.*, queue.*, state.*, and the config in __metadata__.
+// ---------------------------------------------------------------------------------------------
+static void pt_add_params(scvrl_st_writer *w, const scvrl_params *P, const char *prefix) {
+    char name[256];
+    for (int i = 0; i < P->n; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, P->t[i]->name);
+        scvrl_st_writer_add(w, name, SCVRL_DT_F32, P->t[i]->ndim, P->t[i]->ne, P->t[i]->data);
+    }
+}
+
+static void pt_add_flat(scvrl_st_writer *w, const char *name, const float *x, int64_t n) {
+    scvrl_st_writer_add(w, name, SCVRL_DT_F32, 1, &n, x);
+}
+
+static const char *pt_config_string(char *buf, size_t n) {
+    snprintf(buf, n, "model=%s objective=%s temporal_loss=%s shared_head=%d pool=%s kt=%d frames=%d stride=%d size=%d "
+             "batch=%d nt=%d group=%d queue=%lld momentum=%g tau=%g lambda=%g lr=%g wd=%g beta=%g seed=%lld",
+             C.model, C.objective, C.temporal_loss, C.shared_head, C.pool, C.kt, C.frames, C.stride, C.size, C.batch,
+             C.nt, C.group, (long long)C.queue, C.momentum, C.tau, C.lambda_v, C.lr, C.wd, C.beta, (long long)C.seed);
+    return buf;
+}
+
+static int pt_save(const pt_state *S, const char *dir, char *err, size_t errlen) {
+    char path[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/ckpt-%08lld.safetensors", dir, (long long)S->step);
+    scvrl_st_writer *w = scvrl_st_writer_new();
+    if (!w) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
+    mvit_add_to_writer(&S->on, w, "");
+    pt_add_params(w, &S->H, "");
+    mvit_add_to_writer(&S->mo, w, "momentum.");
+    pt_add_params(w, &S->Hm, "momentum.");
+    if (S->on.P.m) {
+        pt_add_flat(w, "optim.backbone.m", S->on.P.m, S->on.P.n_elems);
+        pt_add_flat(w, "optim.backbone.v", S->on.P.v, S->on.P.n_elems);
+        pt_add_flat(w, "optim.heads.m", S->H.m, S->H.n_elems);
+        pt_add_flat(w, "optim.heads.v", S->H.v, S->H.n_elems);
+    }
+    int64_t qs[2] = { S->Q.K, S->Q.C }, one = 1, K = S->Q.K;
+    int64_t st[4] = { S->step, S->on.P.step, C.seed, S->Q.ptr };
+    scvrl_st_writer_add(w, "queue.keys", SCVRL_DT_F32, 2, qs, S->Q.keys);
+    scvrl_st_writer_add(w, "queue.ids", SCVRL_DT_I64, 1, &K, S->Q.ids);
+    scvrl_st_writer_add(w, "queue.ptr", SCVRL_DT_I64, 1, &one, &st[3]);
+    scvrl_st_writer_add(w, "state.step", SCVRL_DT_I64, 1, &one, &st[0]);
+    scvrl_st_writer_add(w, "state.adam_step", SCVRL_DT_I64, 1, &one, &st[1]);
+    scvrl_st_writer_add(w, "state.seed", SCVRL_DT_I64, 1, &one, &st[2]);
+    scvrl_st_writer_meta(w, "config", pt_config_string(cfg, sizeof cfg));
+    scvrl_st_writer_meta(w, "format", "scvrl-pretrain-1");
+    int rc = scvrl_st_writer_save(w, path, err, errlen);
+    scvrl_st_writer_free(w);
+    return rc;
+}
+
+// Keep the newest C.keep checkpoints of dir.
+static void pt_prune(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    int64_t steps[4096]; int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        long long s;
+        if (sscanf(e->d_name, "ckpt-%lld.safetensors", &s) == 1 && strstr(e->d_name, ".tmp") == NULL) steps[n++] = s;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        int newer = 0;
+        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+        if (newer >= C.keep) {
+            char p[1024];
+            snprintf(p, sizeof p, "%s/ckpt-%08lld.safetensors", dir, (long long)steps[i]);
+            remove(p);
+        }
+    }
+}
+
+// The newest checkpoint file of a run folder (or the file itself).
+static int pt_find_checkpoint(const char *arg, char *out, size_t n) {
+    struct stat st;
+    if (stat(arg, &st)) return -1;
+    if (!S_ISDIR(st.st_mode)) { snprintf(out, n, "%s", arg); return 0; }
+    DIR *d = opendir(arg);
+    if (!d) return -1;
+    long long best = -1, s;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (sscanf(e->d_name, "ckpt-%lld.safetensors", &s) == 1 && !strstr(e->d_name, ".tmp") && s > best) best = s;
+    closedir(d);
+    if (best < 0) return -1;
+    snprintf(out, n, "%s/ckpt-%08lld.safetensors", arg, best);
+    return 0;
+}
+
+static int pt_read_flat(scvrl_st_file *f, const char *name, float *dst, int64_t n, char *err, size_t errlen) {
+    const scvrl_st_entry *e = scvrl_st_find(f, name);
+    if (!e || e->numel != n) { snprintf(err, errlen, "%s: %s missing or of another size: not a checkpoint of this run's model", f->path, name); return -1; }
+    return scvrl_st_read_f32(f, e, dst, err, errlen);
+}
+
+static int64_t pt_read_i64(scvrl_st_file *f, const char *name) {
+    const scvrl_st_entry *e = scvrl_st_find(f, name);
+    int64_t v = -1;
+    if (e && e->dtype == SCVRL_DT_I64 && e->numel >= 1) memcpy(&v, f->data + e->begin, 8);
+    return v;
+}
+
+static int pt_resume(pt_state *S, const char *path, char *err, size_t errlen) {
+    scvrl_st_file f;
+    if (scvrl_st_open(&f, path, err, errlen)) return -1;
+    char cfg[1024];
+    const char *have = scvrl_st_meta(&f, "config");
+    int rc = 0;
+    if (!have || strcmp(have, pt_config_string(cfg, sizeof cfg))) {
+        snprintf(err, errlen, "%s was made with another configuration:\n  checkpoint: %s\n  this run:   %s\n"
+                 "resume with the same flags (or start a new --out)", path, have ? have : "(none)", cfg);
+        rc = -1;
+    }
+    if (!rc) rc = mvit_load(&S->on, path, "", MVIT_LOAD_IGNORE_UNEXPECTED, err, errlen);
+    if (!rc) rc = mvit_load(&S->mo, path, "momentum.", MVIT_LOAD_IGNORE_UNEXPECTED, err, errlen);
+    char name[256];
+    for (int i = 0; !rc && i < S->H.n; i++) {
+        rc = pt_read_flat(&f, S->H.t[i]->name, scvrl_f32(S->H.t[i]), scvrl_nelements(S->H.t[i]), err, errlen);
+        snprintf(name, sizeof name, "momentum.%s", S->Hm.t[i]->name);
+        if (!rc) rc = pt_read_flat(&f, name, scvrl_f32(S->Hm.t[i]), scvrl_nelements(S->Hm.t[i]), err, errlen);
+    }
+    if (!rc && scvrl_st_find(&f, "optim.backbone.m")) {
+        char e2[64];
+        scvrl_adamw_cfg z = scvrl_adamw_default();
+        z.lr = 0; z.weight_decay = 0;            // allocates m, v; lr 0 changes nothing
+        scvrl_adamw_step(&S->on.P, &z, e2, sizeof e2); scvrl_adamw_step(&S->H, &z, e2, sizeof e2);
+        rc = pt_read_flat(&f, "optim.backbone.m", S->on.P.m, S->on.P.n_elems, err, errlen);
+        if (!rc) rc = pt_read_flat(&f, "optim.backbone.v", S->on.P.v, S->on.P.n_elems, err, errlen);
+        if (!rc) rc = pt_read_flat(&f, "optim.heads.m", S->H.m, S->H.n_elems, err, errlen);
+        if (!rc) rc = pt_read_flat(&f, "optim.heads.v", S->H.v, S->H.n_elems, err, errlen);
+    }
+    if (!rc) rc = pt_read_flat(&f, "queue.keys", S->Q.keys, S->Q.K * S->Q.C, err, errlen);
+    const scvrl_st_entry *qi = scvrl_st_find(&f, "queue.ids");
+    if (!rc && (!qi || qi->numel != S->Q.K || qi->dtype != SCVRL_DT_I64)) { snprintf(err, errlen, "%s: queue.ids missing", path); rc = -1; }
+    if (!rc) {
+        memcpy(S->Q.ids, f.data + qi->begin, (size_t)S->Q.K * 8);
+        S->Q.ptr = pt_read_i64(&f, "queue.ptr");
+        S->step = pt_read_i64(&f, "state.step");
+        S->on.P.step = S->H.step = pt_read_i64(&f, "state.adam_step");
+        if (S->step < 0 || S->Q.ptr < 0) { snprintf(err, errlen, "%s: state.* missing", path); rc = -1; }
+    }
+    scvrl_st_close(&f);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitors: kNN top-1 (leave-one-out, cosine, k = 10) of online features on --val, and the
+// held-out temporal contrastive accuracy (positive vs N_T shuffles, ties are misses).
+// ---------------------------------------------------------------------------------------------
+typedef struct { ds_list list; ld_loader L; int have; } pt_val;
+
+static int pt_val_features(pt_state *S, pt_val *V, scvrl_backend *be, float *feats, char *err, size_t errlen) {
+    int64_t n = V->list.n, B = C.batch, clip = 3LL * C.frames * C.size * C.size;
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    scvrl_tensor *x = pt_input(ctx, B, "x_val");
+    scvrl_tensor *f = scvrl_l2_normalize(ctx, mvit_forward(ctx, &S->on, x, 0, 0, NULL), 1e-12f);
+    scvrl_mark_output(f);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, f);
+    int rc = 0;
+    for (int64_t i0 = 0; i0 < n && !rc; i0 += B) {
+        #pragma omp parallel for schedule(dynamic)
+        for (int64_t b = 0; b < B; b++) {
+            char e2[512];
+            if (i0 + b >= n || ld_eval_clip(&V->L, i0 + b, 0, 1, 0, 1, scvrl_f32(x) + b * clip, e2, sizeof e2))
+                memset(scvrl_f32(x) + b * clip, 0, (size_t)clip * sizeof(float));
+        }
+        rc = scvrl_graph_compute(g, be, err, errlen);
+        for (int64_t b = 0; b < B && i0 + b < n && !rc; b++) memcpy(feats + (i0 + b) * S->D, scvrl_f32(f) + b * S->D, (size_t)S->D * 4);
+    }
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+    return rc;
+}
+
+static double pt_knn(pt_state *S, pt_val *V, scvrl_backend *be) {
+    int64_t n = V->list.n, D = S->D;
+    float *fe = (float *)malloc((size_t)(n * D) * sizeof(float));
+    char err[512];
+    if (!fe || pt_val_features(S, V, be, fe, err, sizeof err)) { free(fe); return NAN; }
+    int64_t hit = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double votes[1024] = { 0 }, best[10]; int64_t bi[10]; int nb = 0;
+        for (int64_t j = 0; j < n; j++) {
+            if (j == i) continue;
+            double s = 0;
+            for (int64_t d = 0; d < D; d++) s += (double)fe[i * D + d] * fe[j * D + d];
+            int p = nb < 10 ? nb++ : 9;
+            if (p == 9 && nb == 10 && s <= best[9]) continue;
+            while (p > 0 && best[p - 1] < s) { best[p] = best[p - 1]; bi[p] = bi[p - 1]; p--; }
+            best[p] = s; bi[p] = j;
+        }
+        for (int k = 0; k < nb; k++) { int l = V->list.items[bi[k]].label; if (l >= 0 && l < 1024) votes[l] += exp(best[k] / 0.07); }
+        int arg = 0;
+        for (int l = 1; l < 1024; l++) if (votes[l] > votes[arg]) arg = l;
+        hit += arg == V->list.items[i].label;
+    }
+    free(fe);
+    return n ? (double)hit / (double)n : NAN;
+}
+
+// Temporal accuracy on held-out videos: anchor from the online encoder, positive and shuffles
+// from the momentum encoder, as in training but on videos never trained on (epoch 1e6).
+static double pt_heldout_acc_t(pt_state *S, pt_val *V, scvrl_backend *be) {
+    if (!S->temporal || S->ce) return NAN;
+    int64_t B = C.batch, nt = C.nt, clip = 3LL * C.frames * C.size * C.size, hit = 0, tot = 0;
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    scvrl_tensor *xa = pt_input(ctx, B, "xa"), *xm = pt_input(ctx, B * (1 + nt), "xm");
+    scvrl_tensor *qa = scvrl_l2_normalize(ctx, con_head(ctx, &S->H, S->ht, mvit_forward(ctx, &S->on, xa, 0, 0, NULL)), 1e-12f);
+    scvrl_tensor *km = scvrl_l2_normalize(ctx, con_head(ctx, &S->Hm, S->ht, mvit_forward(ctx, &S->mo, xm, 0, 0, NULL)), 1e-12f);
+    scvrl_mark_output(qa); scvrl_mark_output(km);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, qa); scvrl_graph_expand(g, km);
+    char err[512];
+    for (int64_t i0 = 0; i0 < V->list.n; i0 += B) {
+        int ok[4096] = { 0 };
+        #pragma omp parallel for schedule(dynamic)
+        for (int64_t b = 0; b < B; b++) {
+            char e2[512];
+            ok[b] = i0 + b < V->list.n && !ld_pretrain_sample(&V->L, i0 + b, 1000000, (uint64_t)(i0 + b), scvrl_f32(xa) + b * clip,
+                                                          scvrl_f32(xm) + b * clip, scvrl_f32(xm) + (B + b * nt) * clip, NULL, e2, sizeof e2);
+        }
+        if (scvrl_graph_compute(g, be, err, sizeof err)) break;
+        for (int64_t b = 0; b < B; b++) {
+            if (!ok[b]) continue;
+            const float *q = scvrl_f32(qa) + b * CON_DIM, *kp = scvrl_f32(km) + b * CON_DIM;
+            double pos = 0; int win = 1;
+            for (int c = 0; c < CON_DIM; c++) pos += (double)q[c] * kp[c];
+            for (int64_t j = 0; j < nt; j++) {
+                const float *kn = scvrl_f32(km) + (B + b * nt + j) * CON_DIM;
+                double s = 0;
+                for (int c = 0; c < CON_DIM; c++) s += (double)q[c] * kn[c];
+                if (!(pos > s)) win = 0;
+            }
+            hit += win; tot++;
+        }
+    }
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+    return tot ? (double)hit / (double)tot : NAN;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo: a synthetic motion set (SYNTH.md CPU smoke size) generated once into data/demo.
+// ---------------------------------------------------------------------------------------------
+static void pt_demo_defaults(void) {
+    C.model = "mvit-tiny"; C.frames = 8; C.stride = 2; C.size = 64; C.batch = 4; C.queue = 16;
+    C.momentum = 0.99; C.steps = C.steps ? C.steps : 150; C.lr = 1e-3; C.lr_start = 1e-5; C.lr_end = 1e-5;
+    C.save_every = 50; C.out = strcmp(C.out, "runs/scvrl") ? C.out : "runs/demo"; C.drop_path = 0.1;
+}
+
+static void pt_demo_progress(void *ctx, int64_t done, int64_t total) { cli_progress_update((cli_progress *)ctx, done); (void)total; }
+
+static void pt_demo_data(void) {
+    static const char *dir = "data/demo";
+    struct stat st;
+    if (!stat("data/demo/pretrain.csv", &st) && !stat("data/demo/val.csv", &st)) return;
+    synth_dataset d;
+    memset(&d, 0, sizeof d);
+    d.out = dir; d.opts.size = 64; d.opts.frames = 24; d.opts.hard = 1; d.kind = SYNTH_KIND_MOTION;
+    d.per_class = 2; d.pretrain = 72; d.splits = (1 << SYNTH_TRAIN) | (1 << SYNTH_VAL); d.seed = 1;
+    d.format = SYNTH_JPG;
+    char err[512];
+    d.format = vwrite_available(VWRITE_MP4, NULL, 0) ? SYNTH_MP4 : SYNTH_JPG;
+    if (synth_check_dataset(&d, err, sizeof err)) die("demo data: %s", err);
+    fprintf(stderr, "demo: generating a synthetic motion data set in %s (once)\n", dir);
+    cli_progress p;
+    cli_progress_start(&p, "synth", "videos", 72 + 2 * 36, C.quiet);
+    if (synth_write_dataset(&d, pt_demo_progress, &p, err, sizeof err)) die("demo data: %s", err);
+    cli_progress_finish(&p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+static void pt_mkdir(const char *dir) {
+    char err[512];
+    if (vwrite_mkdirs(dir, err, sizeof err)) die("%s", err);
+}
+
+static void pt_write_command(const char *dir, int argc, char **argv) {
+    char path[1024], cfg[1024];
+    snprintf(path, sizeof path, "%s/command.txt", dir);
+    FILE *f = fopen(path, "a");
+    if (!f) die("%s: cannot write (%s)", path, strerror(errno));
+    for (int i = 0; i < argc; i++) fprintf(f, "%s%s", i ? " " : "", argv[i]);
+    fprintf(f, "\n# %s\n", pt_config_string(cfg, sizeof cfg));
+    fclose(f);
+}
+
+// metrics.jsonl: on resume, keep only the lines of steps the checkpoint already holds.
+static FILE *pt_open_metrics(const char *dir, int64_t keep_below) {
+    char path[1024], tmp[1100], line[2048];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
+    if (!out) die("%s: cannot write (%s)", tmp, strerror(errno));
+    while (in && fgets(line, sizeof line, in)) {
+        long long s;
+        if (sscanf(line, "{\"step\": %lld", &s) == 1 && s < keep_below) fputs(line, out);
+    }
+    if (in) fclose(in);
+    fclose(out);
+    if (rename(tmp, path)) die("%s: cannot rename (%s)", path, strerror(errno));
+    FILE *f = fopen(path, "a");
+    if (!f) die("%s: cannot append (%s)", path, strerror(errno));
+    return f;
+}
+
+static void pt_plot(const char *dir) {
+    char path[1024], line[2048];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    int cap = 1024, n = 0;
+    float *y[3] = { malloc(cap * 4), malloc(cap * 4), malloc(cap * 4) };
+    while (fgets(line, sizeof line, f)) {
+        long long s; double a, b, c;
+        if (sscanf(line, "{\"step\": %lld, \"loss\": %lf, \"loss_t\": %lf, \"loss_v\": %lf", &s, &a, &b, &c) != 4) continue;
+        if (n == cap) { cap *= 2; for (int k = 0; k < 3; k++) y[k] = realloc(y[k], (size_t)cap * 4); }
+        y[0][n] = (float)a; y[1][n] = (float)b; y[2][n] = (float)c; n++;
+    }
+    fclose(f);
+    char err[512];
+    snprintf(path, sizeof path, "%s/loss.png", dir);
+    const float *const ys[3] = { y[0], y[1], y[2] };
+    if (n > 1 && plot_curves(path, 640, 360, ys, 3, n, err, sizeof err)) fprintf(stderr, "warning: %s\n", err);
+    for (int k = 0; k < 3; k++) free(y[k]);
+}
+
+static void pt_open_data(pt_data *D, pt_val *V, const char *out) {
+    char err[1024];
+    memset(D, 0, sizeof *D); memset(V, 0, sizeof *V);
+    D->perm_epoch = -1;
+    if (ds_load(C.data, NULL, &D->list, err, sizeof err)) die("%s", err);
+    if (D->list.n == 0) die("%s: no videos listed", C.data);
+    ld_init(&D->L, &D->list, C.frames, C.stride, C.size, (uint64_t)C.seed);
+    D->L.group = C.group;
+    D->L.beta = C.beta;
+    D->L.n_shuffles = !strcmp(C.objective, "cvrl") ? 0 : !strcmp(C.temporal_loss, "ce") ? 1 : C.nt;
+    if (D->L.n_shuffles) {
+        int perms_ok = 1;
+        double f = 1;
+        for (int k = 2; k <= C.frames / C.group && f < 1e9; k++) f *= k;
+        if (C.frames % C.group || f - 1 < D->L.n_shuffles) perms_ok = 0;
+        if (!perms_ok) die("--frames %d in groups of --group %d gives too few distinct shuffles for --nt %d", C.frames, C.group, C.nt);
+        const char *w = clip_shuffle_kernel_warning(C.frames, C.group, C.kt, 2, C.kt == 2 ? 0 : 1);
+        if (w) fprintf(stderr, "warning: %s\n", w);
+    }
+    if (C.queue > D->list.n / 4)
+        fprintf(stderr, "warning: the queue (%lld keys) exceeds a quarter of the %lld videos: keys of the same video crowd it "
+                "(same-video keys are masked); suggested --queue %lld\n", (long long)C.queue, (long long)D->list.n,
+                (long long)(D->list.n / 4 >= C.batch * 2 ? D->list.n / 4 : C.batch * 2));
+    if ((double)C.queue / C.batch > 1.0 / (1.0 - C.momentum))
+        fprintf(stderr, "warning: the queue holds %.0f steps of keys but the momentum encoder averages over ~%.0f steps: "
+                "the oldest keys come from a much older encoder\n", (double)C.queue / C.batch, 1.0 / (1.0 - C.momentum));
+    if (isfinite(C.beta)) {
+        char cache[1100];
+        snprintf(cache, sizeof cache, "%s.motion", C.data);
+        if (ld_prepare_motion(&D->L, cache, err, sizeof err)) fprintf(stderr, "warning: %s: uniform sampling\n", err);
+    }
+    if (C.val) {
+        if (ds_load(C.val, NULL, &V->list, err, sizeof err)) die("%s", err);
+        ld_init(&V->L, &V->list, C.frames, C.stride, C.size, (uint64_t)C.seed + 1);
+        V->L.group = C.group; V->L.n_shuffles = D->L.n_shuffles; V->L.beta = INFINITY;
+        V->have = 1;
+    }
+    (void)out;
+}
+
+static void pt_log_step(FILE *mf, const pt_stats *st, int64_t step, double clips_per_s, int64_t skipped) {
+    fprintf(mf, "{\"step\": %lld, \"loss\": %.6f, \"loss_t\": %.6f, \"loss_v\": %.6f, \"acc_t\": %.4f, \"acc_v\": %.4f, "
+            "\"lr\": %.3e, \"clips_per_s\": %.3f, \"skipped\": %lld, \"masked\": %lld}\n", (long long)step, st->loss, st->loss_t,
+            st->loss_v, st->acc_t, st->acc_v, st->lr, clips_per_s, (long long)skipped, (long long)st->masked);
+    fflush(mf);
+}
+
+static int pt_checkpoint(const pt_state *S, const char *out) {
+    char err[1024];
+    if (pt_save(S, out, err, sizeof err)) { fprintf(stderr, "pretrain: checkpoint not written: %s\n", err); return -1; }
+    pt_prune(out);
+    pt_plot(out);
+    return 0;
+}
+
+static scvrl_backend *pt_backend(void) {
+    if (!strcmp(C.device, "cpu")) return scvrl_backend_cpu();
+#ifdef SCVRL_CUDA
+    char err[512];
+    scvrl_backend *be = scvrl_backend_cuda(0, err, sizeof err);
+    if (!be) die("--device cuda: %s", err);
+    return be;
+#else
+    die("--device cuda: this build has no CUDA backend (install the CUDA toolkit, then make clean && make)");
+    return NULL;
+#endif
+}
+
+static void pt_train(pt_state *S, pt_graphs *G, pt_data *D, pt_val *V, scvrl_backend *be, FILE *mf) {
+    int64_t total = pt_total_steps(D);
+    cli_progress p;
+    cli_progress_start(&p, "pretrain", "steps", total, C.quiet);
+    p.done = S->step;
+    double acc_t = 0, acc_v = 0, loss = 0, t_clips = 0, t_sec = 0;
+    int n_avg = 0;
+    char err[1024];
+    while (S->step < total && !g_stop) {
+        pt_stats st;
+        int64_t step = S->step;
+        if (pt_step(S, G, D, be, total, &st, err, sizeof err)) {
+            cli_progress_break(&p);
+            fprintf(stderr, "pretrain: %s\n", err);
+            exit(3);
+        }
+        double cps = (double)(G->B * (G->xo->ne[0] / G->B) + G->Bm) / st.sec;
+        pt_log_step(mf, &st, step, cps, D->skipped);
+        loss += st.loss; acc_t += st.acc_t; acc_v += st.acc_v; t_clips += cps * st.sec; t_sec += st.sec; n_avg++;
+        cli_progress_update(&p, S->step);
+        if (S->step % 10 == 0 || S->step == total) {
+            cli_progress_break(&p);
+            fprintf(stderr, "step %lld/%lld  loss %.4f  L_T %.4f acc_t %.2f  L_V %.4f acc_v %.2f  lr %.2e  %.1f clips/s\n",
+                    (long long)S->step, (long long)total, loss / n_avg, st.loss_t, acc_t / n_avg, st.loss_v, acc_v / n_avg,
+                    st.lr, t_clips / t_sec);
+            loss = acc_t = acc_v = t_clips = t_sec = 0; n_avg = 0;
+        }
+        if (V->have && C.knn_every > 0 && S->step % C.knn_every == 0) {
+            double k = pt_knn(S, V, be);
+            cli_progress_break(&p);
+            fprintf(stderr, "step %lld: kNN top-1 on %s: %.3f\n", (long long)S->step, C.val, k);
+            fprintf(mf, "{\"step\": %lld, \"knn_top1\": %.4f}\n", (long long)S->step - 1, k);
+        }
+        if (S->step % C.save_every == 0 && S->step < total) pt_checkpoint(S, C.out);
+    }
+    cli_progress_finish(&p);
+}
+
+int main(int argc, char **argv) {
+    cli_spec spec = { "pretrain", "[--data LIST] [flags]",
+        "SCVRL self-supervised pretraining of an MViT video transformer (CVRL with --objective cvrl).\n"
+        "With no arguments: the demo (a synthetic motion set in data/demo, mvit-tiny, a few CPU minutes).",
+        flags, (int)(sizeof(flags) / sizeof(flags[0])), mvit_print_presets, NULL };
+    int demo = argc == 1;
+    cli_parse(&spec, argc, argv, 1, NULL, 0);
+    if (C.threads > 0) scvrl_set_threads(C.threads);
+    if (!C.data) { demo = 1; pt_demo_defaults(); pt_demo_data(); C.data = "data/demo/pretrain.csv"; if (!C.val) C.val = "data/demo/val.csv"; }
+    (void)demo;
+    mvit_config mc;
+    if (mvit_preset(C.model, &mc)) { mvit_print_presets(stderr); die("unknown --model %s", C.model); }
+    mc.kt = C.kt; mc.frames = C.frames; mc.size = C.size; mc.drop_path = (float)C.drop_path; mc.pool_avg = !strcmp(C.pool, "avg");
+    char err[1024];
+    if (mvit_check_config(&mc, err, sizeof err)) die("%s", err);
+    pt_data D; pt_val V;
+    pt_open_data(&D, &V, C.out);
+    pt_state S;
+    if (pt_init_state(&S, &mc, err, sizeof err)) die("%s", err);
+    pt_mkdir(C.out);
+    if (C.resume) {
+        char ck[1024];
+        if (pt_find_checkpoint(C.resume, ck, sizeof ck)) die("--resume %s: no checkpoint there (ckpt-*.safetensors)", C.resume);
+        if (pt_resume(&S, ck, err, sizeof err)) die("%s", err);
+        fprintf(stderr, "resumed from %s at step %lld\n", ck, (long long)S.step);
+    }
+    pt_write_command(C.out, argc, argv);
+    FILE *mf = pt_open_metrics(C.out, S.step);
+    pt_graphs G;
+    pt_build(&G, &S);
+    scvrl_backend *be = pt_backend();
+    signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    fprintf(stderr, "%s: %s on %lld videos, batch %d, %d threads, %s; run folder %s\n", C.objective, C.model,
+            (long long)D.list.n, C.batch, scvrl_get_threads(), C.device, C.out);
+    pt_train(&S, &G, &D, &V, be, mf);
+    if (pt_checkpoint(&S, C.out)) exit(1);
+    if (g_stop) { fprintf(stderr, "stopped at step %lld and saved; continue with --resume %s\n", (long long)S.step, C.out); return 0; }
+    double knn = V.have ? pt_knn(&S, &V, be) : NAN, hat = V.have ? pt_heldout_acc_t(&S, &V, be) : NAN;
+    if (D.skipped) fprintf(stderr, "%lld unreadable videos were skipped (last: %s)\n", (long long)D.skipped, D.last_err);
+    if (V.have) fprintf(stderr, "held-out (%s): kNN top-1 %.3f, temporal accuracy %.3f (chance %.3f)\n", C.val, knn, hat, 1.0 / (C.nt + 1));
+    printf("{\"steps\": %lld, \"heldout_acc_t\": %.4f, \"knn_top1\": %.4f, \"skipped\": %lld, \"out\": \"%s\"}\n",
+           (long long)S.step, hat, knn, (long long)D.skipped, C.out);
+    fclose(mf);
+    pt_free_graphs(&G);
+    pt_free_state(&S);
+    ld_free(&D.L);
+    return 0;
+}
