@@ -241,7 +241,7 @@ template <int OP> __global__ void k_unary(int64_t n, Dims D, const float *X, flo
         int64_t o = offs_of(i, D.nd, D.ne, D.sa);
         float x = X[o], r;
         if (OP == UN_SCALE) r = x * s + c;
-        else if (OP == UN_RELU) r = x > 0.0f ? x : 0.0f;
+        else if (OP == UN_RELU) r = (x > 0.0f || x != x) ? x : 0.0f;
         else r = d_gelu(x);
         Y[i] = r;
     }
@@ -498,7 +498,7 @@ __global__ void k_l2n(int64_t D, const float *X, float *Y, float eps) {
     double s = 0.0;
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += (double)x[i] * x[i];
     s = block_sumd(s);
-    float nrm = (float)sqrt(s), inv = 1.0f / (nrm > eps ? nrm : eps);
+    float nrm = (float)sqrt(s), inv = 1.0f / ((nrm > eps || nrm != nrm) ? nrm : eps);
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) y[i] = x[i] * inv;
 }
 __global__ void k_l2n_back(int64_t D, const float *X, const float *DY, float *DX, float eps) {

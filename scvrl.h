@@ -1702,7 +1702,7 @@ static void scvrl__cpu_SCALE(scvrl_tensor *t, const scvrl_graph *g) {
     (void)g; float s = t->fp[0], c = t->fp[1];
     SCVRL__UNARY_LOOP(x * s + c);
 }
-static void scvrl__cpu_RELU(scvrl_tensor *t, const scvrl_graph *g) { (void)g; SCVRL__UNARY_LOOP(x > 0.0f ? x : 0.0f); }
+static void scvrl__cpu_RELU(scvrl_tensor *t, const scvrl_graph *g) { (void)g; SCVRL__UNARY_LOOP(x > 0.0f || x != x ? x : 0.0f); }
 static void scvrl__cpu_GELU(scvrl_tensor *t, const scvrl_graph *g) { (void)g; SCVRL__UNARY_LOOP(scvrl__gelu(x)); }
 
 static void scvrl__cpu_CONT(scvrl_tensor *t, const scvrl_graph *g) {
@@ -2553,7 +2553,7 @@ static void scvrl__cpu_L2_NORMALIZE(scvrl_tensor *t, const scvrl_graph *g) {
     for (int64_t r = 0; r < R; r++) {
         double s = 0.0;
         for (int64_t i = 0; i < D; i++) s += (double)X[r * D + i] * X[r * D + i];
-        float nrm = (float)sqrt(s), inv = 1.0f / (nrm > eps ? nrm : eps);
+        float nrm = (float)sqrt(s), inv = 1.0f / (nrm > eps || nrm != nrm ? nrm : eps);   // NaN stays NaN, as torch
         for (int64_t i = 0; i < D; i++) Y[r * D + i] = X[r * D + i] * inv;
     }
 }
@@ -2570,7 +2570,7 @@ static void scvrl__cpu_L2_NORMALIZE_BACK(scvrl_tensor *t, const scvrl_graph *g) 
         double s = 0.0, yd = 0.0;
         for (int64_t i = 0; i < D; i++) s += (double)x[i] * x[i];
         float nrm = (float)sqrt(s);
-        if (nrm <= eps) { for (int64_t i = 0; i < D; i++) DX[r * D + i] = dy[i] / eps; continue; }
+        if (nrm <= eps) { for (int64_t i = 0; i < D; i++) DX[r * D + i] = dy[i] / eps; continue; }   // (NaN falls through)
         for (int64_t i = 0; i < D; i++) yd += (double)(x[i] / nrm) * dy[i];
         for (int64_t i = 0; i < D; i++) DX[r * D + i] = (dy[i] - (x[i] / nrm) * (float)yd) / nrm;
     }

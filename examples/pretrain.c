@@ -13,6 +13,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <unistd.h>
 #include "scvrl.h"
 #include "models/mvit.h"
@@ -273,13 +274,17 @@ static int64_t pt_video_at(pt_data *D, int64_t sample) {
     return D->perm[pos];
 }
 
-// Fill the momentum input [x_p (B); shuffles (B*nt, sample-major); x_pv (B)] and the online
-// input [x_a (B)] (CE variant: [x_a; x_p; first shuffle]). vids[b] gets the video of sample b.
-static void pt_load_batch(pt_data *D, pt_graphs *G, pt_state *S, int64_t step, int64_t *vids) {
+// Fill the momentum input xm [x_p (B); shuffles (B*nt, sample-major); x_pv (B)] and the online
+// input xo [x_a (B)] (CE variant: [x_a; x_p; first shuffle]). vids[b] gets the video of sample b.
+// Returns the number of unreadable videos replaced. A pure function of the step.
+static int64_t pt_load_batch(pt_data *D, const pt_graphs *G, const pt_state *S, int64_t step, int64_t *vids,
+                             float *xm, float *xo) {
     int64_t B = G->B, clip = G->clip, nt = D->L.n_shuffles;
-    for (int64_t b = 0; b < B; b++) vids[b] = pt_video_at(D, step * B + b);
+    enum { TRIES = 16 };
+    int64_t *cand = (int64_t *)malloc((size_t)(B * TRIES) * sizeof(int64_t));   // first choice, then fallbacks
+    for (int64_t b = 0; b < B; b++)
+        for (int k = 0; k < TRIES; k++) cand[b * TRIES + k] = pt_video_at(D, step * B + b + k * 7919);
     int64_t skipped = 0;
-    float *xm = scvrl_f32(G->xm), *xo = scvrl_f32(G->xo);
     float *xn_ce = S->ce ? (float *)malloc((size_t)(nt * clip) * sizeof(float) * (size_t)B) : NULL;
     #pragma omp parallel for schedule(dynamic) reduction(+ : skipped)
     for (int64_t b = 0; b < B; b++) {
@@ -288,8 +293,9 @@ static void pt_load_batch(pt_data *D, pt_graphs *G, pt_state *S, int64_t step, i
         float *xn = S->ce ? xn_ce + b * nt * clip : (nt ? xm + (B + b * nt) * clip : NULL);
         float *xpv = xm + (G->Bm - B + b) * clip;
         int64_t sample = step * B + b;
-        for (int k = 0; k < 16; k++) {
-            int64_t v = k ? pt_video_at(D, sample + k * 7919) : vids[b];
+        vids[b] = cand[b * TRIES];
+        for (int k = 0; k < TRIES; k++) {
+            int64_t v = cand[b * TRIES + k];
             if (!ld_pretrain_sample(&D->L, v, (uint64_t)(sample / D->list.n), (uint64_t)sample, xa, xp, xn, xpv, err, sizeof err)) {
                 vids[b] = v;
                 break;
@@ -301,7 +307,81 @@ static void pt_load_batch(pt_data *D, pt_graphs *G, pt_state *S, int64_t step, i
         if (S->ce) memcpy(xo + (2 * B + b) * clip, xn, (size_t)clip * sizeof(float));
     }
     free(xn_ce);
-    D->skipped += skipped;
+    free(cand);
+    return skipped;
+}
+
+// Prefetch: a loader thread prepares step s+1 in the other of two buffers while step s computes
+// (used with --device cuda, where the CPU is otherwise idle; batches stay a function of the step).
+typedef struct {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t want, ready, skipped[2];
+    int quit, on;
+    float *xm[2], *xo[2];
+    int64_t *vids[2];
+    pt_data *D; const pt_graphs *G; const pt_state *S;
+} pt_prefetch;
+
+static void *pt_prefetch_main(void *arg) {
+    pt_prefetch *P = (pt_prefetch *)arg;
+    pthread_mutex_lock(&P->mu);
+    for (;;) {
+        while (!P->quit && P->want == P->ready) pthread_cond_wait(&P->cv, &P->mu);
+        if (P->quit) break;
+        int64_t s = P->want;
+        pthread_mutex_unlock(&P->mu);
+        int64_t sk = pt_load_batch(P->D, P->G, P->S, s, P->vids[s & 1], P->xm[s & 1], P->xo[s & 1]);
+        pthread_mutex_lock(&P->mu);
+        P->skipped[s & 1] = sk;
+        P->ready = s;
+        pthread_cond_broadcast(&P->cv);
+    }
+    pthread_mutex_unlock(&P->mu);
+    return NULL;
+}
+
+static void pt_prefetch_start(pt_prefetch *P, pt_data *D, const pt_graphs *G, const pt_state *S, int on) {
+    memset(P, 0, sizeof(*P));
+    P->D = D; P->G = G; P->S = S; P->on = on; P->want = P->ready = -1;
+    for (int k = 0; k < 2; k++) {
+        P->xm[k] = (float *)malloc((size_t)(G->Bm * G->clip) * sizeof(float));
+        P->xo[k] = (float *)malloc((size_t)(G->xo->ne[0] * G->clip) * sizeof(float));
+        P->vids[k] = (int64_t *)malloc((size_t)G->B * sizeof(int64_t));
+        if (!P->xm[k] || !P->xo[k] || !P->vids[k]) die("out of memory for the batch buffers (try a smaller --batch)");
+    }
+    pthread_mutex_init(&P->mu, NULL);
+    pthread_cond_init(&P->cv, NULL);
+    if (on && pthread_create(&P->th, NULL, pt_prefetch_main, P)) P->on = 0;
+}
+
+static void pt_prefetch_stop(pt_prefetch *P) {
+    if (P->on) {
+        pthread_mutex_lock(&P->mu); P->quit = 1; pthread_cond_broadcast(&P->cv); pthread_mutex_unlock(&P->mu);
+        pthread_join(P->th, NULL);
+    }
+    for (int k = 0; k < 2; k++) { free(P->xm[k]); free(P->xo[k]); free(P->vids[k]); }
+}
+
+// The batch of `step` in the graph inputs (and the next one requested). Returns videos skipped.
+static int64_t pt_prefetch_get(pt_prefetch *P, pt_graphs *G, int64_t step, int64_t *vids) {
+    int k = (int)(step & 1);
+    int64_t sk;
+    if (!P->on) sk = pt_load_batch(P->D, G, P->S, step, P->vids[k], P->xm[k], P->xo[k]);
+    else {
+        pthread_mutex_lock(&P->mu);
+        if (P->ready != step) { P->want = step; pthread_cond_broadcast(&P->cv); }
+        while (P->ready != step) pthread_cond_wait(&P->cv, &P->mu);
+        sk = P->skipped[k];
+        P->want = step + 1;
+        pthread_cond_broadcast(&P->cv);
+        pthread_mutex_unlock(&P->mu);
+    }
+    G->xm->data = P->xm[k];
+    G->xo->data = P->xo[k];
+    memcpy(vids, P->vids[k], (size_t)G->B * sizeof(int64_t));
+    return sk;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,15 +408,15 @@ static double pt_clip_grads(pt_state *S, double max_norm) {
     return norm;
 }
 
-static int pt_step(pt_state *S, pt_graphs *G, pt_data *D, scvrl_backend *be, int64_t total, pt_stats *st,
-                   char *err, size_t errlen) {
+static int pt_step(pt_state *S, pt_graphs *G, pt_data *D, pt_prefetch *PF, scvrl_backend *be, int64_t total,
+                   pt_stats *st, char *err, size_t errlen) {
     int64_t B = G->B, step = S->step, warm = C.warmup >= 0 ? C.warmup : total / 20;
     double t0 = cli_now();
     st->lr = scvrl_lr_schedule(step, warm, total, C.lr_start, C.lr, C.lr_end);
     scvrl_ema_update(&S->mo.P, &S->on.P, (float)C.momentum);
     scvrl_ema_update(&S->Hm, &S->H, (float)C.momentum);
     int64_t vids[4096];
-    pt_load_batch(D, G, S, step, vids);
+    D->skipped += pt_prefetch_get(PF, G, step, vids);
     if (step == C.inject_nan_step) scvrl_f32(G->xo)[0] = NAN;
     G->gm->seed = scvrl_rng_u64((uint64_t)C.seed, 1, (uint64_t)step);
     if (scvrl_graph_compute(G->gm, be, err, errlen)) return -1;
@@ -778,6 +858,8 @@ static scvrl_backend *pt_backend(void) {
 
 static void pt_train(pt_state *S, pt_graphs *G, pt_data *D, pt_val *V, scvrl_backend *be, FILE *mf) {
     int64_t total = pt_total_steps(D);
+    pt_prefetch PF;
+    pt_prefetch_start(&PF, D, G, S, strcmp(C.device, "cpu") != 0);
     cli_progress p;
     cli_progress_start(&p, "pretrain", "steps", total, C.quiet);
     p.done = S->step;
@@ -787,7 +869,7 @@ static void pt_train(pt_state *S, pt_graphs *G, pt_data *D, pt_val *V, scvrl_bac
     while (S->step < total && !g_stop) {
         pt_stats st;
         int64_t step = S->step;
-        if (pt_step(S, G, D, be, total, &st, err, sizeof err)) {
+        if (pt_step(S, G, D, &PF, be, total, &st, err, sizeof err)) {
             cli_progress_break(&p);
             fprintf(stderr, "pretrain: %s\n", err);
             exit(3);
@@ -812,6 +894,7 @@ static void pt_train(pt_state *S, pt_graphs *G, pt_data *D, pt_val *V, scvrl_bac
         if (S->step % C.save_every == 0 && S->step < total) pt_checkpoint(S, C.out);
     }
     cli_progress_finish(&p);
+    pt_prefetch_stop(&PF);
 }
 
 int main(int argc, char **argv) {

@@ -422,6 +422,29 @@ static void test_rng(void) {
     test_check(n > 0 && bad == 0, "rng matches the Python reference", "%d of %d values differ", bad, n);
 }
 
+// A NaN in a row makes that row NaN (as PyTorch), so a bad step is seen, never laundered.
+static void test_nan_propagates(scvrl_ctx *ctx) {
+    int64_t ne[2] = { 3, 8 }, nw[2] = { 5, 8 };
+    scvrl_tensor *x = input(ctx, 2, ne, 95), *w = input(ctx, 2, nw, 96);
+    scvrl_f32(x)[2] = NAN;
+    scvrl_tensor *outs[6] = { scvrl_linear(ctx, x, w, NULL), scvrl_layer_norm(ctx, x, NULL, NULL, 1e-6f), scvrl_softmax(ctx, x),
+                              scvrl_l2_normalize(ctx, x, 1e-12f), scvrl_relu(ctx, x), scvrl_log_softmax(ctx, x) };
+    const char *nm[6] = { "linear", "layer_norm", "softmax", "l2_normalize", "relu", "log_softmax" };
+    for (int i = 0; i < 6; i++) {
+        scvrl_mark_output(outs[i]);
+        scvrl_graph *g = scvrl_graph_new();
+        scvrl_graph_expand(g, outs[i]);
+        scvrl_graph_compute(g, NULL, NULL, 0);
+        int64_t D = outs[i]->ne[1], nan0 = 0, nan1 = 0;
+        for (int64_t j = 0; j < D; j++) { nan0 += isnan(scvrl_f32(outs[i])[j]); nan1 += isnan(scvrl_f32(outs[i])[D + j]); }
+        int want0 = i == 4 ? 1 : (int)D;            // relu: elementwise; the rest: the whole row
+        char name[96];
+        snprintf(name, sizeof name, "NaN propagates through %s", nm[i]);
+        test_check(nan0 == want0 && nan1 == 0, name, "%lld NaN in the row, %lld in a clean row", (long long)nan0, (long long)nan1);
+        scvrl_graph_free(g);
+    }
+}
+
 int main(void) {
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     test_binary(ctx);
@@ -434,6 +457,7 @@ int main(void) {
     test_attention(ctx);
     test_shape_ops(ctx);
     test_dropout(ctx);
+    test_nan_propagates(ctx);
     test_determinism_and_plan();
     test_rng();
     scvrl_ctx_free(ctx);

@@ -85,7 +85,8 @@ static void cli__set(const cli_spec *s, const cli_flag *f, const char *v) {
         double x;
         if (f->type == CLI_DOUBLE) x = strtod(v, &end);
         else x = (double)strtoll(v, &end, 10);
-        if (errno || end == v || *end || !isfinite(x))
+        // infinity only where the flag's range allows it (e.g. --beta inf: uniform sampling)
+        if (errno || end == v || *end || isnan(x) || (isinf(x) && !(f->hi == INFINITY && x > 0)))
             cli_usage_error(s, "%s needs %s, not '%s'", f->name, f->type == CLI_DOUBLE ? "a number" : "an integer", v);
         if (f->lo != f->hi && (x < f->lo || x > f->hi))
             cli_usage_error(s, "%s must be in %g..%g, not %s", f->name, f->lo, f->hi, v);
