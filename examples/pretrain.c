@@ -4,6 +4,8 @@
 // x_a and x_p (two augmentations), x_p gives N_T shuffled copies, clip B gives x_pv. The online
 // encoder embeds x_a; the momentum encoder x_p, the shuffles and x_pv. L = L_T + lambda L_V.
 // With no arguments it runs the demo: a small synthetic motion set, mvit-tiny, a few CPU minutes.
+// SCVRL_DEBUG_KEYS=1 prints, per step, how far the momentum keys of the ordered clip and of its
+// shuffles are apart (the signal L_T can use).
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -33,7 +35,7 @@ typedef struct {
     int steps, epochs, batch, threads, save_every, keep, knn_every, frames, stride, size, kt, nt, group;
     int shared_head, momentum_droppath, warmup, quiet, inject_nan_step;
     int64_t queue, seed;
-    double lr, lr_start, lr_end, wd, tau, lambda_v, momentum, beta, clip_grad, drop_path;
+    double lr, lr_start, lr_end, wd, tau, lambda_v, momentum, beta, clip_grad, drop_path, crop_min;
 } pt_cfg;
 
 static pt_cfg C = {
@@ -41,7 +43,7 @@ static pt_cfg C = {
     .pool = "cls", .steps = 0, .epochs = 0, .batch = 4, .threads = 0, .save_every = 500, .keep = 3,
     .knn_every = 0, .frames = 16, .stride = 4, .size = 224, .kt = 2, .nt = 12, .group = 2, .warmup = -1,
     .queue = 65536, .seed = 0, .inject_nan_step = -1, .lr = 1e-4, .lr_start = 1e-6, .lr_end = 1e-6, .wd = 0.05, .tau = 0.1,
-    .lambda_v = 1.0, .momentum = 0.999, .beta = 5.0, .clip_grad = 0.0, .drop_path = 0.2,
+    .lambda_v = 1.0, .momentum = 0.999, .beta = 5.0, .clip_grad = 0.0, .drop_path = 0.2, .crop_min = 0.08,
 };
 
 static const char *const objectives[] = { "scvrl", "cvrl", NULL };
@@ -82,6 +84,7 @@ static const cli_flag flags[] = {
     { "--wd", CLI_DOUBLE, &C.wd, "WD", "AdamW weight decay (not on norms, biases, positions)", 0, 10, NULL, 0 },
     { "--clip-grad", CLI_DOUBLE, &C.clip_grad, "N", "global gradient-norm clip (0: off)", 0, 1e9, NULL, 0 },
     { "--drop-path", CLI_DOUBLE, &C.drop_path, "P", "stochastic depth of the last block", 0, 0.99, NULL, 0 },
+    { "--crop-min", CLI_DOUBLE, &C.crop_min, "A", "smallest random-resized-crop area fraction", 0.01, 1, NULL, 0 },
     { "--beta", CLI_DOUBLE, &C.beta, "B", "targeted-sampling temperature (inf: uniform)", 1e-6, INFINITY, NULL, 0 },
     { "--seed", CLI_INT64, &C.seed, "N", "seed of every random draw", 0, 1e18, NULL, 0 },
     { "--save-every", CLI_INT, &C.save_every, "N", "checkpoint every N steps (and at the end)", 1, 1 << 30, NULL, 0 },
@@ -425,6 +428,18 @@ static int pt_step(pt_state *S, pt_graphs *G, pt_data *D, pt_prefetch *PF, scvrl
         memcpy(G->kn->data, scvrl_f32(G->kt) + B * CON_DIM, (size_t)(B * C.nt * CON_DIM) * sizeof(float));
     }
     memcpy(G->kpv->data, G->kv->data, (size_t)(B * CON_DIM) * sizeof(float));
+    if (getenv("SCVRL_DEBUG_KEYS") && G->kp) {
+        double s_pn = 0, s_nn = 0;
+        const float *kp = scvrl_f32(G->kp), *kn = scvrl_f32(G->kn);
+        for (int64_t b = 0; b < B; b++) for (int j = 0; j < C.nt; j++) {
+            double d = 0, e = 0;
+            for (int c = 0; c < CON_DIM; c++) { d += kp[b * CON_DIM + c] * kn[(b * C.nt + j) * CON_DIM + c]; e += kn[(b * C.nt) * CON_DIM + c] * kn[(b * C.nt + j) * CON_DIM + c]; }
+            s_pn += d / (B * C.nt); s_nn += e / (B * C.nt);
+        }
+        double s_vv = 0;
+        for (int64_t c = 0; c < CON_DIM; c++) s_vv += kp[c] * kp[CON_DIM + c];
+        fprintf(stderr, "keys: cos(k_p, k_n) %.6f  cos(k_n0, k_nj) %.6f  cos(k_p[0], k_p[1]) %.6f\n", s_pn, s_nn, s_vv);
+    }
     st->masked = con_queue_mask(&S->Q, vids, B, scvrl_f32(G->mask));
     scvrl_params_zero_grad(&S->on.P);
     scvrl_params_zero_grad(&S->H);
@@ -472,9 +487,9 @@ static void pt_add_flat(scvrl_st_writer *w, const char *name, const float *x, in
 
 static const char *pt_config_string(char *buf, size_t n) {
     snprintf(buf, n, "model=%s objective=%s temporal_loss=%s shared_head=%d pool=%s kt=%d frames=%d stride=%d size=%d "
-             "batch=%d nt=%d group=%d queue=%lld momentum=%g tau=%g lambda=%g lr=%g wd=%g beta=%g seed=%lld",
+             "batch=%d nt=%d group=%d queue=%lld momentum=%g tau=%g lambda=%g lr=%g wd=%g beta=%g crop_min=%g seed=%lld",
              C.model, C.objective, C.temporal_loss, C.shared_head, C.pool, C.kt, C.frames, C.stride, C.size, C.batch,
-             C.nt, C.group, (long long)C.queue, C.momentum, C.tau, C.lambda_v, C.lr, C.wd, C.beta, (long long)C.seed);
+             C.nt, C.group, (long long)C.queue, C.momentum, C.tau, C.lambda_v, C.lr, C.wd, C.beta, C.crop_min, (long long)C.seed);
     return buf;
 }
 
@@ -797,6 +812,7 @@ static void pt_open_data(pt_data *D, pt_val *V, const char *out) {
     ld_init(&D->L, &D->list, C.frames, C.stride, C.size, (uint64_t)C.seed);
     D->L.group = C.group;
     D->L.beta = C.beta;
+    D->L.aug.scale_min = (float)C.crop_min;
     D->L.n_shuffles = !strcmp(C.objective, "cvrl") ? 0 : !strcmp(C.temporal_loss, "ce") ? 1 : C.nt;
     if (D->L.n_shuffles) {
         int perms_ok = 1;

@@ -156,6 +156,12 @@ double cli_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double cli_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 const char *cli_fmt_bytes(char *buf, size_t n, double bytes) {
     static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
     int u = 0;

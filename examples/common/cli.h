@@ -57,6 +57,7 @@ void cli_usage_error(const cli_spec *s, const char *fmt, ...)
 
 // --- time, sizes, memory ---
 double cli_now(void);                                       // monotonic seconds
+double cli_cpu_now(void);                                   // CPU seconds of the process (all threads)
 // "512 B", "1.5 KiB", "37.2 MiB", "1.21 GiB"
 const char *cli_fmt_bytes(char *buf, size_t n, double bytes);
 // "850 us", "12.3 ms", "4.20 s", "3m 05s", "2h 03m", "3d 04h"

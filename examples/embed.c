@@ -1,0 +1,279 @@
+// examples/embed.c: features (and logits) of clips with an MViT.
+//
+//   ./examples/embed --model mvit-b --weights W.safetensors --clips X.safetensors --out Y.safetensors
+//
+// Reads the float32 tensor `clips` [N, 3, T, H, W] (already normalised) from X and writes
+// `features` [N, D] (the final-norm CLS token, or the mean of the grid tokens with --pool avg)
+// and, when the weights hold a classifier (head.1.weight), `logits` [N, classes] to Y, with the
+// settings in its __metadata__. Clips go through the model --batch at a time; the output is
+// written atomically (temporary file, fsync, rename).
+#include "scvrl.h"
+#include "models/mvit.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *model, *pool, *weights, *prefix, *clips, *out;
+    int kt, frames, size, batch, threads, interpolate, ignore_unexpected, quiet;
+    int64_t seed;
+} embed_opts;
+
+// The clips: a pointer per clip into the file (float32, little-endian) or into a converted copy.
+typedef struct {
+    scvrl_st_file f;
+    int64_t n, per_clip;     // clips, floats per clip
+    const uint8_t *bytes;    // clip i at bytes + i * per_clip * 4
+    float *converted;        // owned when the file's dtype is not float32 (or the host is big-endian)
+} embed_clips;
+
+static void fail(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2), noreturn))
+#endif
+    ;
+static void fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "embed: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static void shape_str(char *buf, size_t n, int nd, const int64_t *ne) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < nd && k < n; d++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? ", " : "", (long long)ne[d]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+// Open --clips and check the tensor `clips` against the model's [N, 3, T, S, S].
+static void clips_open(embed_clips *c, const embed_opts *o) {
+    char err[1024], want[96], got[160];
+    snprintf(want, sizeof want, "[N, 3, %d, %d, %d]", o->frames, o->size, o->size);
+    if (scvrl_st_open(&c->f, o->clips, err, sizeof err))
+        fail("%s\n  (--clips: a safetensors file holding a float32 tensor 'clips' of shape %s)", err, want);
+    const scvrl_st_entry *e = scvrl_st_find(&c->f, "clips");
+    if (!e) {
+        char names[400] = "";
+        size_t k = 0;
+        for (int i = 0; i < c->f.n && i < 8 && k < sizeof names; i++)
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s'%s'", i ? ", " : "", c->f.e[i].name);
+        fail("%s: no tensor named 'clips' (the file holds %s%s); embed reads the clips from a float32 tensor "
+             "'clips' of shape %s", o->clips, c->f.n ? names : "no tensors", c->f.n > 8 ? ", ..." : "", want);
+    }
+    shape_str(got, sizeof got, e->ndim, e->shape);
+    if (e->ndim != 5 || e->shape[1] != 3 || e->shape[2] != o->frames || e->shape[3] != o->size || e->shape[4] != o->size)
+        fail("%s: 'clips' has shape %s, but --model %s --frames %d --size %d expects %s: pass the --frames and --size "
+             "the clips were made with (frames even, size a multiple of 32), or re-make the clips", o->clips, got,
+             o->model, o->frames, o->size, want);
+    if (e->shape[0] < 1) fail("%s: 'clips' holds no clips (shape %s)", o->clips, got);
+    c->n = e->shape[0];
+    c->per_clip = e->numel / c->n;
+    int le = 1;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    le = 0;
+#endif
+    if (e->dtype == SCVRL_DT_F32 && le) { c->bytes = c->f.data + e->begin; return; }
+    c->converted = (float *)malloc((size_t)e->numel * sizeof(float));
+    if (!c->converted) fail("%s: out of memory converting %lld %s values to float32", o->clips, (long long)e->numel, scvrl_dtype_name(e->dtype));
+    if (scvrl_st_read_f32(&c->f, e, c->converted, err, sizeof err)) fail("%s", err);
+    c->bytes = (const uint8_t *)c->converted;
+}
+
+// Fail early (before any compute) when --out cannot be written: its folder must exist and be writable.
+static void check_out(const char *out) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    if (access(dir, W_OK)) fail("cannot write --out %s: folder '%s': %s (create it, or pick another --out)", out, dir, strerror(errno));
+}
+
+// Classes of the checkpoint's head (head.1.weight, or PySlowFast's head.projection.weight), 0 if none.
+static int weights_classes(const embed_opts *o, char *meta, size_t metalen) {
+    scvrl_st_file f;
+    char err[1024], name[600];
+    if (scvrl_st_open(&f, o->weights, err, sizeof err))
+        fail("%s\n  (--weights: a safetensors checkpoint with torchvision mvit_v1_b names, e.g. written by "
+             "examples/pretrain or tests/ref/convert_pth.py; leave --weights out for a random initialisation)", err);
+    int classes = 0;
+    const char *heads[] = { "head.1.weight", "head.projection.weight" };
+    for (int i = 0; i < 2 && !classes; i++) {
+        snprintf(name, sizeof name, "%s%s", o->prefix, heads[i]);
+        const scvrl_st_entry *e = scvrl_st_find(&f, name);
+        if (e && e->ndim == 2 && e->shape[0] > 0 && e->shape[0] < 1000000) classes = (int)e->shape[0];
+    }
+    // The checkpoint's own record of its model (mvit_save writes it), for error messages.
+    const char *keys[] = { "model", "kt", "frames", "size" };
+    size_t k = 0;
+    meta[0] = 0;
+    for (int i = 0; i < 4 && k < metalen; i++) {
+        const char *v = scvrl_st_meta(&f, keys[i]);
+        if (v) k += (size_t)snprintf(meta + k, metalen - k, "%s%s %s", k ? ", " : "", keys[i], v);
+    }
+    scvrl_st_close(&f);
+    return classes;
+}
+
+// The model, with the weights loaded (or a random initialisation, with a warning).
+static void model_load(mvit_model *m, const embed_opts *o) {
+    mvit_config cfg;
+    char err[2048], meta[256] = "";
+    mvit_preset(o->model, &cfg);
+    cfg.kt = o->kt; cfg.frames = o->frames; cfg.size = o->size;
+    cfg.pool_avg = !strcmp(o->pool, "avg");
+    if (o->weights) cfg.num_classes = weights_classes(o, meta, sizeof meta);
+    if (mvit_init(m, &cfg, err, sizeof err)) fail("%s", err);
+    if (!o->weights) {
+        fprintf(stderr, "embed: warning: no --weights: random initialisation (mvit_init_weights, seed %lld); "
+                        "the features mean nothing\n", (long long)o->seed);
+        mvit_init_weights(m, (uint64_t)o->seed);
+        return;
+    }
+    int flags = (o->interpolate ? MVIT_LOAD_INTERPOLATE_POS : 0) | (o->ignore_unexpected ? MVIT_LOAD_IGNORE_UNEXPECTED : 0);
+    if (mvit_load(m, o->weights, o->prefix, flags, err, sizeof err))
+        fail("%s\n  (the model: --model %s --kt %d --frames %d --size %d%s%s%s)", err, o->model, o->kt, o->frames, o->size,
+             *meta ? "; the checkpoint's metadata says: " : "", meta, *o->prefix || !strstr(err, "missing") ? "" :
+             "; for one encoder of a pretraining checkpoint pass --weights-prefix (e.g. momentum.)");
+}
+
+typedef struct {
+    scvrl_ctx *ctx;
+    scvrl_graph *g;
+    scvrl_tensor *x, *feat, *logits;
+    int64_t bs;              // batch size the graph was built for
+} embed_graph;
+
+static void graph_build(embed_graph *eg, const mvit_model *m, int64_t bs) {
+    if (eg->g) scvrl_graph_free(eg->g);
+    scvrl_ctx_reset(eg->ctx);
+    int64_t ne[5] = { bs, 3, m->cfg.frames, m->cfg.size, m->cfg.size };
+    eg->x = scvrl_new(eg->ctx, SCVRL_DT_F32, 5, ne);
+    scvrl_set_name(eg->x, "clips");
+    scvrl_mark_input(eg->x);
+    eg->feat = mvit_forward(eg->ctx, m, eg->x, 0, 0, &eg->logits);
+    eg->g = scvrl_graph_new();
+    scvrl_mark_output(eg->feat);
+    scvrl_graph_expand(eg->g, eg->feat);
+    if (eg->logits) { scvrl_mark_output(eg->logits); scvrl_graph_expand(eg->g, eg->logits); }
+    eg->bs = bs;
+}
+
+// Run every clip through the model, --batch at a time, into feat [N, D] and logits [N, C].
+static void embed_all(const mvit_model *m, const embed_clips *c, const embed_opts *o, float *feat, float *logits) {
+    embed_graph eg = { scvrl_ctx_new(0), NULL, NULL, NULL, NULL, 0 };
+    int64_t D = mvit_width(&m->cfg), C = m->cfg.num_classes;
+    float *xbuf = (float *)malloc((size_t)((int64_t)o->batch * c->per_clip) * sizeof(float));
+    if (!xbuf) fail("out of memory for a batch of %d clips (use a smaller --batch)", o->batch);
+    cli_progress p;
+    cli_progress_start(&p, "embed", "clips", c->n, o->quiet);
+    cli_progress_update(&p, 0);
+    char err[1024];
+    for (int64_t i0 = 0; i0 < c->n; i0 += eg.bs) {
+        int64_t bs = c->n - i0 < o->batch ? c->n - i0 : o->batch;
+        if (bs != eg.bs) graph_build(&eg, m, bs);
+        memcpy(xbuf, c->bytes + (size_t)(i0 * c->per_clip) * sizeof(float), (size_t)(bs * c->per_clip) * sizeof(float));
+        eg.x->data = xbuf;
+        if (scvrl_graph_compute(eg.g, NULL, err, sizeof err)) { cli_progress_break(&p); fail("%s", err); }
+        memcpy(feat + i0 * D, scvrl_f32(eg.feat), (size_t)(bs * D) * sizeof(float));
+        if (C > 0) memcpy(logits + i0 * C, scvrl_f32(eg.logits), (size_t)(bs * C) * sizeof(float));
+        cli_progress_update(&p, i0 + bs);
+    }
+    cli_progress_finish(&p);
+    scvrl_graph_free(eg.g);
+    scvrl_ctx_free(eg.ctx);
+    free(xbuf);
+}
+
+static void write_out(const embed_opts *o, const mvit_model *m, int64_t n, const float *feat, const float *logits) {
+    scvrl_st_writer *w = scvrl_st_writer_new();
+    if (!w) fail("%s: out of memory", o->out);
+    int64_t D = mvit_width(&m->cfg), C = m->cfg.num_classes, fne[2] = { n, D }, lne[2] = { n, C };
+    scvrl_st_writer_add(w, "features", SCVRL_DT_F32, 2, fne, feat);
+    if (C > 0) scvrl_st_writer_add(w, "logits", SCVRL_DT_F32, 2, lne, logits);
+    char buf[128];
+    scvrl_st_writer_meta(w, "program", "scvrl examples/embed");
+    scvrl_st_writer_meta(w, "model", o->model);
+    snprintf(buf, sizeof buf, "%d", o->kt); scvrl_st_writer_meta(w, "kt", buf);
+    snprintf(buf, sizeof buf, "%d", o->frames); scvrl_st_writer_meta(w, "frames", buf);
+    snprintf(buf, sizeof buf, "%d", o->size); scvrl_st_writer_meta(w, "size", buf);
+    scvrl_st_writer_meta(w, "pool", o->pool);
+    snprintf(buf, sizeof buf, "none (random initialisation, seed %lld)", (long long)o->seed);
+    scvrl_st_writer_meta(w, "weights", o->weights ? o->weights : buf);
+    if (o->weights && *o->prefix) scvrl_st_writer_meta(w, "weights_prefix", o->prefix);
+    scvrl_st_writer_meta(w, "clips", o->clips);
+    snprintf(buf, sizeof buf, "%lld", (long long)C); scvrl_st_writer_meta(w, "classes", buf);
+    char err[1024];
+    if (scvrl_st_writer_save(w, o->out, err, sizeof err)) fail("%s", err);
+    scvrl_st_writer_free(w);
+}
+
+static void parse(embed_opts *o, int argc, char **argv) {
+    static const char *pools[] = { "cls", "avg", NULL };
+    const cli_flag flags[] = {
+        { "--model", CLI_STR, &o->model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
+        { "--kt", CLI_INT, &o->kt, "K", "stem temporal kernel: 2 (SCVRL) or 3 (torchvision)", 2, 3, NULL, 0 },
+        { "--frames", CLI_INT, &o->frames, "T", "frames per clip (even)", 2, 4096, NULL, 0 },
+        { "--size", CLI_INT, &o->size, "S", "frame height = width (multiple of 32)", 32, 4096, NULL, 0 },
+        { "--pool", CLI_CHOICE, &o->pool, NULL, "features: final-norm CLS token, or mean of the grid tokens", 0, 0, pools, 0 },
+        { "--batch", CLI_INT, &o->batch, "N", "clips per forward", 1, 65536, NULL, 0 },
+        { "--threads", CLI_INT, &o->threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
+        { "--weights", CLI_STR, &o->weights, "FILE", "checkpoint (safetensors, torchvision or PySlowFast names)", 0, 0, NULL, CLI_NO_DEFAULT },
+        { "--weights-prefix", CLI_STR, &o->prefix, "P", "name prefix of the encoder in the checkpoint (e.g. momentum.)", 0, 0, NULL, CLI_NO_DEFAULT },
+        { "--interpolate-pos", CLI_BOOL, &o->interpolate, NULL, "resample positional tables made for another clip size", 0, 0, NULL, 0 },
+        { "--ignore-unexpected", CLI_BOOL, &o->ignore_unexpected, NULL, "tensors the model does not use are not an error", 0, 0, NULL, 0 },
+        { "--seed", CLI_INT64, &o->seed, "N", "random initialisation seed (without --weights)", 0, 9e18, NULL, 0 },
+        { "--clips", CLI_STR, &o->clips, "FILE", "input: float32 'clips' [N, 3, T, S, S], normalised", 0, 0, NULL, CLI_REQUIRED },
+        { "--out", CLI_STR, &o->out, "FILE", "output: 'features' [N, D], 'logits' [N, classes] if the weights have a head", 0, 0, NULL, CLI_REQUIRED },
+        { "--quiet", CLI_BOOL, &o->quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
+    };
+    cli_spec spec = { "embed", "--clips X.safetensors --out Y.safetensors [--weights W.safetensors] [flags]",
+                      "Features (and classifier logits) of clips with an MViT: reads the float32 tensor 'clips'\n"
+                      "[N, 3, T, S, S] (already normalised), writes 'features' [N, D] and, when the weights hold\n"
+                      "head.1.weight, 'logits' [N, classes]; settings go to the output's __metadata__.",
+                      flags, (int)(sizeof flags / sizeof *flags), mvit_print_presets,
+                      "example: embed --model mvit-b --weights mvit_b.safetensors --clips val.safetensors --out val_feat.safetensors" };
+    cli_parse(&spec, argc, argv, 1, NULL, 0);
+    mvit_config cfg;
+    if (mvit_preset(o->model, &cfg)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny)", o->model);
+    cfg.kt = o->kt; cfg.frames = o->frames; cfg.size = o->size;
+    char err[256];
+    if (mvit_check_config(&cfg, err, sizeof err)) cli_usage_error(&spec, "%s", err);
+    if (!o->weights && (*o->prefix || o->interpolate || o->ignore_unexpected))
+        cli_usage_error(&spec, "--weights-prefix, --interpolate-pos and --ignore-unexpected need --weights");
+}
+
+int main(int argc, char **argv) {
+    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0 };
+    parse(&o, argc, argv);
+    scvrl_set_threads(o.threads);
+    embed_clips c = { 0 };
+    clips_open(&c, &o);
+    check_out(o.out);
+    mvit_model m;
+    model_load(&m, &o);
+    int64_t D = mvit_width(&m.cfg), C = m.cfg.num_classes;
+    float *feat = (float *)malloc((size_t)(c.n * D) * sizeof(float));
+    float *logits = C > 0 ? (float *)malloc((size_t)(c.n * C) * sizeof(float)) : NULL;
+    if (!feat || (C > 0 && !logits)) fail("out of memory for the outputs of %lld clips", (long long)c.n);
+    embed_all(&m, &c, &o, feat, logits);
+    write_out(&o, &m, c.n, feat, logits);
+    if (!o.quiet) {
+        char lg[64] = "";
+        if (C > 0) snprintf(lg, sizeof lg, ", logits [%lld, %lld]", (long long)c.n, (long long)C);
+        fprintf(stderr, "embed: wrote %s: features [%lld, %lld]%s (%s, pool %s)\n", o.out, (long long)c.n, (long long)D, lg,
+                o.model, o.pool);
+    }
+    free(feat); free(logits); free(c.converted);
+    scvrl_st_close(&c.f);
+    mvit_free(&m);
+    return 0;
+}
