@@ -10,6 +10,8 @@
 #include "scvrl.h"
 #include "models/mvit.h"
 #include "cli.h"
+#include "dataset.h"
+#include "loader.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,6 +23,9 @@ typedef struct {
     const char *model, *pool, *weights, *prefix, *clips, *out;
     int kt, frames, size, batch, threads, interpolate, ignore_unexpected, quiet;
     int64_t seed;
+    const char *views;            // "TxS" temporal x spatial views per video (video inputs)
+    int stride, skip_bad, n_inputs;
+    const char **inputs;          // videos, frame folders or lists (.csv / .txt) given as arguments
 } embed_opts;
 
 // The clips: a pointer per clip into the file (float32, little-endian) or into a converted copy.
@@ -209,7 +214,7 @@ static void write_out(const embed_opts *o, const mvit_model *m, int64_t n, const
     snprintf(buf, sizeof buf, "none (random initialisation, seed %lld)", (long long)o->seed);
     scvrl_st_writer_meta(w, "weights", o->weights ? o->weights : buf);
     if (o->weights && *o->prefix) scvrl_st_writer_meta(w, "weights_prefix", o->prefix);
-    scvrl_st_writer_meta(w, "clips", o->clips);
+    scvrl_st_writer_meta(w, o->n_inputs ? "inputs" : "clips", o->clips);
     snprintf(buf, sizeof buf, "%lld", (long long)C); scvrl_st_writer_meta(w, "classes", buf);
     char err[1024];
     if (scvrl_st_writer_save(w, o->out, err, sizeof err)) fail("%s", err);
@@ -231,17 +236,27 @@ static void parse(embed_opts *o, int argc, char **argv) {
         { "--interpolate-pos", CLI_BOOL, &o->interpolate, NULL, "resample positional tables made for another clip size", 0, 0, NULL, 0 },
         { "--ignore-unexpected", CLI_BOOL, &o->ignore_unexpected, NULL, "tensors the model does not use are not an error", 0, 0, NULL, 0 },
         { "--seed", CLI_INT64, &o->seed, "N", "random initialisation seed (without --weights)", 0, 9e18, NULL, 0 },
-        { "--clips", CLI_STR, &o->clips, "FILE", "input: float32 'clips' [N, 3, T, S, S], normalised", 0, 0, NULL, CLI_REQUIRED },
+        { "--clips", CLI_STR, &o->clips, "FILE", "input: float32 'clips' [N, 3, T, S, S], normalised (or give videos)", 0, 0, NULL, CLI_NO_DEFAULT },
+        { "--stride", CLI_INT, &o->stride, "S", "video inputs: frame step within a clip", 1, 64, NULL, 0 },
+        { "--views", CLI_STR, &o->views, "TxS", "video inputs: temporal x spatial views averaged (e.g. 10x3)", 0, 0, NULL, 0 },
+        { "--skip-bad", CLI_BOOL, &o->skip_bad, NULL, "video inputs: embed the readable ones, list the rest (else exit 1)", 0, 0, NULL, 0 },
         { "--out", CLI_STR, &o->out, "FILE", "output: 'features' [N, D], 'logits' [N, classes] if the weights have a head", 0, 0, NULL, CLI_REQUIRED },
         { "--quiet", CLI_BOOL, &o->quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
     };
-    cli_spec spec = { "embed", "--clips X.safetensors --out Y.safetensors [--weights W.safetensors] [flags]",
+    cli_spec spec = { "embed", "(--clips X.safetensors | VIDEO|FOLDER|LIST.csv ...) --out Y.safetensors [--weights W] [flags]",
                       "Features (and classifier logits) of clips with an MViT: reads the float32 tensor 'clips'\n"
                       "[N, 3, T, S, S] (already normalised), writes 'features' [N, D] and, when the weights hold\n"
-                      "head.1.weight, 'logits' [N, classes]; settings go to the output's __metadata__.",
+                      "head.1.weight, 'logits' [N, classes]; settings go to the output's __metadata__.\n"
+                      "Video files, frame folders and lists (.csv/.txt) given as arguments are embedded instead, in\n"
+                      "input order (one centre clip each, or the mean over --views), their names in the metadata.",
                       flags, (int)(sizeof flags / sizeof *flags), mvit_print_presets,
                       "example: embed --model mvit-b --weights mvit_b.safetensors --clips val.safetensors --out val_feat.safetensors" };
-    cli_parse(&spec, argc, argv, 1, NULL, 0);
+    static const char *pos[4096];
+    o->n_inputs = cli_parse(&spec, argc, argv, 1, pos, 4096);
+    o->inputs = pos;
+    if (!o->clips == !o->n_inputs) cli_usage_error(&spec, "give either --clips FILE or video inputs, not %s", o->clips ? "both" : "neither");
+    int vt, vs;
+    if (sscanf(o->views, "%dx%d", &vt, &vs) != 2 || vt < 1 || vs < 1) cli_usage_error(&spec, "--views wants TxS, e.g. 10x3, not '%s'", o->views);
     mvit_config cfg;
     if (mvit_preset(o->model, &cfg)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny)", o->model);
     cfg.kt = o->kt; cfg.frames = o->frames; cfg.size = o->size;
@@ -251,10 +266,116 @@ static void parse(embed_opts *o, int argc, char **argv) {
         cli_usage_error(&spec, "--weights-prefix, --interpolate-pos and --ignore-unexpected need --weights");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Video inputs: each argument a video, a frame folder, or a list (.csv / .txt) of them.
+// ---------------------------------------------------------------------------------------------
+static void videos_collect(const embed_opts *o, ds_list *all) {
+    memset(all, 0, sizeof(*all));
+    char err[1024];
+    for (int i = 0; i < o->n_inputs; i++) {
+        const char *a = o->inputs[i];
+        size_t n = strlen(a);
+        int is_list = n > 4 && (!strcmp(a + n - 4, ".csv") || !strcmp(a + n - 4, ".txt"));
+        ds_list one = { 0 };
+        if (is_list) { if (ds_load_csv(a, &one, err, sizeof err)) fail("%s", err); }
+        else {
+            one.n = 1;
+            one.items = (ds_item *)calloc(1, sizeof(ds_item));
+            one.items[0].path = strdup(a); one.items[0].label = -1;
+        }
+        all->items = (ds_item *)realloc(all->items, (size_t)(all->n + one.n) * sizeof(ds_item));
+        for (int64_t j = 0; j < one.n; j++) { all->items[all->n + j].path = strdup(one.items[j].path); all->items[all->n + j].label = one.items[j].label; }
+        all->n += one.n;
+        ds_free(&one);
+    }
+}
+
+// features [N, D] (mean over views), logits likewise; bad[i] = 1 for unreadable inputs.
+static void videos_embed(const mvit_model *m, const embed_opts *o, const ds_list *L, float *feat, float *logits, char *bad) {
+    int vt = 1, vs = 1;
+    sscanf(o->views, "%dx%d", &vt, &vs);
+    int64_t V = (int64_t)vt * vs, D = mvit_width(&m->cfg), C = m->cfg.num_classes, jobs = L->n * V, per = 3LL * o->frames * o->size * o->size;
+    ld_loader ld;
+    ld_init(&ld, L, o->frames, o->stride, o->size, 0);
+    embed_graph eg = { scvrl_ctx_new(0), NULL, NULL, NULL, NULL, 0 };
+    float *xbuf = (float *)malloc((size_t)(o->batch * per) * sizeof(float));
+    if (!xbuf) fail("out of memory for a batch of %d clips (use a smaller --batch)", o->batch);
+    memset(feat, 0, (size_t)(L->n * D) * sizeof(float));
+    if (C > 0) memset(logits, 0, (size_t)(L->n * C) * sizeof(float));
+    cli_progress p;
+    cli_progress_start(&p, "embed", "clips", jobs, o->quiet);
+    char err[1024];
+    for (int64_t j0 = 0; j0 < jobs; j0 += o->batch) {
+        int64_t bs = jobs - j0 < o->batch ? jobs - j0 : o->batch;
+        if (bs != eg.bs) graph_build(&eg, m, bs);
+        #pragma omp parallel for schedule(dynamic)
+        for (int64_t b = 0; b < bs; b++) {
+            int64_t j = j0 + b, v = j / V;
+            char e2[1024];
+            if (ld_eval_clip(&ld, v, (int)((j % V) / vs), vt, (int)(j % vs), vs, xbuf + b * per, e2, sizeof e2)) {
+                #pragma omp critical
+                { if (!bad[v]) fprintf(stderr, "embed: %s\n", e2); bad[v] = 1; }
+                memset(xbuf + b * per, 0, (size_t)per * sizeof(float));
+            }
+        }
+        eg.x->data = xbuf;
+        if (scvrl_graph_compute(eg.g, NULL, err, sizeof err)) { cli_progress_break(&p); fail("%s", err); }
+        for (int64_t b = 0; b < bs; b++) {
+            int64_t v = (j0 + b) / V;
+            for (int64_t d = 0; d < D; d++) feat[v * D + d] += scvrl_f32(eg.feat)[b * D + d] / (float)V;
+            for (int64_t c = 0; c < C; c++) logits[v * C + c] += scvrl_f32(eg.logits)[b * C + c] / (float)V;
+        }
+        cli_progress_update(&p, j0 + bs);
+    }
+    cli_progress_finish(&p);
+    scvrl_graph_free(eg.g); scvrl_ctx_free(eg.ctx); free(xbuf);
+    ld_free(&ld);
+}
+
+static int embed_videos(embed_opts *o) {
+    ds_list L;
+    videos_collect(o, &L);
+    check_out(o->out);
+    mvit_model m;
+    model_load(&m, o);
+    int64_t D = mvit_width(&m.cfg), C = m.cfg.num_classes;
+    float *feat = (float *)malloc((size_t)(L.n * D) * sizeof(float)), *logits = C > 0 ? (float *)malloc((size_t)(L.n * C) * sizeof(float)) : NULL;
+    char *bad = (char *)calloc((size_t)L.n + 1, 1);
+    if (!feat || !bad || (C > 0 && !logits)) fail("out of memory for the outputs of %lld videos", (long long)L.n);
+    videos_embed(&m, o, &L, feat, logits, bad);
+    int64_t nbad = 0, k = 0;
+    for (int64_t i = 0; i < L.n; i++) nbad += bad[i];
+    if (nbad && !o->skip_bad) fail("%lld of %lld inputs could not be read (above); fix or remove them, or pass --skip-bad", (long long)nbad, (long long)L.n);
+    size_t nl = 1;
+    for (int64_t i = 0; i < L.n; i++) nl += strlen(L.items[i].path) + 1;
+    char *names = (char *)malloc(nl);
+    names[0] = 0;
+    for (int64_t i = 0; i < L.n; i++) {          // keep the readable ones, in input order
+        if (bad[i]) continue;
+        memmove(feat + k * D, feat + i * D, (size_t)D * sizeof(float));
+        if (C > 0) memmove(logits + k * C, logits + i * C, (size_t)C * sizeof(float));
+        strcat(names, L.items[i].path); strcat(names, "\n");
+        k++;
+    }
+    o->clips = names;                 // the input names go to the metadata
+    write_out(o, &m, k, feat, logits);
+    if (nbad) {
+        fprintf(stderr, "embed: skipped %lld unreadable input%s:\n", (long long)nbad, nbad > 1 ? "s" : "");
+        for (int64_t i = 0; i < L.n; i++) if (bad[i]) fprintf(stderr, "  %s\n", L.items[i].path);
+    }
+    if (!o->quiet) fprintf(stderr, "embed: wrote %s: features [%lld, %lld] of %lld videos (views %s, %s)\n", o->out, (long long)k,
+                           (long long)D, (long long)k, o->views, o->model);
+    free(feat); free(logits); free(bad); free(names);
+    ds_free(&L);
+    mvit_free(&m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0 };
+    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, NULL };
     parse(&o, argc, argv);
     scvrl_set_threads(o.threads);
+    if (o.n_inputs) return embed_videos(&o);
     embed_clips c = { 0 };
     clips_open(&c, &o);
     check_out(o.out);

@@ -720,8 +720,9 @@ static double pt_heldout_acc_t(pt_state *S, pt_val *V, scvrl_backend *be) {
 // ---------------------------------------------------------------------------------------------
 static void pt_demo_defaults(void) {
     C.model = "mvit-tiny"; C.frames = 8; C.stride = 2; C.size = 64; C.batch = 4; C.queue = 16;
-    C.momentum = 0.99; C.steps = C.steps ? C.steps : 150; C.lr = 1e-3; C.lr_start = 1e-5; C.lr_end = 1e-5;
+    C.momentum = 0.99; C.steps = C.steps ? C.steps : 150; C.lr = 5e-4; C.lr_start = 1e-5; C.lr_end = 1e-5;
     C.save_every = 50; C.out = strcmp(C.out, "runs/scvrl") ? C.out : "runs/demo"; C.drop_path = 0.1;
+    C.crop_min = 0.5;      // 64 px frames: smaller crops often lose the moving object (and with it the order signal)
 }
 
 static void pt_demo_progress(void *ctx, int64_t done, int64_t total) { cli_progress_update((cli_progress *)ctx, done); (void)total; }

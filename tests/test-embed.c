@@ -186,6 +186,33 @@ static void check_errors(void) {
     test_check(access(tmp("e.st"), F_OK) == 0, "embed writes --out (atomic rename in place)", "no %s", tmp("e.st"));
 }
 
+// Video inputs: videos and a list in input order; an unreadable input fails the run unless
+// --skip-bad, which embeds the rest and names the skipped one.
+static void check_videos(void) {
+    char cmd[1024], msg[4096];
+    snprintf(cmd, sizeof cmd, "./examples/synth --out %s/syn --per-class 1 --classes 2 --pretrain 3 --splits val --quiet >/dev/null 2>&1", tmpdir);
+    if (access("examples/synth", X_OK) || system(cmd)) { test_skip("embed video inputs", "examples/synth not built or failed"); return; }
+    const char *flags = "--model mvit-tiny --frames 8 --size 64 --stride 2 --batch 2 --seed 3 --quiet";
+    snprintf(cmd, sizeof cmd, "%s --out %s %s/syn/val.csv %s/syn/pretrain.csv", flags, tmp("v.st"), tmpdir, tmpdir);
+    int rc = run_embed(cmd, msg, sizeof msg);
+    int64_t n = 0;
+    float *f = read_out(tmp("v.st"), "features", &n, NULL, 0);
+    test_check(rc == 0 && f && n == 5 * 256, "embed video lists: one feature row per video", "rc %d, %lld values: %s", rc, (long long)n, msg);
+    snprintf(cmd, sizeof cmd, "%s --out %s %s/syn/val.csv %s/missing.mp4", flags, tmp("v2.st"), tmpdir, tmpdir);
+    rc = run_embed(cmd, msg, sizeof msg);
+    test_check(rc != 0 && strstr(msg, "missing.mp4") && strstr(msg, "--skip-bad"), "an unreadable video fails and is named", "rc %d: %s", rc, msg);
+    snprintf(cmd, sizeof cmd, "%s --skip-bad --out %s %s/syn/val.csv %s/missing.mp4", flags, tmp("v2.st"), tmpdir, tmpdir);
+    rc = run_embed(cmd, msg, sizeof msg);
+    int64_t n2 = 0;
+    float *f2 = read_out(tmp("v2.st"), "features", &n2, NULL, 0);
+    int same = f && f2 && n2 == 2 * 256 && !memcmp(f, f2, (size_t)n2 * sizeof(float));
+    test_check(rc == 0 && same && strstr(msg, "missing.mp4"), "--skip-bad embeds the rest (same features) and lists the skipped", "rc %d: %s", rc, msg);
+    free(f); free(f2);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/syn", tmpdir);
+    if (system(cmd)) {}
+    unlink(tmp("v.st")); unlink(tmp("v2.st"));
+}
+
 int main(void) {
     if (getenv("SCVRL_EMBED")) embed_bin = getenv("SCVRL_EMBED");
     if (access(embed_bin, X_OK)) {
@@ -205,6 +232,7 @@ int main(void) {
         check_outputs(clips);
         check_errors();
     }
+    check_videos();
     const char *files[] = { "w_head.st", "w_nohead.st", "w_kt3.st", "clips.st", "clips32.st", "o3.st", "o2.st", "oa.st",
                             "e.st", "stdout.txt", "stderr.txt" };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) unlink(tmp(files[i]));
