@@ -12,6 +12,9 @@
 #include "scvrl.h"
 #include "models/mvit.h"
 #include "cli.h"
+#include "dataset.h"
+#include "loader.h"
+#include "video.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -541,12 +544,98 @@ static int cmd_mvit(int argc, char **argv) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// bench data: decoded frames/s (every frame of each video, the decoder's default flags), the same
+// through `ffmpeg -threads 1 -i F -f null -` when the CLI is there, and pretraining samples/s
+// (two clips decoded, three augmented views, the shuffles) with --threads workers.
+// ---------------------------------------------------------------------------------------------
+static double bench_decode_all(const ds_list *L, int64_t *frames) {
+    double t0 = cli_now();
+    *frames = 0;
+    for (int64_t i = 0; i < L->n; i++) {
+        char err[512];
+        vid_info info;
+        vid_reader *r = vid_open(L->items[i].path, &info, err, sizeof err);
+        if (!r) { fprintf(stderr, "bench data: %s\n", err); continue; }
+        uint8_t *buf = (uint8_t *)malloc((size_t)info.width * info.height * 3 * 16);
+        for (int64_t f0 = 0; buf && f0 < info.n_frames; f0 += 16) {
+            int64_t idx[16]; int n = 0;
+            for (; n < 16 && f0 + n < info.n_frames; n++) idx[n] = f0 + n;
+            if (vid_read_frames(r, idx, n, 0, 0, VID_RESIZE_NATIVE, buf, err, sizeof err) < 0) break;
+            *frames += n;
+        }
+        free(buf);
+        vid_close(r);
+    }
+    return cli_now() - t0;
+}
+
+static double bench_ffmpeg(const ds_list *L) {
+    if (system("command -v ffmpeg >/dev/null 2>&1")) return NAN;
+    double t0 = cli_now();
+    for (int64_t i = 0; i < L->n; i++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "ffmpeg -v quiet -threads 1 -i '%s' -f null - </dev/null", L->items[i].path);
+        if (system(cmd)) return NAN;
+    }
+    return cli_now() - t0;
+}
+
+static int cmd_data(int argc, char **argv) {
+    const char *list = NULL;
+    int threads = 0, frames = 16, stride = 4, size = 224, nt = 12;
+    const cli_flag flags[] = {
+        { "--list", CLI_STR, &list, "LIST", "videos (CSV, folder per class, split files)", 0, 0, NULL, CLI_REQUIRED },
+        { "--threads", CLI_INT, &threads, "N", "loader workers for samples/s (0: all cores)", 0, 4096, NULL, 0 },
+        { "--frames", CLI_INT, &frames, "T", "frames per clip", 2, 256, NULL, 0 },
+        { "--stride", CLI_INT, &stride, "S", "frame step", 1, 64, NULL, 0 },
+        { "--size", CLI_INT, &size, "PX", "crop size", 16, 1024, NULL, 0 },
+        { "--nt", CLI_INT, &nt, "N", "shuffled copies per sample", 0, 64, NULL, 0 },
+    };
+    cli_spec spec = { "bench data", "--list LIST [flags]", "Decoding and loading speed of the data pipeline.", flags,
+                      (int)(sizeof flags / sizeof *flags), NULL, NULL };
+    cli_parse(&spec, argc, argv, 2, NULL, 0);
+    if (threads > 0) scvrl_set_threads(threads);
+    ds_list L;
+    char err[1024];
+    if (ds_load(list, NULL, &L, err, sizeof err)) { fprintf(stderr, "bench data: %s\n", err); return 1; }
+    int64_t nf;
+    double td = bench_decode_all(&L, &nf), tf = bench_ffmpeg(&L);
+    ld_loader ld;
+    ld_init(&ld, &L, frames, stride, size, 1);
+    ld.n_shuffles = nt; ld.beta = INFINITY;
+    int64_t clip = 3LL * frames * size * size, n = L.n < 64 ? L.n : 64, ok = 0;
+    double t0 = cli_now();
+    #pragma omp parallel reduction(+ : ok)
+    {
+        float *x = (float *)malloc((size_t)((3 + nt) * clip) * sizeof(float));
+        #pragma omp for schedule(dynamic)
+        for (int64_t i = 0; i < n; i++) {
+            char e2[512];
+            ok += x && !ld_pretrain_sample(&ld, i, 0, (uint64_t)i, x, x + clip, x + 3 * clip, x + 2 * clip, e2, sizeof e2);
+        }
+        free(x);
+    }
+    double ts = cli_now() - t0;
+    printf("decode (1 thread): %lld frames of %lld videos in %.2f s: %.0f frames/s", (long long)nf, (long long)L.n, td, nf / td);
+    if (isfinite(tf)) printf("; ffmpeg -threads 1 -f null: %.2f s, %.0f frames/s; ratio %.2f\n", tf, nf / tf, tf / td);
+    else printf("; ffmpeg CLI not found\n");
+    printf("pretraining samples (%d threads): %lld in %.2f s: %.1f samples/s = %.1f augmented clips/s\n", scvrl_get_threads(),
+           (long long)ok, ts, ok / ts, 3 * ok / ts);
+    printf("{\"bench\":\"data\",\"frames_per_s\":%.1f,\"ffmpeg_frames_per_s\":%.1f,\"clips_per_s\":%.2f,\"samples_per_s\":%.2f,\"threads\":%d}\n",
+           nf / td, isfinite(tf) ? nf / tf : 0.0, 3 * ok / ts, ok / ts, scvrl_get_threads());
+    ld_free(&ld);
+    ds_free(&L);
+    return 0;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: bench SUBCOMMAND [flags]   (bench SUBCOMMAND --help for its flags)\n"
                "Speed figures of the library; the last line of each is one JSON object.\n"
                "  gemm M N K   GFLOP/s and error of scvrl_matmul on one shape (--trans NN|NT|TN|TT)\n"
                "  ops          GEMM, MViT-B linear and attention shapes: a table\n"
-               "  mvit         MViT forward and forward+backward seconds per clip, memory, fixture error\n");
+               "  mvit         MViT forward and forward+backward seconds per clip, memory, fixture error\n"
+               "  data         decoded frames/s (vs ffmpeg -threads 1) and pretraining samples/s of a list\n");
 }
 
 int main(int argc, char **argv) {
@@ -555,6 +644,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "gemm")) return cmd_gemm(argc, argv);
     if (!strcmp(argv[1], "ops")) return cmd_ops(argc, argv);
     if (!strcmp(argv[1], "mvit")) return cmd_mvit(argc, argv);
+    if (!strcmp(argv[1], "data")) return cmd_data(argc, argv);
     fprintf(stderr, "bench: unknown subcommand '%s'\n", argv[1]);
     usage(stderr);
     return 2;
