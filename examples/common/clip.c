@@ -1,6 +1,7 @@
 // examples/common/clip.c: clip sampling, spatial augmentation, temporal shuffles.
 // See clip.h for the conventions (randomness, order of the augmentations, shapes).
 #include "clip.h"
+#include "scvrl.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,22 +16,11 @@
 #define CLIP__SIMD
 #endif
 
-// ---- randomness (the generator of scvrl.h, copied) ----------------------------------------
+// ---- randomness: scvrl.h's counter-based generator ------------------------------------------
 
-static uint64_t clip__mix(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t clip__rng_u64(uint64_t seed, uint64_t stream, uint64_t i) {
-    return clip__mix(clip__mix(seed ^ clip__mix(stream)) + i);
-}
-
-static float clip__rng_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
-    return (float)(clip__rng_u64(seed, stream, i) >> 40) * 0x1.0p-24f;
-}
+#define clip__mix scvrl_mix64
+#define clip__rng_u64 scvrl_rng_u64
+#define clip__rng_uniform scvrl_rng_uniform
 
 // [0, 1) with 53 bits, for integer draws over large ranges.
 static double clip__rng_double(uint64_t seed, uint64_t stream, uint64_t i) {
