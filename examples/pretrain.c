@@ -961,5 +961,8 @@ int main(int argc, char **argv) {
     pt_free_graphs(&G);
     pt_free_state(&S);
     ld_free(&D.L);
+    ds_free(&D.list);
+    free(D.perm);
+    if (V.have) { ld_free(&V.L); ds_free(&V.list); }
     return 0;
 }
