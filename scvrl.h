@@ -1060,7 +1060,7 @@ int scvrl_get_threads(void) {
 #endif
 }
 
-// --- begin GEMM (from wip/gemm.inc) ---
+// --- begin GEMM ---
 // ---------------------------------------------------------------------------
 // scvrl__sgemm: deterministic row-major float32 GEMM for the CPU backend.
 //
@@ -1069,8 +1069,7 @@ int scvrl_get_threads(void) {
 //   op(B) = transB ? B^T (B stored [N,K], row stride ldb) : B (stored [K,N], row stride ldb)
 //
 // GotoBLAS/BLIS structure: op(B) is packed into KC x NC blocks of NR-wide panels (shared by the
-// threads), op(A) into MC x KC blocks of MR-tall panels (per work item; with transA the stored
-// A^T rows are already in that layout and are read in place), and a register-blocked
+// threads), op(A) into MC x KC blocks of MR-tall panels (per work item), and a register-blocked
 // micro-kernel computes MR x NR tiles of C (AVX-512: 14x32 with 28 zmm accumulators; AVX2+FMA:
 // 6x16 with 12 ymm accumulators; otherwise portable C, 4x16). The loop around the micro-kernel
 // keeps one A micro-panel in L1 while the B panels of the block stream from L2/L3.
@@ -1093,6 +1092,13 @@ int scvrl_get_threads(void) {
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+// Unoptimised builds (-O0, e.g. DEBUG=1) would run the intrinsics kernels ~12x slower: with GCC,
+// compile this section at -O2 anyway (popped again at the end of the section).
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE__)
+#pragma GCC push_options
+#pragma GCC optimize("O2")
+#define SCVRL__GEMM_POP_OPTIONS 1
+#endif
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define SCVRL__GEMM_AVX512 1
@@ -1106,12 +1112,10 @@ int scvrl_get_threads(void) {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SCVRL__GEMM_INLINE static inline __attribute__((always_inline))
-#define SCVRL__GEMM_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
-#define SCVRL__GEMM_PREFETCHW(p) __builtin_prefetch((const void *)(p), 1, 3)
+#define SCVRL__GEMM_PREFETCHW(addr) __builtin_prefetch((const void *)(addr), 1, 3)
 #else
 #define SCVRL__GEMM_INLINE static inline
-#define SCVRL__GEMM_PREFETCH(p) ((void)0)
-#define SCVRL__GEMM_PREFETCHW(p) ((void)0)
+#define SCVRL__GEMM_PREFETCHW(addr) ((void)(addr))
 #endif
 
 #if defined(SCVRL__GEMM_AVX512)
@@ -1158,8 +1162,12 @@ int scvrl_get_threads(void) {
 #define SCVRL__K5_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn, int64_t as) {
-    for (int i = 0; i < SCVRL__GEMM_MR; i++) { SCVRL__GEMM_PREFETCHW(cn + i * ldc); SCVRL__GEMM_PREFETCHW(cn + i * ldc + 16); }
+                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+    for (int i = 0; i < MR_; i++) {  // next tile's C (a hint: the address may lie past the matrix)
+        uintptr_t r = (uintptr_t)cn + (uintptr_t)(i * ldc) * sizeof(float);
+        SCVRL__GEMM_PREFETCHW(r);
+        SCVRL__GEMM_PREFETCHW(r + 64);
+    }
     __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFF : ((1u << n) - 1u));
     __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFF : n <= 16 ? 0 : ((1u << (n - 16)) - 1u));
     SCVRL__K5_ALL(SCVRL__K5_DECL)
@@ -1167,11 +1175,16 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
     for (int64_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         SCVRL__K5_ALL(SCVRL__K5_STEP)
-        a += as;
+        a += SCVRL__GEMM_MR;
         b += SCVRL__GEMM_NR;
     }
     SCVRL__K5_ALL(SCVRL__K5_STORE)
 }
+#undef SCVRL__K5_DECL
+#undef SCVRL__K5_INIT
+#undef SCVRL__K5_STEP
+#undef SCVRL__K5_STORE
+#undef SCVRL__K5_ALL
 
 #elif defined(SCVRL__GEMM_AVX2)
 
@@ -1190,8 +1203,12 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
 #define SCVRL__K2_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn, int64_t as) {
-    for (int i = 0; i < SCVRL__GEMM_MR; i++) { SCVRL__GEMM_PREFETCHW(cn + i * ldc); SCVRL__GEMM_PREFETCHW(cn + i * ldc + 8); }
+                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+    for (int i = 0; i < MR_; i++) {  // next tile's C (a hint: the address may lie past the matrix)
+        uintptr_t r = (uintptr_t)cn + (uintptr_t)(i * ldc) * sizeof(float);
+        SCVRL__GEMM_PREFETCHW(r);
+        SCVRL__GEMM_PREFETCHW(r + 32);
+    }
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), iota);
     __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), iota);
@@ -1200,16 +1217,21 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
     for (int64_t k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         SCVRL__K2_ALL(SCVRL__K2_STEP)
-        a += as;
+        a += SCVRL__GEMM_MR;
         b += SCVRL__GEMM_NR;
     }
     SCVRL__K2_ALL(SCVRL__K2_STORE)
 }
+#undef SCVRL__K2_DECL
+#undef SCVRL__K2_INIT
+#undef SCVRL__K2_STEP
+#undef SCVRL__K2_STORE
+#undef SCVRL__K2_ALL
 
 #else
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn, int64_t as) {
+                                        float *c, int64_t ldc, int n, int load, const float *cn) {
     (void)cn;
     float acc[SCVRL__GEMM_MR][SCVRL__GEMM_NR];
     for (int i = 0; i < MR_; i++)
@@ -1222,7 +1244,7 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
                 acc[i][j] = acc[i][j] + p;
             }
         }
-        a += as;
+        a += SCVRL__GEMM_MR;
         b += SCVRL__GEMM_NR;
     }
     for (int i = 0; i < MR_; i++)
@@ -1232,27 +1254,27 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
 #endif
 
 // One tile; m (1..MR) is dispatched to a specialised copy so that dead rows cost nothing.
-static void scvrl__gemm_ukr(int m, int n, int64_t kc, const float *a, int64_t as, const float *b, float *c,
+static void scvrl__gemm_ukr(int m, int n, int64_t kc, const float *a, const float *b, float *c,
                             int64_t ldc, int load, const float *cn) {
     switch (m) {
 #if SCVRL__GEMM_MR > 13
-    case 14: scvrl__ukr_body(14, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 13: scvrl__ukr_body(13, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 12: scvrl__ukr_body(12, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 11: scvrl__ukr_body(11, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 10: scvrl__ukr_body(10, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 9: scvrl__ukr_body(9, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 8: scvrl__ukr_body(8, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 7: scvrl__ukr_body(7, kc, a, b, c, ldc, n, load, cn, as); break;
+    case 14: scvrl__ukr_body(14, kc, a, b, c, ldc, n, load, cn); break;
+    case 13: scvrl__ukr_body(13, kc, a, b, c, ldc, n, load, cn); break;
+    case 12: scvrl__ukr_body(12, kc, a, b, c, ldc, n, load, cn); break;
+    case 11: scvrl__ukr_body(11, kc, a, b, c, ldc, n, load, cn); break;
+    case 10: scvrl__ukr_body(10, kc, a, b, c, ldc, n, load, cn); break;
+    case 9: scvrl__ukr_body(9, kc, a, b, c, ldc, n, load, cn); break;
+    case 8: scvrl__ukr_body(8, kc, a, b, c, ldc, n, load, cn); break;
+    case 7: scvrl__ukr_body(7, kc, a, b, c, ldc, n, load, cn); break;
 #endif
 #if SCVRL__GEMM_MR > 5
-    case 6: scvrl__ukr_body(6, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 5: scvrl__ukr_body(5, kc, a, b, c, ldc, n, load, cn, as); break;
+    case 6: scvrl__ukr_body(6, kc, a, b, c, ldc, n, load, cn); break;
+    case 5: scvrl__ukr_body(5, kc, a, b, c, ldc, n, load, cn); break;
 #endif
-    case 4: scvrl__ukr_body(4, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 3: scvrl__ukr_body(3, kc, a, b, c, ldc, n, load, cn, as); break;
-    case 2: scvrl__ukr_body(2, kc, a, b, c, ldc, n, load, cn, as); break;
-    default: scvrl__ukr_body(1, kc, a, b, c, ldc, n, load, cn, as); break;
+    case 4: scvrl__ukr_body(4, kc, a, b, c, ldc, n, load, cn); break;
+    case 3: scvrl__ukr_body(3, kc, a, b, c, ldc, n, load, cn); break;
+    case 2: scvrl__ukr_body(2, kc, a, b, c, ldc, n, load, cn); break;
+    default: scvrl__ukr_body(1, kc, a, b, c, ldc, n, load, cn); break;
     }
 }
 
@@ -1328,12 +1350,30 @@ static void scvrl__gemm_pack_tr(const float *src, int64_t ld, int nrow, int64_t 
 }
 #endif
 
-// Packs rows [i0, i0+mc) x depth [p0, p0+kc) of A (not transposed: element (i, k) at
-// A[i*lda + k]) into MR-tall panels [kc][MR], zero-padded. (A transposed is used in place.)
-static void scvrl__gemm_pack_a(const float *A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
-                               float *ap) {
+// Packs rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) into MR-tall panels [kc][MR] (panel ir
+// at ap + ir*kc), zero-padded.
+static void scvrl__gemm_pack_a(int transA, const float *A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
+                               int64_t kc, float *ap) {
     const int MR = SCVRL__GEMM_MR;
-    for (int64_t ir = 0; ir < mc; ir += MR) {
+    if (transA) {  // element (i, k) at A[k*lda + i]: read each stored row once, left to right
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = A + (p0 + k) * lda + i0;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+                int m = (int)(mc - ir < MR ? mc - ir : MR);
+                float *d = ap + ir * kc + k * MR;
+#if defined(SCVRL__GEMM_AVX512)
+                _mm512_mask_storeu_ps(d, (__mmask16)((1u << MR) - 1u),
+                                      _mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1u), s + ir));
+#else
+                int i = 0;
+                for (; i < m; i++) d[i] = s[ir + i];
+                for (; i < MR; i++) d[i] = 0.0f;
+#endif
+            }
+        }
+        return;
+    }
+    for (int64_t ir = 0; ir < mc; ir += MR) {  // element (i, k) at A[i*lda + k]
         int m = (int)(mc - ir < MR ? mc - ir : MR);
         float *dst = ap + ir * kc;
         const float *src = A + (i0 + ir) * lda + p0;
@@ -1489,16 +1529,7 @@ static void scvrl__gemm_item(const scvrl__gemm_args *g, int64_t jc, int64_t nc, 
     const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR;
     const int64_t ldc = g->ldc;
     int load = g->accumulate || pc > 0;
-    // A micro-panel ir starts at ap + ir*ars and steps by as floats per k
-    const float *ap = apack;
-    int64_t as = SCVRL__GEMM_MR, ars = kc;
-    if (g->transA) {  // A^T is stored [K, M]: its micro-panels are already [k][i], row stride lda
-        ap = g->A + pc * g->lda + ic;
-        as = g->lda;
-        ars = 1;
-    } else {
-        scvrl__gemm_pack_a(g->A, g->lda, ic, mc, pc, kc, apack);
-    }
+    scvrl__gemm_pack_a(g->transA, g->A, g->lda, ic, mc, pc, kc, apack);
     // A micro-panel stays in L1 while the B panels stream from L2/L3
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int m = (int)(mc - ir < MR ? mc - ir : MR);
@@ -1507,7 +1538,7 @@ static void scvrl__gemm_item(const scvrl__gemm_args *g, int64_t jc, int64_t nc, 
             int64_t jr = q * NR;
             int n = (int)(nc - jr < NR ? nc - jr : NR);
             const float *cn = q + 1 < q1 ? ct + jr + NR : ir + MR < mc ? ct + MR * ldc + q0 * NR : ct;
-            scvrl__gemm_ukr(m, n, kc, ap + ir * ars, as, g->bpack + jr * kc, ct + jr, ldc, load, cn);
+            scvrl__gemm_ukr(m, n, kc, apack + ir * kc, g->bpack + jr * kc, ct + jr, ldc, load, cn);
         }
     }
 }
@@ -1597,21 +1628,21 @@ static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K
     int64_t ncmax = N < SCVRL__GEMM_NC ? ((N + NR - 1) / NR) * NR : SCVRL__GEMM_NC;
     size_t *bblk;
     g.bpack = scvrl__gemm_get((size_t)(g.kcb * ncmax) * sizeof(float), &bblk);
-    size_t abytes = transA ? 0 : (size_t)(g.kcb * g.mcs) * sizeof(float);  // transA: no A packing
+    size_t abytes = (size_t)(g.kcb * g.mcs) * sizeof(float);
     if (!g.bpack) abort();  // out of memory (a few MiB at most)
     if (nt <= 1) {
-        size_t *ablk = NULL;
-        float *ap = abytes ? scvrl__gemm_get(abytes, &ablk) : NULL;
-        if (abytes && !ap) abort();
+        size_t *ablk;
+        float *ap = scvrl__gemm_get(abytes, &ablk);
+        if (!ap) abort();
         scvrl__gemm_worker(&g, 1, ap);
         scvrl__gemm_put(ablk);
     } else {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
         {
-            size_t *ablk = NULL;
-            float *ap = abytes ? scvrl__gemm_get(abytes, &ablk) : NULL;
-            if (abytes && !ap) abort();
+            size_t *ablk;
+            float *ap = scvrl__gemm_get(abytes, &ablk);
+            if (!ap) abort();
             // the worksharing loops need the whole team; a team smaller than asked still works
             scvrl__gemm_worker(&g, omp_get_num_threads(), ap);
             scvrl__gemm_put(ablk);
@@ -1620,6 +1651,11 @@ static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K
     }
     scvrl__gemm_put(bblk);
 }
+
+#ifdef SCVRL__GEMM_POP_OPTIONS
+#pragma GCC pop_options
+#undef SCVRL__GEMM_POP_OPTIONS
+#endif
 // --- end GEMM ---
 
 // ============================================================================
