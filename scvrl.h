@@ -438,6 +438,7 @@ int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -3182,9 +3183,34 @@ static void scvrl__resolve_view(scvrl_tensor *t) {
     t->data = b->data ? (uint8_t *)b->data + offs * (int64_t)scvrl_dtype_size(t->type) : NULL;
 }
 
+// SCVRL_PROFILE=1: seconds per op kind of every CPU compute, printed to stderr at exit.
+static double scvrl__prof_s[SCVRL_OP_COUNT];
+static int64_t scvrl__prof_n[SCVRL_OP_COUNT];
+static void scvrl__prof_print(void) {
+    double tot = 0;
+    for (int i = 0; i < SCVRL_OP_COUNT; i++) tot += scvrl__prof_s[i];
+    fprintf(stderr, "scvrl profile (CPU backend), %.3f s in all:\n", tot);
+    for (int k = 0; k < SCVRL_OP_COUNT; k++) {
+        int best = -1;
+        for (int i = 0; i < SCVRL_OP_COUNT; i++)
+            if (scvrl__prof_n[i] >= 0 && scvrl__prof_s[i] > 0 && (best < 0 || scvrl__prof_s[i] > scvrl__prof_s[best])) best = i;
+        if (best < 0) break;
+        fprintf(stderr, "  %-20s %8.3f s %5.1f%%  %lld calls\n", scvrl_op_name((scvrl_op)best), scvrl__prof_s[best],
+                100 * scvrl__prof_s[best] / tot, (long long)scvrl__prof_n[best]);
+        scvrl__prof_n[best] = -1;
+    }
+}
+static double scvrl__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     (void)be;
     if (scvrl__graph_bind(g, err, errlen)) return -1;
+    static int prof = -1;
+    if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
     for (int i = 0; i < g->n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (t->view_src) { scvrl__resolve_view(t); continue; }
@@ -3195,7 +3221,9 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
             }
             continue;
         }
+        double t0 = prof ? scvrl__now() : 0;
         scvrl__cpu_table[t->op](t, g);
+        if (prof) { scvrl__prof_s[t->op] += scvrl__now() - t0; scvrl__prof_n[t->op]++; }
     }
     return 0;
 }
