@@ -28,7 +28,7 @@ motion_flow_opts motion_flow_defaults(void) {
 }
 
 motion_opts motion_defaults(void) {
-    motion_opts o = {.short_side = 112, .top_k = 4000, .frame_step = 1, .threads = 0,
+    motion_opts o = {.short_side = 128, .top_k = 0, .frame_step = 1, .threads = 0,
                      .flow = motion_flow_defaults()};
     return o;
 }
@@ -372,6 +372,12 @@ static float motion__median_top(float *a, int64_t n, int64_t k) {
 
 float motion_median(float *x, int64_t n) { return motion__median_top(x, n, n); }
 
+int motion_top_k(const motion_opts *o, int h, int w) {
+    if (o->top_k > 0) return o->top_k;
+    int k = (int)floor(4000.0 * h * w / (320.0 * 240.0) + 0.5);   // the paper's 4k at 320x240, scaled
+    return k > 0 ? k : 1;
+}
+
 float motion_flow_edge(const float *u, const float *v, int h, int w, int top_k, float *scratch) {
     if (h < 3 || w < 3) return 0;
     float *mag = scratch, *edge = scratch + (size_t)h * w;
@@ -437,7 +443,7 @@ static int motion__check(const motion_video *v, motion_read_fn read, const motio
     else if (!(v->fps > 0)) why = "fps must be > 0";
     else if (v->width < 3 || v->height < 3) why = "frames must be at least 3x3";
     else if (!read) why = "no frame reader";
-    else if (o->top_k < 1 || o->frame_step < 1) why = "top_k and frame_step must be >= 1";
+    else if (o->top_k < 0 || o->frame_step < 1) why = "top_k must be >= 0 (0: scaled to the frame) and frame_step >= 1";
     else if (o->flow.iters < 1 || !(o->flow.win_sigma > 0)) why = "flow iters >= 1, win_sigma > 0";
     if (why && err && errlen) snprintf(err, errlen, "motion index: %s", why);
     return why ? -1 : 0;
@@ -465,7 +471,7 @@ static int motion__edges(const float *gray, const int *a, const int *b, int np, 
         for (int j = 0; j < np; j++) {
             if (ok && motion_flow(gray + a[j] * n, gray + b[j] * n, h, w, &o->flow, tb.u, tb.v, NULL, 0))
                 ok = 0;
-            if (ok) e[j] = motion_flow_edge(tb.u, tb.v, h, w, o->top_k, tb.scratch);
+            if (ok) e[j] = motion_flow_edge(tb.u, tb.v, h, w, motion_top_k(o, h, w), tb.scratch);
         }
         if (!ok) {
 #ifdef _OPENMP

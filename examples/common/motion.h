@@ -11,12 +11,12 @@
 // Flow u, v is in pixels: frame0(x, y) ~ frame1(x + u, y + v).
 //
 // Motion index. Frames are read (through the caller's callback) at an analysis size whose
-// short side is short_side (112; smaller videos keep their size), aspect kept, and turned
+// short side is short_side (128; smaller videos keep their size), aspect kept, and turned
 // into grey (0.299 R + 0.587 G + 0.114 B). For each pair of consecutive frames (t, t+1):
 // the flow, its magnitude |f|, the Sobel gradient magnitude of |f| (3x3, unnormalised as
 // OpenCV's Sobel, on interior pixels), and e_t = the median of the top_k largest values.
-// "Top 4k" is read as top_k = 4000 values, clamped to the number of interior pixels (at
-// 112 x 149 that is a quarter of the frame; lower top_k for sparser statistics). Windows
+// "Top 4k" is the paper's 4000 values at 320 x 240, scaled to the analysis frame: top_k =
+// 4000 * h * w / (320 * 240) (about 1140 at 128 x 171) unless set. Windows
 // are 1 second: window i holds the pairs t in [floor(i * fps), floor((i+1) * fps)), and
 // a last window shorter than half a second is merged into the one before it (it runs to
 // the end of the video). m_i = median of e_t over the window's pairs (0 if it has none).
@@ -68,8 +68,9 @@ typedef struct motion_flow_opts {
 } motion_flow_opts;
 
 typedef struct motion_opts {
-    int short_side;   // analysis short side in pixels (112)
-    int top_k;        // per-frame statistic: median of the top_k flow-edge values (4000)
+    int short_side;   // analysis short side in pixels (128)
+    int top_k;        // per-frame statistic: median of the top_k flow-edge values
+                      // (0, the default: 4000 * h * w / (320 * 240), the paper's 4k scaled to the frame)
     int frame_step;   // use every frame_step-th pair of each window (1: all)
     int threads;      // OpenMP threads over frame pairs (<= 0: default; results do not depend on it)
     motion_flow_opts flow;
@@ -98,6 +99,8 @@ int motion_flow(const float *I0, const float *I1, int h, int w, const motion_flo
 // Median of the top_k largest Sobel magnitudes of |(u, v)| over interior pixels;
 // u, v: [h][w]; scratch: float [2 * h * w]. top_k is clamped to [1, (h-2)(w-2)].
 float motion_flow_edge(const float *u, const float *v, int h, int w, int top_k, float *scratch);
+// The top_k motion_index_compute uses for h x w analysis frames (o->top_k, or the scaled default).
+int motion_top_k(const motion_opts *o, int h, int w);
 // Median of x[0..n) (mean of the two middle values for even n); reorders x. 0 if n <= 0.
 float motion_median(float *x, int64_t n);
 
