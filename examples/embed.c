@@ -25,6 +25,7 @@ typedef struct {
     int64_t seed;
     const char *views;            // "TxS" temporal x spatial views per video (video inputs)
     int stride, skip_bad, n_inputs;
+    double fps;                   // frame rate given to frame folders
     const char **inputs;          // videos, frame folders or lists (.csv / .txt) given as arguments
 } embed_opts;
 
@@ -239,6 +240,7 @@ static void parse(embed_opts *o, int argc, char **argv) {
         { "--clips", CLI_STR, &o->clips, "FILE", "input: float32 'clips' [N, 3, T, S, S], normalised (or give videos)", 0, 0, NULL, CLI_NO_DEFAULT },
         { "--stride", CLI_INT, &o->stride, "S", "video inputs: frame step within a clip", 1, 64, NULL, 0 },
         { "--views", CLI_STR, &o->views, "TxS", "video inputs: temporal x spatial views averaged (e.g. 10x3)", 0, 0, NULL, 0 },
+        { "--fps", CLI_DOUBLE, &o->fps, "F", "video inputs: frame rate given to frame folders", 0.01, 1000, NULL, 0 },
         { "--skip-bad", CLI_BOOL, &o->skip_bad, NULL, "video inputs: embed the readable ones, list the rest (else exit 1)", 0, 0, NULL, 0 },
         { "--out", CLI_STR, &o->out, "FILE", "output: 'features' [N, D], 'logits' [N, classes] if the weights have a head", 0, 0, NULL, CLI_REQUIRED },
         { "--quiet", CLI_BOOL, &o->quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
@@ -297,6 +299,7 @@ static void videos_embed(const mvit_model *m, const embed_opts *o, const ds_list
     int64_t V = (int64_t)vt * vs, D = mvit_width(&m->cfg), C = m->cfg.num_classes, jobs = L->n * V, per = 3LL * o->frames * o->size * o->size;
     ld_loader ld;
     ld_init(&ld, L, o->frames, o->stride, o->size, 0);
+    ld.folder_fps = o->fps;
     embed_graph eg = { scvrl_ctx_new(0), NULL, NULL, NULL, NULL, 0 };
     float *xbuf = (float *)malloc((size_t)(o->batch * per) * sizeof(float));
     if (!xbuf) fail("out of memory for a batch of %d clips (use a smaller --batch)", o->batch);
@@ -372,7 +375,7 @@ static int embed_videos(embed_opts *o) {
 }
 
 int main(int argc, char **argv) {
-    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, NULL };
+    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, 30.0, NULL };
     parse(&o, argc, argv);
     scvrl_set_threads(o.threads);
     if (o.n_inputs) return embed_videos(&o);

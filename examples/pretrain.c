@@ -35,7 +35,7 @@ typedef struct {
     int steps, epochs, batch, threads, save_every, keep, knn_every, frames, stride, size, kt, nt, group;
     int shared_head, momentum_droppath, warmup, quiet, inject_nan_step;
     int64_t queue, seed;
-    double lr, lr_start, lr_end, wd, tau, lambda_v, momentum, beta, clip_grad, drop_path, crop_min;
+    double lr, lr_start, lr_end, wd, tau, lambda_v, momentum, beta, clip_grad, drop_path, crop_min, fps;
 } pt_cfg;
 
 static pt_cfg C = {
@@ -43,7 +43,7 @@ static pt_cfg C = {
     .pool = "cls", .steps = 0, .epochs = 0, .batch = 4, .threads = 0, .save_every = 500, .keep = 3,
     .knn_every = 0, .frames = 16, .stride = 4, .size = 224, .kt = 2, .nt = 12, .group = 2, .warmup = -1,
     .queue = 65536, .seed = 0, .inject_nan_step = -1, .lr = 1e-4, .lr_start = 1e-6, .lr_end = 1e-6, .wd = 0.05, .tau = 0.1,
-    .lambda_v = 1.0, .momentum = 0.999, .beta = 5.0, .clip_grad = 0.0, .drop_path = 0.2, .crop_min = 0.08,
+    .lambda_v = 1.0, .momentum = 0.999, .beta = 5.0, .clip_grad = 0.0, .drop_path = 0.2, .crop_min = 0.08, .fps = 30,
 };
 
 static const char *const objectives[] = { "scvrl", "cvrl", NULL };
@@ -84,6 +84,7 @@ static const cli_flag flags[] = {
     { "--wd", CLI_DOUBLE, &C.wd, "WD", "AdamW weight decay (not on norms, biases, positions)", 0, 10, NULL, 0 },
     { "--clip-grad", CLI_DOUBLE, &C.clip_grad, "N", "global gradient-norm clip (0: off)", 0, 1e9, NULL, 0 },
     { "--drop-path", CLI_DOUBLE, &C.drop_path, "P", "stochastic depth of the last block", 0, 0.99, NULL, 0 },
+    { "--fps", CLI_DOUBLE, &C.fps, "F", "frame rate given to frame-folder videos", 0.01, 1000, NULL, 0 },
     { "--crop-min", CLI_DOUBLE, &C.crop_min, "A", "smallest random-resized-crop area fraction", 0.01, 1, NULL, 0 },
     { "--beta", CLI_DOUBLE, &C.beta, "B", "targeted-sampling temperature (inf: uniform)", 1e-6, INFINITY, NULL, 0 },
     { "--seed", CLI_INT64, &C.seed, "N", "seed of every random draw", 0, 1e18, NULL, 0 },
@@ -814,6 +815,7 @@ static void pt_open_data(pt_data *D, pt_val *V, const char *out) {
     D->L.group = C.group;
     D->L.beta = C.beta;
     D->L.aug.scale_min = (float)C.crop_min;
+    D->L.folder_fps = C.fps;
     D->L.n_shuffles = !strcmp(C.objective, "cvrl") ? 0 : !strcmp(C.temporal_loss, "ce") ? 1 : C.nt;
     if (D->L.n_shuffles) {
         int perms_ok = 1;
@@ -839,7 +841,7 @@ static void pt_open_data(pt_data *D, pt_val *V, const char *out) {
     if (C.val) {
         if (ds_load(C.val, NULL, &V->list, err, sizeof err)) die("%s", err);
         ld_init(&V->L, &V->list, C.frames, C.stride, C.size, (uint64_t)C.seed + 1);
-        V->L.group = C.group; V->L.n_shuffles = D->L.n_shuffles; V->L.beta = INFINITY;
+        V->L.group = C.group; V->L.n_shuffles = D->L.n_shuffles; V->L.beta = INFINITY; V->L.folder_fps = C.fps;
         V->have = 1;
     }
     (void)out;
