@@ -168,7 +168,8 @@ static void pt_free_state(pt_state *S) {
 typedef struct {
     scvrl_ctx *ctx;
     scvrl_graph *gm, *go;
-    scvrl_tensor *xm, *kt, *kv;                 // momentum input [Bm,...], keys [B*(1+NT),128], [B,128]
+    scvrl_tensor *xm, *kt, *kv;                 // momentum input [x_p; x_pv] (2B clips), keys [B*(1+NT),128], [B,128]
+    scvrl_tensor *shuf;                         // i32 [B*NT*T]: the frames of the shuffled copies, gathered in the graph
     scvrl_tensor *xo, *kp, *kn, *kpv, *queue, *mask, *ce_tgt;   // online inputs
     scvrl_tensor *loss, *loss_t, *loss_v, *lg_t, *lg_v;
     int64_t B, Bm, clip;                        // clip: floats per clip
@@ -181,12 +182,29 @@ static scvrl_tensor *pt_input(scvrl_ctx *ctx, int64_t n, const char *name) {
     return t;
 }
 
+// The shuffled copies of x_p are gathered from x_p's frames inside the graph (on the device for
+// CUDA), so only x_p and x_pv are loaded and uploaded: x_n[b, j] frame t = x_p[b] frame shuf[(b*NT + j)*T + t].
+static scvrl_tensor *pt_shuffled(scvrl_ctx *ctx, scvrl_tensor *xp, scvrl_tensor *shuf, int64_t B, int64_t nt) {
+    int64_t T = C.frames, hw3 = 3LL * C.size * C.size;
+    int p[5] = { 0, 2, 1, 3, 4 };
+    scvrl_tensor *fr = scvrl_reshape_2d(ctx, scvrl_permute(ctx, xp, p), B * T, hw3);           // [B*T, 3*H*W]
+    scvrl_tensor *g = scvrl_index_select(ctx, fr, 0, shuf);                                    // [B*NT*T, 3*H*W]
+    int64_t ne[5] = { B * nt, T, 3, C.size, C.size };
+    return scvrl_permute(ctx, scvrl_reshape(ctx, g, 5, ne), p);                                // [B*NT, 3, T, H, W]
+}
+
 static void pt_build_momentum(pt_graphs *G, pt_state *S) {
     scvrl_ctx *ctx = G->ctx;
     int64_t B = G->B, nt = S->temporal && !S->ce ? C.nt : 0;
     G->Bm = S->temporal && !S->ce ? B * (2 + nt) : B;
-    G->xm = pt_input(ctx, G->Bm, "x_momentum");
-    scvrl_tensor *f = mvit_forward(ctx, &S->mo, G->xm, C.momentum_droppath, 5000, NULL);
+    G->xm = pt_input(ctx, nt ? 2 * B : B, "x_momentum");
+    scvrl_tensor *x = G->xm;
+    if (nt) {
+        G->shuf = scvrl_new_1d(ctx, SCVRL_DT_I32, B * nt * C.frames);
+        scvrl_tensor *xp = scvrl_slice(ctx, G->xm, 0, 0, B), *xpv = scvrl_slice(ctx, G->xm, 0, B, B);
+        x = scvrl_concat(ctx, scvrl_concat(ctx, xp, pt_shuffled(ctx, xp, G->shuf, B, nt), 0), xpv, 0);
+    }
+    scvrl_tensor *f = mvit_forward(ctx, &S->mo, x, C.momentum_droppath, 5000, NULL);
     int64_t nk = B * (1 + nt);
     if (nt) {
         G->kt = scvrl_l2_normalize(ctx, con_head(ctx, &S->Hm, S->ht, scvrl_slice(ctx, f, 0, 0, nk)), 1e-12f);
@@ -281,8 +299,18 @@ static int64_t pt_video_at(pt_data *D, int64_t sample) {
 // Fill the momentum input xm [x_p (B); shuffles (B*nt, sample-major); x_pv (B)] and the online
 // input xo [x_a (B)] (CE variant: [x_a; x_p; first shuffle]). vids[b] gets the video of sample b.
 // Returns the number of unreadable videos replaced. A pure function of the step.
+// shuf [B*nt*T]: x_p row b*T + frame for every frame of every shuffled copy (pt_shuffled).
+static void pt_shuffle_index(const pt_data *D, int64_t b, uint64_t epoch, uint64_t sample, int32_t *shuf) {
+    int T = C.frames, g = C.group, nt = D->L.n_shuffles, perms[64 * 128], frames[256];
+    clip_shuffle_perms(D->L.seed, clip_stream(epoch, sample, CLIP_PURPOSE_SHUFFLE), T, g, nt, perms);
+    for (int j = 0; j < nt; j++) {
+        clip_shuffle_frames(perms + j * (T / g), T, g, frames);
+        for (int t = 0; t < T; t++) shuf[((int64_t)b * nt + j) * T + t] = (int32_t)(b * T + frames[t]);
+    }
+}
+
 static int64_t pt_load_batch(pt_data *D, const pt_graphs *G, const pt_state *S, int64_t step, int64_t *vids,
-                             float *xm, float *xo) {
+                             float *xm, float *xo, int32_t *shuf) {
     int64_t B = G->B, clip = G->clip, nt = D->L.n_shuffles;
     enum { TRIES = 16 };
     int64_t *cand = (int64_t *)malloc((size_t)(B * TRIES) * sizeof(int64_t));   // first choice, then fallbacks
@@ -294,14 +322,15 @@ static int64_t pt_load_batch(pt_data *D, const pt_graphs *G, const pt_state *S, 
     for (int64_t b = 0; b < B; b++) {
         char err[512];
         float *xa = xo + b * clip, *xp = S->ce ? xo + (B + b) * clip : (nt ? xm + b * clip : NULL);
-        float *xn = S->ce ? xn_ce + b * nt * clip : (nt ? xm + (B + b * nt) * clip : NULL);
-        float *xpv = xm + (G->Bm - B + b) * clip;
+        float *xn = S->ce ? xn_ce + b * nt * clip : NULL;           // SCVRL: gathered in the graph
+        float *xpv = xm + ((nt && !S->ce ? 2 * B : B) - B + b) * clip;
         int64_t sample = step * B + b;
         vids[b] = cand[b * TRIES];
         for (int k = 0; k < TRIES; k++) {
             int64_t v = cand[b * TRIES + k];
             if (!ld_pretrain_sample(&D->L, v, (uint64_t)(sample / D->list.n), (uint64_t)sample, xa, xp, xn, xpv, err, sizeof err)) {
                 vids[b] = v;
+                if (nt && !S->ce) pt_shuffle_index(D, b, (uint64_t)(sample / D->list.n), (uint64_t)sample, shuf);
                 break;
             }
             skipped++;
@@ -324,6 +353,7 @@ typedef struct {
     int64_t want, ready, skipped[2];
     int quit, on;
     float *xm[2], *xo[2];
+    int32_t *shuf[2];
     int64_t *vids[2];
     pt_data *D; const pt_graphs *G; const pt_state *S;
 } pt_prefetch;
@@ -336,7 +366,7 @@ static void *pt_prefetch_main(void *arg) {
         if (P->quit) break;
         int64_t s = P->want;
         pthread_mutex_unlock(&P->mu);
-        int64_t sk = pt_load_batch(P->D, P->G, P->S, s, P->vids[s & 1], P->xm[s & 1], P->xo[s & 1]);
+        int64_t sk = pt_load_batch(P->D, P->G, P->S, s, P->vids[s & 1], P->xm[s & 1], P->xo[s & 1], P->shuf[s & 1]);
         pthread_mutex_lock(&P->mu);
         P->skipped[s & 1] = sk;
         P->ready = s;
@@ -350,10 +380,11 @@ static void pt_prefetch_start(pt_prefetch *P, pt_data *D, const pt_graphs *G, co
     memset(P, 0, sizeof(*P));
     P->D = D; P->G = G; P->S = S; P->on = on; P->want = P->ready = -1;
     for (int k = 0; k < 2; k++) {
-        P->xm[k] = (float *)malloc((size_t)(G->Bm * G->clip) * sizeof(float));
+        P->xm[k] = (float *)malloc((size_t)(G->xm->ne[0] * G->clip) * sizeof(float));
+        P->shuf[k] = (int32_t *)malloc((size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t));
         P->xo[k] = (float *)malloc((size_t)(G->xo->ne[0] * G->clip) * sizeof(float));
         P->vids[k] = (int64_t *)malloc((size_t)G->B * sizeof(int64_t));
-        if (!P->xm[k] || !P->xo[k] || !P->vids[k]) die("out of memory for the batch buffers (try a smaller --batch)");
+        if (!P->xm[k] || !P->xo[k] || !P->vids[k] || !P->shuf[k]) die("out of memory for the batch buffers (try a smaller --batch)");
     }
     pthread_mutex_init(&P->mu, NULL);
     pthread_cond_init(&P->cv, NULL);
@@ -365,14 +396,14 @@ static void pt_prefetch_stop(pt_prefetch *P) {
         pthread_mutex_lock(&P->mu); P->quit = 1; pthread_cond_broadcast(&P->cv); pthread_mutex_unlock(&P->mu);
         pthread_join(P->th, NULL);
     }
-    for (int k = 0; k < 2; k++) { free(P->xm[k]); free(P->xo[k]); free(P->vids[k]); }
+    for (int k = 0; k < 2; k++) { free(P->xm[k]); free(P->xo[k]); free(P->vids[k]); free(P->shuf[k]); }
 }
 
 // The batch of `step` in the graph inputs (and the next one requested). Returns videos skipped.
 static int64_t pt_prefetch_get(pt_prefetch *P, pt_graphs *G, int64_t step, int64_t *vids) {
     int k = (int)(step & 1);
     int64_t sk;
-    if (!P->on) sk = pt_load_batch(P->D, G, P->S, step, P->vids[k], P->xm[k], P->xo[k]);
+    if (!P->on) sk = pt_load_batch(P->D, G, P->S, step, P->vids[k], P->xm[k], P->xo[k], P->shuf[k]);
     else {
         pthread_mutex_lock(&P->mu);
         if (P->ready != step) { P->want = step; pthread_cond_broadcast(&P->cv); }
@@ -384,6 +415,7 @@ static int64_t pt_prefetch_get(pt_prefetch *P, pt_graphs *G, int64_t step, int64
     }
     G->xm->data = P->xm[k];
     G->xo->data = P->xo[k];
+    if (G->shuf) G->shuf->data = P->shuf[k];
     memcpy(vids, P->vids[k], (size_t)G->B * sizeof(int64_t));
     return sk;
 }
