@@ -583,14 +583,13 @@ static double bench_ffmpeg(const ds_list *L) {
 
 static int cmd_data(int argc, char **argv) {
     const char *list = NULL;
-    int threads = 0, frames = 16, stride = 4, size = 224, nt = 12;
+    int threads = 0, frames = 16, stride = 4, size = 224;
     const cli_flag flags[] = {
         { "--list", CLI_STR, &list, "LIST", "videos (CSV, folder per class, split files)", 0, 0, NULL, CLI_REQUIRED },
         { "--threads", CLI_INT, &threads, "N", "loader workers for samples/s (0: all cores)", 0, 4096, NULL, 0 },
         { "--frames", CLI_INT, &frames, "T", "frames per clip", 2, 256, NULL, 0 },
         { "--stride", CLI_INT, &stride, "S", "frame step", 1, 64, NULL, 0 },
         { "--size", CLI_INT, &size, "PX", "crop size", 16, 1024, NULL, 0 },
-        { "--nt", CLI_INT, &nt, "N", "shuffled copies per sample", 0, 64, NULL, 0 },
     };
     cli_spec spec = { "bench data", "--list LIST [flags]", "Decoding and loading speed of the data pipeline.", flags,
                       (int)(sizeof flags / sizeof *flags), NULL, NULL };
@@ -603,16 +602,17 @@ static int cmd_data(int argc, char **argv) {
     double td = bench_decode_all(&L, &nf), tf = bench_ffmpeg(&L);
     ld_loader ld;
     ld_init(&ld, &L, frames, stride, size, 1);
-    ld.n_shuffles = nt; ld.beta = INFINITY;
+    ld.beta = INFINITY;
     int64_t clip = 3LL * frames * size * size, n = L.n < 64 ? L.n : 64, ok = 0;
     double t0 = cli_now();
     #pragma omp parallel reduction(+ : ok)
     {
-        float *x = (float *)malloc((size_t)((3 + nt) * clip) * sizeof(float));
+        float *x = (float *)malloc((size_t)(3 * clip) * sizeof(float));
         #pragma omp for schedule(dynamic)
         for (int64_t i = 0; i < n; i++) {
             char e2[512];
-            ok += x && !ld_pretrain_sample(&ld, i, 0, (uint64_t)i, x, x + clip, x + 3 * clip, x + 2 * clip, e2, sizeof e2);
+            // as examples/pretrain loads: x_a, x_p, x_pv (the shuffles are gathered from x_p in the graph)
+            ok += x && !ld_pretrain_sample(&ld, i, 0, (uint64_t)i, x, x + clip, NULL, x + 2 * clip, e2, sizeof e2);
         }
         free(x);
     }
