@@ -37,20 +37,7 @@ typedef struct {
     float *converted;        // owned when the file's dtype is not float32 (or the host is big-endian)
 } embed_clips;
 
-static void fail(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2), noreturn))
-#endif
-    ;
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "embed: error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
+#define fail(...) cli_die("embed: error", __VA_ARGS__)
 
 static void shape_str(char *buf, size_t n, int nd, const int64_t *ne) {
     size_t k = (size_t)snprintf(buf, n, "[");

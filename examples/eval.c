@@ -115,20 +115,7 @@ static const cli_flag perclass_flags[] = {
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static void die(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2), noreturn))
-#endif
-    ;
-static void die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "eval: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
+#define die(...) cli_die("eval", __VA_ARGS__)
 
 // ---------------------------------------------------------------------------------------------
 // JSON result

@@ -98,12 +98,7 @@ static const cli_flag flags[] = {
 static volatile sig_atomic_t g_stop = 0;
 static void on_sigint(int s) { (void)s; g_stop = 1; }
 
-static void die(const char *fmt, ...) {
-    va_list ap; va_start(ap, fmt);
-    fprintf(stderr, "pretrain: "); vfprintf(stderr, fmt, ap); fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
+#define die(...) cli_die("pretrain", __VA_ARGS__)
 
 // ---------------------------------------------------------------------------------------------
 // Models: online backbone + heads (trained), momentum copies (EMA), the key queue.

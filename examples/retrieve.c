@@ -73,20 +73,7 @@ static const cli_flag flags[] = {
     { "--quiet", CLI_BOOL, &C.quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
 };
 
-static void die(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2), noreturn))
-#endif
-    ;
-static void die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "retrieve: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
+#define die(...) cli_die("retrieve", __VA_ARGS__)
 
 // ---------------------------------------------------------------------------------------------
 // The default model and index

@@ -255,3 +255,13 @@ void cli_progress_finish(cli_progress *p) {
             cli_fmt_duration(e, sizeof e, el), el > 0 ? (double)p->done / el : 0.0, p->unit);
     p->drawn = 0;
 }
+
+void cli_die(const char *prog, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}

@@ -55,6 +55,14 @@ void cli_usage_error(const cli_spec *s, const char *fmt, ...)
 #endif
     ;
 
+// "PROG: message" on stderr, exit 1: for errors in the input or the environment (bad files,
+// out of memory), where the message names the file and the fix.
+void cli_die(const char *prog, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3), noreturn))
+#endif
+    ;
+
 // --- time, sizes, memory ---
 double cli_now(void);                                       // monotonic seconds
 double cli_cpu_now(void);                                   // CPU seconds of the process (all threads)
