@@ -75,7 +75,7 @@ PROGS    := $(patsubst %.c,%,$(PROGS_C))
 TESTS_C  := $(wildcard tests/test-*.c)
 TESTS    := $(patsubst tests/%.c,build/tests/%,$(TESTS_C))
 
-.PHONY: all test bench fuzz deps clean info
+.PHONY: all test testdeps runtests bench fuzz deps clean info
 all: info $(PROGS) $(TESTS)
 
 info:
@@ -110,7 +110,15 @@ build/tests/%: tests/%.c tests/test.h build/scvrl.o build/libcommon.a $(HEADERS)
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(if $(shell grep -l '^#define SCVRL_IMPLEMENTATION' $<),,build/scvrl.o) build/libcommon.a $(LDFLAGS) $(LDLIBS)
 
-test: info $(TESTS) $(PROGS)
+# As root on Debian, `make test` first installs the build dependencies (idempotent), so it works alone
+# on a fresh machine; otherwise it builds with what is there and the tests skip what needs the rest.
+test: testdeps
+	@$(MAKE) --no-print-directory runtests
+
+testdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; fi
+
+runtests: info $(TESTS) $(PROGS)
 	@tests/run.sh $(TESTS)
 
 bench: examples/bench
