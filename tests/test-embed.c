@@ -197,6 +197,7 @@ static void check_videos(void) {
 #else
     test_skip("embed video inputs", "built without FFmpeg and without stb: no video can be written or read");
     return;
+    const char *fmt = "mp4";
 #endif
     snprintf(cmd, sizeof cmd, "./examples/synth --out %s/syn --per-class 1 --classes 2 --pretrain 3 --splits val --quiet --format %s >/dev/null 2>&1",
              tmpdir, fmt);

@@ -6,11 +6,12 @@
 #include <string.h>
 #ifdef SCVRL_STB
 #include <stb/stb_image_write.h>
-#endif
 
 static const unsigned char plot__colors[6][3] = {
     { 31, 119, 180 }, { 214, 39, 40 }, { 44, 160, 44 }, { 255, 127, 14 }, { 148, 103, 189 }, { 23, 190, 207 },
 };
+#endif
+
 
 static void plot__px(unsigned char *img, int w, int h, int x, int y, const unsigned char *c) {
     if (x < 0 || y < 0 || x >= w || y >= h) return;
