@@ -120,17 +120,6 @@ static const char *rt_default_index(void) {
 // ---------------------------------------------------------------------------------------------
 // The index list: a CSV (labels optional), a folder of videos, or what ds_load reads
 // ---------------------------------------------------------------------------------------------
-static int rt_is_video_name(const char *name) {
-    static const char *ext[] = { "mp4", "avi", "webm", "mkv", "mov", "m4v", "mpg", "mpeg", "flv", "wmv", "ogv", "3gp", "ts", "gif" };
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    for (size_t k = 0; k < sizeof ext / sizeof *ext; k++) {
-        size_t i = 0;
-        while (ext[k][i] && tolower((unsigned char)dot[1 + i]) == ext[k][i]) i++;
-        if (!ext[k][i] && !dot[1 + i]) return 1;
-    }
-    return 0;
-}
 
 static int rt_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -160,7 +149,7 @@ static int64_t rt_flat_folder(const char *dir, ds_list *out) {
         size_t len = strlen(dir) + strlen(e->d_name) + 2;
         char *p = (char *)malloc(len);
         snprintf(p, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e->d_name);
-        if (!rt_is_video_name(e->d_name) && !rt_is_frame_folder(p)) { free(p); continue; }
+        if (!ds_is_video_name(e->d_name) && !rt_is_frame_folder(p)) { free(p); continue; }
         if (out->n == cap) {
             cap = cap ? 2 * cap : 64;
             out->items = (ds_item *)realloc(out->items, (size_t)cap * sizeof(ds_item));

@@ -182,7 +182,7 @@ static int ds__strcmp_q(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int ds__is_video_name(const char *name) {
+int ds_is_video_name(const char *name) {
     static const char *ext[] = {"mp4", "avi", "webm", "mkv", "mov", "m4v", "mpg", "mpeg", "flv",
                                 "wmv", "ogv", "3gp", "ts", "mts", "m2ts", "gif"};
     const char *dot = strrchr(name, '.');
@@ -209,7 +209,7 @@ static char **ds__list_dir(const char *dir, int want_dir, int *n) {
         struct stat sb;
         int is_dir = full && stat(full, &sb) == 0 && S_ISDIR(sb.st_mode);
         free(full);
-        if (want_dir ? !is_dir : !(is_dir || ds__is_video_name(e->d_name))) continue;
+        if (want_dir ? !is_dir : !(is_dir || ds_is_video_name(e->d_name))) continue;
         if (cnt == cap) {
             char **nn = realloc(names, (size_t)(cap = cap ? cap * 2 : 64) * sizeof *nn);
             if (!nn) break;

@@ -52,6 +52,8 @@ int ds_load_hmdb51(const char *split_dir, const ds_opts *opts, ds_list *out, cha
 // one with *_test_split1.txt files HMDB51, any other folder class folders.
 int ds_load(const char *path, const ds_opts *opts, ds_list *out, char *err, size_t errlen);
 void ds_free(ds_list *l);
+// 1 when the file name has a video extension (mp4, avi, webm, mkv, mov, ...), case-insensitive.
+int ds_is_video_name(const char *name);
 
 // All loaders return 0, or -1 with the message in err (*out then empty).
 
