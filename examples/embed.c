@@ -27,6 +27,9 @@ typedef struct {
     int stride, skip_bad, n_inputs;
     double fps;                   // frame rate given to frame folders
     const char **inputs;          // videos, frame folders or lists (.csv / .txt) given as arguments
+    const char *save_backbone, *save_dtype;   // --save-backbone FILE: write the loaded backbone
+    const char *encoder;          // online | momentum: which encoder of a pretraining checkpoint
+    int pretrain_ckpt;            // the weights are a pretraining checkpoint (other prefixes ignored)
 } embed_opts;
 
 // The clips: a pointer per clip into the file (float32, little-endian) or into a converted copy.
@@ -91,7 +94,7 @@ static void check_out(const char *out) {
 }
 
 // Classes of the checkpoint's head (head.1.weight, or PySlowFast's head.projection.weight), 0 if none.
-static int weights_classes(const embed_opts *o, char *meta, size_t metalen) {
+static int weights_classes(embed_opts *o, char *meta, size_t metalen) {
     scvrl_st_file f;
     char err[1024], name[600];
     if (scvrl_st_open(&f, o->weights, err, sizeof err))
@@ -104,6 +107,10 @@ static int weights_classes(const embed_opts *o, char *meta, size_t metalen) {
         const scvrl_st_entry *e = scvrl_st_find(&f, name);
         if (e && e->ndim == 2 && e->shape[0] > 0 && e->shape[0] < 1000000) classes = (int)e->shape[0];
     }
+    // A pretraining checkpoint (examples/pretrain) also holds heads, the momentum encoder, the
+    // optimizer and the queue under other prefixes: those are not errors.
+    const char *fmt = scvrl_st_meta(&f, "format");
+    o->pretrain_ckpt = scvrl_st_find(&f, "momentum.conv_proj.weight") || (fmt && !strncmp(fmt, "scvrl-pretrain", 14));
     // The checkpoint's own record of its model (mvit_save writes it), for error messages.
     const char *keys[] = { "model", "kt", "frames", "size" };
     size_t k = 0;
@@ -117,7 +124,7 @@ static int weights_classes(const embed_opts *o, char *meta, size_t metalen) {
 }
 
 // The model, with the weights loaded (or a random initialisation, with a warning).
-static void model_load(mvit_model *m, const embed_opts *o) {
+static void model_load(mvit_model *m, embed_opts *o) {
     mvit_config cfg;
     char err[2048], meta[256] = "";
     mvit_preset(o->model, &cfg);
@@ -131,7 +138,8 @@ static void model_load(mvit_model *m, const embed_opts *o) {
         mvit_init_weights(m, (uint64_t)o->seed);
         return;
     }
-    int flags = (o->interpolate ? MVIT_LOAD_INTERPOLATE_POS : 0) | (o->ignore_unexpected ? MVIT_LOAD_IGNORE_UNEXPECTED : 0);
+    int flags = (o->interpolate ? MVIT_LOAD_INTERPOLATE_POS : 0) |
+                (o->ignore_unexpected || o->pretrain_ckpt ? MVIT_LOAD_IGNORE_UNEXPECTED : 0);
     if (mvit_load(m, o->weights, o->prefix, flags, err, sizeof err))
         fail("%s\n  (the model: --model %s --kt %d --frames %d --size %d%s%s%s)", err, o->model, o->kt, o->frames, o->size,
              *meta ? "; the checkpoint's metadata says: " : "", meta, *o->prefix || !strstr(err, "missing") ? "" :
@@ -211,6 +219,8 @@ static void write_out(const embed_opts *o, const mvit_model *m, int64_t n, const
 
 static void parse(embed_opts *o, int argc, char **argv) {
     static const char *pools[] = { "cls", "avg", NULL };
+    static const char *save_dtypes[] = { "f32", "f16", "bf16", NULL };
+    static const char *encoders[] = { "online", "momentum", NULL };
     const cli_flag flags[] = {
         { "--model", CLI_STR, &o->model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
         { "--kt", CLI_INT, &o->kt, "K", "stem temporal kernel: 2 (SCVRL) or 3 (torchvision)", 2, 3, NULL, 0 },
@@ -221,6 +231,7 @@ static void parse(embed_opts *o, int argc, char **argv) {
         { "--threads", CLI_INT, &o->threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
         { "--weights", CLI_STR, &o->weights, "FILE", "checkpoint (safetensors, torchvision or PySlowFast names)", 0, 0, NULL, CLI_NO_DEFAULT },
         { "--weights-prefix", CLI_STR, &o->prefix, "P", "name prefix of the encoder in the checkpoint (e.g. momentum.)", 0, 0, NULL, CLI_NO_DEFAULT },
+        { "--encoder", CLI_CHOICE, &o->encoder, NULL, "pretraining checkpoints: which encoder (momentum = --weights-prefix momentum.)", 0, 0, encoders, 0 },
         { "--interpolate-pos", CLI_BOOL, &o->interpolate, NULL, "resample positional tables made for another clip size", 0, 0, NULL, 0 },
         { "--ignore-unexpected", CLI_BOOL, &o->ignore_unexpected, NULL, "tensors the model does not use are not an error", 0, 0, NULL, 0 },
         { "--seed", CLI_INT64, &o->seed, "N", "random initialisation seed (without --weights)", 0, 9e18, NULL, 0 },
@@ -229,7 +240,9 @@ static void parse(embed_opts *o, int argc, char **argv) {
         { "--views", CLI_STR, &o->views, "TxS", "video inputs: temporal x spatial views averaged (e.g. 10x3)", 0, 0, NULL, 0 },
         { "--fps", CLI_DOUBLE, &o->fps, "F", "video inputs: frame rate given to frame folders", 0.01, 1000, NULL, 0 },
         { "--skip-bad", CLI_BOOL, &o->skip_bad, NULL, "video inputs: embed the readable ones, list the rest (else exit 1)", 0, 0, NULL, 0 },
-        { "--out", CLI_STR, &o->out, "FILE", "output: 'features' [N, D], 'logits' [N, classes] if the weights have a head", 0, 0, NULL, CLI_REQUIRED },
+        { "--out", CLI_STR, &o->out, "FILE", "output: 'features' [N, D], 'logits' [N, classes] if the weights have a head", 0, 0, NULL, CLI_NO_DEFAULT },
+        { "--save-backbone", CLI_STR, &o->save_backbone, "FILE", "write the loaded backbone (bare torchvision names, config metadata), e.g. to ship a model", 0, 0, NULL, CLI_NO_DEFAULT },
+        { "--save-dtype", CLI_CHOICE, &o->save_dtype, NULL, "number format of --save-backbone (f16/bf16: half the size)", 0, 0, save_dtypes, 0 },
         { "--quiet", CLI_BOOL, &o->quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
     };
     cli_spec spec = { "embed", "(--clips X.safetensors | VIDEO|FOLDER|LIST.csv ...) --out Y.safetensors [--weights W] [flags]",
@@ -243,7 +256,10 @@ static void parse(embed_opts *o, int argc, char **argv) {
     static const char *pos[4096];
     o->n_inputs = cli_parse(&spec, argc, argv, 1, pos, 4096);
     o->inputs = pos;
-    if (!o->clips == !o->n_inputs) cli_usage_error(&spec, "give either --clips FILE or video inputs, not %s", o->clips ? "both" : "neither");
+    if (o->clips && o->n_inputs) cli_usage_error(&spec, "give either --clips FILE or video inputs, not both");
+    if (!o->clips && !o->n_inputs && !o->save_backbone) cli_usage_error(&spec, "give --clips FILE or video inputs (or --save-backbone FILE)");
+    if ((o->clips || o->n_inputs) && !o->out) cli_usage_error(&spec, "--out FILE is required with inputs");
+    if (o->save_backbone && !o->weights) cli_usage_error(&spec, "--save-backbone needs --weights (the checkpoint to export)");
     int vt, vs;
     if (sscanf(o->views, "%dx%d", &vt, &vs) != 2 || vt < 1 || vs < 1) cli_usage_error(&spec, "--views wants TxS, e.g. 10x3, not '%s'", o->views);
     mvit_config cfg;
@@ -251,6 +267,10 @@ static void parse(embed_opts *o, int argc, char **argv) {
     cfg.kt = o->kt; cfg.frames = o->frames; cfg.size = o->size;
     char err[256];
     if (mvit_check_config(&cfg, err, sizeof err)) cli_usage_error(&spec, "%s", err);
+    if (!strcmp(o->encoder, "momentum")) {
+        if (*o->prefix) cli_usage_error(&spec, "give --encoder momentum or --weights-prefix, not both");
+        o->prefix = "momentum.";
+    }
     if (!o->weights && (*o->prefix || o->interpolate || o->ignore_unexpected))
         cli_usage_error(&spec, "--weights-prefix, --interpolate-pos and --ignore-unexpected need --weights");
 }
@@ -361,10 +381,27 @@ static int embed_videos(embed_opts *o) {
     return 0;
 }
 
+// --save-backbone: the backbone as loaded (an encoder of a pretraining checkpoint, say) under bare
+// torchvision names, with the settings eval and retrieve take as defaults in "config".
+static void save_backbone(embed_opts *o) {
+    mvit_model m;
+    model_load(&m, o);
+    char cfg[256], err[1024];
+    snprintf(cfg, sizeof cfg, "model=%s kt=%d frames=%d stride=%d size=%d pool=%s", o->model, o->kt, o->frames, o->stride,
+             o->size, o->pool);
+    scvrl_dtype dt = !strcmp(o->save_dtype, "f16") ? SCVRL_DT_F16 : !strcmp(o->save_dtype, "bf16") ? SCVRL_DT_BF16 : SCVRL_DT_F32;
+    if (mvit_save_as(&m, o->save_backbone, dt, cfg, err, sizeof err)) fail("%s", err);
+    if (!o->quiet) fprintf(stderr, "embed: wrote %s: %s backbone, %lld parameters in %s (%s)\n", o->save_backbone, o->model,
+                           (long long)m.P.n_elems, o->save_dtype, cfg);
+    mvit_free(&m);
+}
+
 int main(int argc, char **argv) {
-    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, 30.0, NULL };
+    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, 30.0, NULL, NULL, "f32", "online", 0 };
     parse(&o, argc, argv);
     scvrl_set_threads(o.threads);
+    if (o.save_backbone) save_backbone(&o);
+    if (!o.clips && !o.n_inputs) return 0;
     if (o.n_inputs) return embed_videos(&o);
     embed_clips c = { 0 };
     clips_open(&c, &o);

@@ -469,15 +469,42 @@ void mvit_add_to_writer(const mvit_model *m, void *writer, const char *prefix) {
 }
 
 int mvit_save(const mvit_model *m, const char *path, char *err, size_t errlen) {
+    return mvit_save_as(m, path, SCVRL_DT_F32, NULL, err, errlen);
+}
+
+// The backbone in float32, F16 or BF16 (rounded to nearest even; loading converts back exactly).
+int mvit_save_as(const mvit_model *m, const char *path, scvrl_dtype dt, const char *config, char *err, size_t errlen) {
+    if (dt != SCVRL_DT_F32 && dt != SCVRL_DT_F16 && dt != SCVRL_DT_BF16) {
+        snprintf(err, errlen, "%s: cannot save weights as %s (F32, F16 or BF16)", path, scvrl_dtype_name(dt));
+        return -1;
+    }
     scvrl_st_writer *w = scvrl_st_writer_new();
-    if (!w) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
-    mvit_add_to_writer(m, w, "");
+    uint16_t *half = dt == SCVRL_DT_F32 ? NULL : (uint16_t *)malloc((size_t)m->P.n_elems * sizeof(uint16_t) + 1);
+    if (!w || (dt != SCVRL_DT_F32 && !half)) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        scvrl_st_writer_free(w); free(half);
+        return -1;
+    }
+    if (dt == SCVRL_DT_F32) mvit_add_to_writer(m, w, "");
+    else {
+        int64_t at = 0;
+        for (int i = 0; i < m->P.n; i++) {
+            scvrl_tensor *t = m->P.t[i];
+            int64_t n = scvrl_nelements(t);
+            const float *x = scvrl_f32(t);
+            for (int64_t j = 0; j < n; j++) half[at + j] = dt == SCVRL_DT_F16 ? scvrl_f32_to_f16(x[j]) : scvrl_f32_to_bf16(x[j]);
+            scvrl_st_writer_add(w, t->name, dt, t->ndim, t->ne, half + at);
+            at += n;
+        }
+    }
     scvrl_st_writer_meta(w, "model", m->cfg.name);
     char buf[64];
     snprintf(buf, sizeof buf, "%d", m->cfg.kt); scvrl_st_writer_meta(w, "kt", buf);
     snprintf(buf, sizeof buf, "%d", m->cfg.frames); scvrl_st_writer_meta(w, "frames", buf);
     snprintf(buf, sizeof buf, "%d", m->cfg.size); scvrl_st_writer_meta(w, "size", buf);
+    if (config) scvrl_st_writer_meta(w, "config", config);
     int rc = scvrl_st_writer_save(w, path, err, errlen);
     scvrl_st_writer_free(w);
+    free(half);
     return rc;
 }

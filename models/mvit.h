@@ -66,5 +66,9 @@ int mvit_load(mvit_model *m, const char *path, const char *prefix, int flags, ch
 // Write every parameter (torchvision names, with `prefix`) to a safetensors writer.
 void mvit_add_to_writer(const mvit_model *m, void *writer, const char *prefix);
 int mvit_save(const mvit_model *m, const char *path, char *err, size_t errlen);
+// The same in dt = F32, F16 or BF16 (smaller files; loading converts to float32), with an
+// optional "config" metadata string ("model=mvit-tiny kt=2 frames=8 stride=2 size=64 pool=cls",
+// what eval and retrieve read for their defaults).
+int mvit_save_as(const mvit_model *m, const char *path, scvrl_dtype dt, const char *config, char *err, size_t errlen);
 
 #endif

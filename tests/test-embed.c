@@ -223,6 +223,60 @@ static void check_videos(void) {
     unlink(tmp("v.st")); unlink(tmp("v2.st"));
 }
 
+// Max over parameters of |got - want| / (|want| + tiny), and whether every value is within rel.
+static double param_diff(const mvit_model *a, const mvit_model *b) {
+    double worst = 0;
+    for (int i = 0; i < a->P.n; i++) {
+        const float *x = scvrl_f32(a->P.t[i]), *y = scvrl_f32(b->P.t[i]);
+        for (int64_t j = 0; j < scvrl_nelements(a->P.t[i]); j++) {
+            double d = fabs((double)x[j] - y[j]) / (fabs((double)x[j]) + 1e-4);
+            if (d > worst) worst = d;
+        }
+    }
+    return worst;
+}
+
+// --save-backbone: a pretraining-style checkpoint (bare online names, momentum.*, a head) exported
+// in f32 (bit-exact), f16 and bf16 (rounding only), online and momentum encoders.
+static void check_export(void) {
+    mvit_model on, mo, back;
+    char err[1024], msg[4096], args[1024];
+    if (tiny(&on, 2, 0, 0) || tiny(&mo, 2, 0, 0) || tiny(&back, 2, 0, 0)) return;
+    mvit_fixture_weights(&mo, 77);
+    scvrl_st_writer *w = scvrl_st_writer_new();
+    mvit_add_to_writer(&on, w, "");
+    mvit_add_to_writer(&mo, w, "momentum.");
+    float head[6] = { 1, 2, 3, 4, 5, 6 };
+    int64_t hs[2] = { 2, 3 };
+    scvrl_st_writer_add(w, "head_t.0.weight", SCVRL_DT_F32, 2, hs, head);
+    scvrl_st_writer_meta(w, "format", "scvrl-pretrain-1");
+    if (scvrl_st_writer_save(w, tmp("ckpt.st"), err, sizeof err)) test_fail("write a checkpoint", "%s", err);
+    scvrl_st_writer_free(w);
+    struct { const char *dtype, *encoder; double tol; } cases[] = {
+        { "f32", "online", 0.0 }, { "f16", "online", 1.0 / 2048 }, { "bf16", "momentum", 1.0 / 256 } };
+    for (int c = 0; c < 3; c++) {
+        snprintf(args, sizeof args, "--model mvit-tiny --frames %d --size %d --weights %s --encoder %s --save-backbone %s "
+                 "--save-dtype %s --quiet", FRAMES, SIZE, tmp("ckpt.st"), cases[c].encoder, tmp("bb.st"), cases[c].dtype);
+        int rc = run_embed(args, msg, sizeof msg);
+        char name[160];
+        snprintf(name, sizeof name, "--save-backbone %s of the %s encoder of a pretraining checkpoint", cases[c].dtype, cases[c].encoder);
+        if (rc) { test_fail(name, "exit %d: %s", rc, msg); continue; }
+        if (mvit_load(&back, tmp("bb.st"), "", 0, err, sizeof err)) { test_fail(name, "reload: %s", err); continue; }
+        double d = param_diff(!strcmp(cases[c].encoder, "online") ? &on : &mo, &back);
+        double other = param_diff(!strcmp(cases[c].encoder, "online") ? &mo : &on, &back);
+        scvrl_st_file f;
+        const char *cfg = NULL;
+        if (!scvrl_st_open(&f, tmp("bb.st"), err, sizeof err)) cfg = scvrl_st_meta(&f, "config");
+        int cfg_ok = cfg && strstr(cfg, "model=mvit-tiny") && strstr(cfg, "stride=");
+        snprintf(name + strlen(name), sizeof name - strlen(name), ": rel diff %.1e (bound %.1e), other encoder %.1e", d,
+                 cases[c].tol, other);
+        test_check(d <= cases[c].tol && other > 1e-2 && cfg_ok, name, "wrong weights or no config metadata (%s)", cfg ? cfg : "none");
+        if (cfg) scvrl_st_close(&f);
+    }
+    mvit_free(&on); mvit_free(&mo); mvit_free(&back);
+    unlink(tmp("ckpt.st")); unlink(tmp("bb.st"));
+}
+
 int main(void) {
     if (getenv("SCVRL_EMBED")) embed_bin = getenv("SCVRL_EMBED");
     if (access(embed_bin, X_OK)) {
@@ -241,6 +295,7 @@ int main(void) {
         !save_clips(tmp("clips32.st"), small, 2, FRAMES, 32)) {
         check_outputs(clips);
         check_errors();
+        check_export();
     }
     check_videos();
     const char *files[] = { "w_head.st", "w_nohead.st", "w_kt3.st", "clips.st", "clips32.st", "o3.st", "o2.st", "oa.st",
