@@ -41,6 +41,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <stdint.h>
+#include <algorithm>
 #include <unordered_map>
 #include <vector>
 
@@ -104,7 +105,52 @@ struct Cuda {
     std::unordered_map<const scvrl_graph *, GraphOut> outs;
     uint64_t clock = 0;
     std::vector<char *> dptr;                         // per node device pointer (this compute)
+    std::vector<cudaEvent_t> prof_ev;                 // SCVRL_PROFILE=1: an event before each node
 };
+
+// ---------------------------------------------------------------------------------------------
+// SCVRL_PROFILE=1: GPU milliseconds per op kind (events between nodes, no extra synchronisation),
+// and the slowest single nodes, printed to stderr at exit.
+// ---------------------------------------------------------------------------------------------
+struct ProfNode { double ms; int op; char name[64]; char shape[64]; };
+double prof_ms[SCVRL_OP_COUNT];
+int64_t prof_n[SCVRL_OP_COUNT];
+std::vector<ProfNode> prof_top;                       // the 25 slowest nodes seen
+
+int prof_on() {
+    static int on = -1;
+    if (on < 0) { const char *e = getenv("SCVRL_PROFILE"); on = e && *e == '1'; }
+    return on;
+}
+
+void prof_print() {
+    double tot = 0;
+    for (int i = 0; i < SCVRL_OP_COUNT; i++) tot += prof_ms[i];
+    fprintf(stderr, "scvrl profile (CUDA backend), %.1f ms of GPU time in all:\n", tot);
+    std::vector<int> ord;
+    for (int i = 0; i < SCVRL_OP_COUNT; i++) if (prof_n[i]) ord.push_back(i);
+    std::sort(ord.begin(), ord.end(), [](int a, int b) { return prof_ms[a] > prof_ms[b]; });
+    for (int k : ord)
+        fprintf(stderr, "  %-20s %10.2f ms %5.1f%%  %lld calls\n", scvrl_op_name((scvrl_op)k), prof_ms[k],
+                tot > 0 ? 100 * prof_ms[k] / tot : 0.0, (long long)prof_n[k]);
+    fprintf(stderr, "slowest nodes:\n");
+    for (auto &p : prof_top) fprintf(stderr, "  %8.3f ms  %-18s %-40s %s\n", p.ms, scvrl_op_name((scvrl_op)p.op), p.name, p.shape);
+}
+
+void prof_add(const scvrl_tensor *t, double ms) {
+    static int reg = 0;
+    if (!reg) { reg = 1; atexit(prof_print); }
+    prof_ms[t->op] += ms; prof_n[t->op]++;
+    if (prof_top.size() >= 25 && ms <= prof_top.back().ms) return;
+    ProfNode p; p.ms = ms; p.op = t->op;
+    snprintf(p.name, sizeof p.name, "%s", t->name);
+    int k = 0; p.shape[0] = 0;
+    for (int d = 0; d < t->ndim && k < 60; d++) k += snprintf(p.shape + k, sizeof p.shape - k, d ? "x%lld" : "[%lld", (long long)t->ne[d]);
+    if (k < 62) snprintf(p.shape + k, sizeof p.shape - k, "]");
+    prof_top.push_back(p);
+    std::sort(prof_top.begin(), prof_top.end(), [](const ProfNode &a, const ProfNode &b) { return a.ms > b.ms; });
+    if (prof_top.size() > 25) prof_top.pop_back();
+}
 
 // Device allocation helper: out-of-memory says how much and suggests a smaller batch.
 int dev_alloc(Cuda *C, void **p, size_t bytes, const char *what, char *err, size_t errlen) {
@@ -1879,14 +1925,31 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
 
     // 5. run
     Run R{C, g, err, errlen, C->stream};
+    int prof = prof_on();
+    if (prof) {
+        while ((int)C->prof_ev.size() < n + 1) { cudaEvent_t e; SC_CU(cudaEventCreate(&e)); C->prof_ev.push_back(e); }
+    }
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
+        if (prof) SC_CU(cudaEventRecord(C->prof_ev[i], C->stream));
         if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
         if (!C->dptr[i] && scvrl_nelements(t) > 0) { seterr(err, errlen, "cuda: node '%s' (%s) has no memory", t->name, scvrl_op_name(t->op)); return -1; }
         if (run_node(R, t)) {
             size_t k = strlen(err ? err : "");
             if (err && k + 1 < errlen) snprintf(err + k, errlen - k, " (node %d '%s', op %s)", i, t->name, scvrl_op_name(t->op));
             return -1;
+        }
+    }
+
+    if (prof) {
+        SC_CU(cudaEventRecord(C->prof_ev[n], C->stream));
+        SC_CU(cudaEventSynchronize(C->prof_ev[n]));
+        for (int i = 0; i < n; i++) {
+            scvrl_tensor *t = g->nodes[i];
+            if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
+            float ms = 0;
+            SC_CU(cudaEventElapsedTime(&ms, C->prof_ev[i], C->prof_ev[i + 1]));
+            prof_add(t, ms);
         }
     }
 
@@ -1969,6 +2032,7 @@ void cuda_free(scvrl_backend *be) {
         if (C->mir) cudaFree(C->mir);
         if (C->scratch) cudaFree(C->scratch);
         if (C->stage) cudaFreeHost(C->stage);
+        for (cudaEvent_t e : C->prof_ev) cudaEventDestroy(e);
         for (auto &kv : C->outs) if (kv.second.host) cudaFreeHost(kv.second.host);
         if (C->blas) cublasDestroy(C->blas);
         if (C->stream) cudaStreamDestroy(C->stream);
