@@ -72,6 +72,8 @@ static void test_search(const char *dir, const char *ext) {
     char name[1200];
     snprintf(name, sizeof name, "retrieve: a clip of video 2 finds another clip of video 2 first (%s, %.4f); %d neighbours, one per line", first, sim, lines);
     test_check(rc == 0 && rank == 1 && strstr(first, "/v2_c") && lines == K, name, "rc %d, stdout:\n%s\nstderr:\n%s", rc, out, errs);
+    test_check(rc == 0 && !strstr(errs, "no trained model"), "retrieve: without --weights the shipped models/scvrl-tiny-synth.safetensors loads",
+               "stderr:\n%s", errs);
     snprintf(p, sizeof p, "%s/index.csv.index.safetensors", dir);
     struct stat st;
     test_check(!stat(p, &st) && strstr(errs, "0 cached") && strstr(errs, "12 to embed"), "retrieve: the index is embedded once and cached beside the list",
