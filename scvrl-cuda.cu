@@ -37,15 +37,18 @@
 
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <cublasLt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <stdint.h>
 #include <algorithm>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
+extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 
 namespace {
 
@@ -90,10 +93,15 @@ struct GraphOut {            // per-graph pinned host buffer for outputs
     float *host = nullptr; size_t cap = 0; uint64_t used = 0;
 };
 
+struct LtPlan { cublasLtMatmulDesc_t op; cublasLtMatrixLayout_t a, b, c; cublasLtMatmulAlgo_t algo; int ok; };
+
 struct Cuda {
     int device = 0;
     cudaStream_t stream = nullptr;
     cublasHandle_t blas = nullptr;
+    cublasLtHandle_t lt = nullptr;                    // linear layers: GEMM + bias epilogue
+    void *lt_ws = nullptr; size_t lt_ws_bytes = 0;    // its workspace
+    std::unordered_map<std::string, LtPlan> lt_plans; // by shape, precision and operand alignment
     int tf32 = 0;
     char *act = nullptr; size_t act_cap = 0;          // activation arena
     char *mir = nullptr; size_t mir_cap = 0;          // leaf / external mirror arena
@@ -251,25 +259,38 @@ inline unsigned grid_for(int64_t n, int bs = 256) {
     return (unsigned)g;
 }
 
-// Offset of contiguous element i of shape ne in a tensor of strides st.
-__device__ __forceinline__ int64_t offs_of(int64_t i, int nd, const int64_t *ne, const int64_t *st) {
-    int64_t o = 0;
-    for (int d = nd - 1; d >= 0; d--) { int64_t k = i % ne[d]; i /= ne[d]; o += k * st[d]; }
-    return o;
-}
-__device__ __forceinline__ void offs2(int64_t i, const Dims &D, int64_t *oa, int64_t *ob) {
-    int64_t a = 0, b = 0;
-    for (int d = D.nd - 1; d >= 0; d--) { int64_t k = i % D.ne[d]; i /= D.ne[d]; a += k * D.sa[d]; b += k * D.sb[d]; }
-    *oa = a; *ob = b;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Elementwise kernels
 // ---------------------------------------------------------------------------------------------
+// Index type I: uint32_t when every element index and offset fits in 31 bits (32-bit division is
+// several times cheaper than 64-bit on the GPU), else int64_t. Dims are collapsed on the host first
+// (size-1 dims dropped, dims contiguous in every operand merged), so the common contiguous case is
+// nd == 1 with unit strides.
+template <typename I> struct DimsT { int nd; I ne[MAXD]; I sa[MAXD]; I sb[MAXD]; };
+// The dim loops are unrolled over MAXD with constant indices, so the Dims kernel parameter stays in
+// parameter space (a loop with a runtime index would copy it to per-thread local memory: 3x slower).
+template <typename I> __device__ __forceinline__ void offsT(I i, const DimsT<I> &D, I *oa, I *ob) {
+    if (D.nd == 1) { *oa = i * D.sa[0]; *ob = i * D.sb[0]; return; }
+    I a = 0, b = 0;
+#pragma unroll
+    for (int d = MAXD - 1; d > 0; d--)
+        if (d < D.nd) { I k = i % D.ne[d]; i /= D.ne[d]; a += k * D.sa[d]; b += k * D.sb[d]; }
+    *oa = a + i * D.sa[0]; *ob = b + i * D.sb[0];
+}
+template <typename I> __device__ __forceinline__ I offs1T(I i, const DimsT<I> &D) {
+    if (D.nd == 1) return i * D.sa[0];
+    I a = 0;
+#pragma unroll
+    for (int d = MAXD - 1; d > 0; d--)
+        if (d < D.nd) { I k = i % D.ne[d]; i /= D.ne[d]; a += k * D.sa[d]; }
+    return a + i * D.sa[0];
+}
+#define GRID_STRIDE_T(I, i, n) for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (I)gridDim.x * blockDim.x)
+
 enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_RELU_BACK, BIN_GELU_BACK };
-template <int OP> __global__ void k_binary(int64_t n, Dims D, const float *A, const float *B, float *Y) {
-    GRID_STRIDE(i, n) {
-        int64_t oa, ob; offs2(i, D, &oa, &ob);
+template <int OP, typename I> __global__ void k_binary(I n, DimsT<I> D, const float *A, const float *B, float *Y) {
+    GRID_STRIDE_T(I, i, n) {
+        I oa, ob; offsT(i, D, &oa, &ob);
         float x = A[oa], y = B[ob], r;
         if (OP == BIN_ADD) r = x + y;
         else if (OP == BIN_SUB) r = x - y;
@@ -282,10 +303,9 @@ template <int OP> __global__ void k_binary(int64_t n, Dims D, const float *A, co
 }
 
 enum { UN_SCALE, UN_RELU, UN_GELU };
-template <int OP> __global__ void k_unary(int64_t n, Dims D, const float *X, float *Y, float s, float c) {
-    GRID_STRIDE(i, n) {
-        int64_t o = offs_of(i, D.nd, D.ne, D.sa);
-        float x = X[o], r;
+template <int OP, typename I> __global__ void k_unary(I n, DimsT<I> D, const float *X, float *Y, float s, float c) {
+    GRID_STRIDE_T(I, i, n) {
+        float x = X[offs1T(i, D)], r;
         if (OP == UN_SCALE) r = x * s + c;
         else if (OP == UN_RELU) r = (x > 0.0f || x != x) ? x : 0.0f;
         else r = d_gelu(x);
@@ -293,11 +313,11 @@ template <int OP> __global__ void k_unary(int64_t n, Dims D, const float *X, flo
     }
 }
 
-__global__ void k_copy4(int64_t n, Dims D, const uint32_t *X, uint32_t *Y) {
-    GRID_STRIDE(i, n) Y[i] = X[offs_of(i, D.nd, D.ne, D.sa)];
+template <typename I> __global__ void k_copy4(I n, DimsT<I> D, const uint32_t *X, uint32_t *Y) {
+    GRID_STRIDE_T(I, i, n) Y[i] = X[offs1T(i, D)];
 }
-__global__ void k_acc(int64_t n, Dims D, const float *X, float *Y) {
-    GRID_STRIDE(i, n) Y[i] += X[offs_of(i, D.nd, D.ne, D.sa)];
+template <typename I> __global__ void k_acc(I n, DimsT<I> D, const float *X, float *Y) {
+    GRID_STRIDE_T(I, i, n) Y[i] += X[offs1T(i, D)];
 }
 
 __global__ void k_dropout(int64_t n, const float *X, float *Y, uint64_t key, float p, float s) {
@@ -374,24 +394,24 @@ __global__ void k_sum_general_block(int64_t nred, RedG G, const float *X, float 
 // Shape ops
 // ---------------------------------------------------------------------------------------------
 // CONCAT along dim: out [outer, na + nb, inner]
-__global__ void k_concat(int64_t n, int64_t inner, int64_t na, int64_t nb, const float *A, const float *B, float *Y) {
-    GRID_STRIDE(i, n) {
-        int64_t in = i % inner, r = i / inner, d = r % (na + nb), o = r / (na + nb);
+template <typename I> __global__ void k_concat(I n, I inner, I na, I nb, const float *A, const float *B, float *Y) {
+    GRID_STRIDE_T(I, i, n) {
+        I in = i % inner, r = i / inner, d = r % (na + nb), o = r / (na + nb);
         Y[i] = d < na ? A[(o * na + d) * inner + in] : B[(o * nb + d - na) * inner + in];
     }
 }
 // SLICE_BACK: out [outer, full, inner] zeros with x [outer, len, inner] at [start, start+len)
-__global__ void k_slice_back(int64_t n, int64_t inner, int64_t full, int64_t start, int64_t len, const float *X, float *Y) {
-    GRID_STRIDE(i, n) {
-        int64_t in = i % inner, r = i / inner, d = r % full, o = r / full;
+template <typename I> __global__ void k_slice_back(I n, I inner, I full, I start, I len, const float *X, float *Y) {
+    GRID_STRIDE_T(I, i, n) {
+        I in = i % inner, r = i / inner, d = r % full, o = r / full;
         Y[i] = (d >= start && d < start + len) ? X[(o * len + d - start) * inner + in] : 0.0f;
     }
 }
-__global__ void k_index_select(int64_t n, int64_t inner, int64_t nsel, int64_t nx, const int32_t *idx, const float *X, float *Y) {
-    GRID_STRIDE(i, n) {
-        int64_t in = i % inner, r = i / inner, j = r % nsel, o = r / nsel;
+template <typename I> __global__ void k_index_select(I n, I inner, I nsel, I nx, const int32_t *idx, const float *X, float *Y) {
+    GRID_STRIDE_T(I, i, n) {
+        I in = i % inner, r = i / inner, j = r % nsel, o = r / nsel;
         int32_t k = idx[j];
-        Y[i] = (k >= 0 && k < nx) ? X[(o * nx + k) * inner + in] : NAN;
+        Y[i] = (k >= 0 && (I)k < nx) ? X[(o * nx + (I)k) * inner + in] : NAN;
     }
 }
 // INDEX_ADD, deterministic: each output element gathers the dy rows whose index is its row.
@@ -631,49 +651,60 @@ __global__ void k_col2im(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const fl
 }
 
 // Depthwise channels-last (the MViT pooling conv): thread per output element, channel fastest.
-__global__ void k_dw_fwd(int64_t total, G5 gx, G5 gy, CP p, const float *X, const float *Wt, const float *bias, float *Y) {
-    int64_t C = gx.C, K3 = p.kt * p.kh * p.kw;
-    GRID_STRIDE(i, total) {
-        int64_t c = i % C, r = i / C, ow = r % gy.W; r /= gy.W;
-        int64_t oh = r % gy.H; r /= gy.H;
-        int64_t ot = r % gy.T, n = r / gy.T;
+// Depthwise channels-last (MViT's pooling conv): a thread per output (forward) or input (backward,
+// a gather: only the kernel taps whose stride divides the distance are visited). Coordinates are
+// ints, the element index of type I (uint32_t when the tensor has < 2^31 elements).
+template <typename I> __global__ void k_dw_fwd(I total, G5 gx, G5 gy, CP p, const float *X, const float *Wt, const float *bias, float *Y) {
+    const int C = (int)gx.C, kt = (int)p.kt, kh = (int)p.kh, kw = (int)p.kw, K3 = kt * kh * kw;
+    const int XT = (int)gx.T, XH = (int)gx.H, XW = (int)gx.W;
+    GRID_STRIDE_T(I, i, total) {
+        I r = i / (I)C;
+        int c = (int)(i % (I)C), ow = (int)(r % (I)gy.W); r /= (I)gy.W;
+        int oh = (int)(r % (I)gy.H); r /= (I)gy.H;
+        int ot = (int)(r % (I)gy.T);
+        int64_t n = (int64_t)(r / (I)gy.T);
         float acc = bias ? bias[c] : 0.0f;
-        const float *w = Wt + c * K3;
-        for (int64_t a = 0; a < p.kt; a++) {
-            int64_t it = ot * p.st - p.pt + a;
-            if (it < 0 || it >= gx.T) continue;
-            for (int64_t b = 0; b < p.kh; b++) {
-                int64_t ih = oh * p.sh - p.ph + b;
-                if (ih < 0 || ih >= gx.H) continue;
-                for (int64_t e = 0; e < p.kw; e++) {
-                    int64_t iw = ow * p.sw - p.pw + e;
-                    if (iw < 0 || iw >= gx.W) continue;
-                    acc += X[n * gx.sN + it * gx.sT + ih * gx.sH + iw * gx.sW + c] * w[(a * p.kh + b) * p.kw + e];
+        const float *w = Wt + c * K3, *xn = X + n * gx.sN + c;
+        for (int a = 0; a < kt; a++) {
+            int it = ot * (int)p.st - (int)p.pt + a;
+            if (it < 0 || it >= XT) continue;
+            for (int b = 0; b < kh; b++) {
+                int ih = oh * (int)p.sh - (int)p.ph + b;
+                if (ih < 0 || ih >= XH) continue;
+                const float *xr = xn + it * gx.sT + ih * gx.sH;
+                for (int e = 0; e < kw; e++) {
+                    int iw = ow * (int)p.sw - (int)p.pw + e;
+                    if (iw < 0 || iw >= XW) continue;
+                    acc += xr[iw * gx.sW] * w[(a * kh + b) * kw + e];
                 }
             }
         }
         Y[n * gy.sN + ot * gy.sT + oh * gy.sH + ow * gy.sW + c] = acc;
     }
 }
-__global__ void k_dw_back_x(int64_t total, G5 gx, G5 gy, CP p, const float *DY, const float *Wt, float *DX) {
-    int64_t C = gx.C, K3 = p.kt * p.kh * p.kw;
-    GRID_STRIDE(i, total) {
-        int64_t c = i % C, r = i / C, iw = r % gx.W; r /= gx.W;
-        int64_t ih = r % gx.H; r /= gx.H;
-        int64_t it = r % gx.T, n = r / gx.T;
-        const float *w = Wt + c * K3;
+template <typename I> __global__ void k_dw_back_x(I total, G5 gx, G5 gy, CP p, const float *DY, const float *Wt, float *DX) {
+    const int C = (int)gx.C, kt = (int)p.kt, kh = (int)p.kh, kw = (int)p.kw, K3 = kt * kh * kw;
+    const int st = (int)p.st, sh = (int)p.sh, sw = (int)p.sw, YT = (int)gy.T, YH = (int)gy.H, YW = (int)gy.W;
+    GRID_STRIDE_T(I, i, total) {
+        I r = i / (I)C;
+        int c = (int)(i % (I)C), iw = (int)(r % (I)gx.W); r /= (I)gx.W;
+        int ih = (int)(r % (I)gx.H); r /= (I)gx.H;
+        int it = (int)(r % (I)gx.T);
+        int64_t n = (int64_t)(r / (I)gx.T);
+        const float *w = Wt + c * K3, *dyn = DY + n * gy.sN + c;
         float acc = 0.0f;
-        for (int64_t a = 0; a < p.kt; a++) {
-            int64_t tt = it + p.pt - a;
-            if (tt < 0 || tt % p.st || tt / p.st >= gy.T) continue;
-            for (int64_t b = 0; b < p.kh; b++) {
-                int64_t hh = ih + p.ph - b;
-                if (hh < 0 || hh % p.sh || hh / p.sh >= gy.H) continue;
-                for (int64_t e = 0; e < p.kw; e++) {
-                    int64_t ww = iw + p.pw - e;
-                    if (ww < 0 || ww % p.sw || ww / p.sw >= gy.W) continue;
-                    acc += DY[n * gy.sN + (tt / p.st) * gy.sT + (hh / p.sh) * gy.sH + (ww / p.sw) * gy.sW + c] *
-                           w[(a * p.kh + b) * p.kw + e];
+        int ut = it + (int)p.pt, uh = ih + (int)p.ph, uw = iw + (int)p.pw;     // >= 0
+        for (int a = ut % st; a < kt && a <= ut; a += st) {
+            int tt = (ut - a) / st;
+            if (tt >= YT) continue;
+            for (int b = uh % sh; b < kh && b <= uh; b += sh) {
+                int hh = (uh - b) / sh;
+                if (hh >= YH) continue;
+                const float *dyr = dyn + tt * gy.sT + hh * gy.sH;
+                for (int e = uw % sw; e < kw && e <= uw; e += sw) {
+                    int ww = (uw - e) / sw;
+                    if (ww >= YW) continue;
+                    acc += dyr[ww * gy.sW] * w[(a * kh + b) * kw + e];
                 }
             }
         }
@@ -1165,13 +1196,49 @@ void bcast_strides(const scvrl_tensor *x, const scvrl_tensor *out, int64_t *st) 
     }
 }
 
+// Drop size-1 dims and merge neighbours that are contiguous in both operands (the output is
+// contiguous): [B, N, C] with ordinary strides becomes one dim of B*N*C elements.
+void dims_collapse(Dims &D) {
+    Dims E; memset(&E, 0, sizeof E);
+    for (int d = 0; d < D.nd; d++) {
+        if (D.ne[d] == 1) continue;
+        int k = E.nd - 1;
+        if (k >= 0 && E.sa[k] == D.sa[d] * D.ne[d] && E.sb[k] == D.sb[d] * D.ne[d]) {
+            E.ne[k] *= D.ne[d]; E.sa[k] = D.sa[d]; E.sb[k] = D.sb[d];
+            continue;
+        }
+        E.ne[E.nd] = D.ne[d]; E.sa[E.nd] = D.sa[d]; E.sb[E.nd] = D.sb[d]; E.nd++;
+    }
+    if (E.nd == 0) { E.nd = 1; E.ne[0] = 1; }
+    D = E;
+}
+// 1 when n and every offset of both operands fit in 31 bits (non-negative strides).
+bool dims_small(const Dims &D, int64_t n) {
+    int64_t ma = 0, mb = 0;
+    for (int d = 0; d < D.nd; d++) {
+        if (D.sa[d] < 0 || D.sb[d] < 0) return false;
+        ma += (D.ne[d] - 1) * D.sa[d]; mb += (D.ne[d] - 1) * D.sb[d];
+    }
+    return n < ((int64_t)1 << 31) && ma < ((int64_t)1 << 31) && mb < ((int64_t)1 << 31);
+}
+template <typename I> DimsT<I> dims_as(const Dims &D) {
+    DimsT<I> E; memset(&E, 0, sizeof E);
+    E.nd = D.nd;
+    for (int d = 0; d < D.nd; d++) { E.ne[d] = (I)D.ne[d]; E.sa[d] = (I)D.sa[d]; E.sb[d] = (I)D.sb[d]; }
+    return E;
+}
+// Launch K32 (uint32_t indices) where they suffice, else K64, as <<<...>>>(n, dims, args...).
+#define LAUNCH_DIMS(K32, K64, D, n, ...) do { \
+        Dims D_ = (D); dims_collapse(D_); \
+        if (dims_small(D_, (n))) K32<<<grid_for(n), 256, 0, R.s>>>((uint32_t)(n), dims_as<uint32_t>(D_), __VA_ARGS__); \
+        else K64<<<grid_for(n), 256, 0, R.s>>>((int64_t)(n), dims_as<int64_t>(D_), __VA_ARGS__); \
+        SC_LAUNCH(); } while (0)
+
 // Copy a (possibly strided) tensor into a contiguous buffer.
 int copy_contig(Run &R, const scvrl_tensor *x, const void *src, void *dst) {
     int64_t n = scvrl_nelements(x);
     if (!n) return 0;
-    Dims D = dims1(x, x);
-    k_copy4<<<grid_for(n), 256, 0, R.s>>>(n, D, (const uint32_t *)src, (uint32_t *)dst);
-    SC_LAUNCH();
+    LAUNCH_DIMS(k_copy4<uint32_t>, k_copy4<int64_t>, dims1(x, x), n, (const uint32_t *)src, (uint32_t *)dst);
     return 0;
 }
 
@@ -1243,10 +1310,64 @@ int op_matmul(Run &R, scvrl_tensor *t) {
     return 0;
 }
 
+// Largest power of two (<= 16) that divides the address: cuBLASLt picks kernels for it.
+uint32_t align_of(const void *p) { uintptr_t a = (uintptr_t)p; return a % 16 == 0 ? 16 : a % 8 == 0 ? 8 : a % 4 == 0 ? 4 : 1; }
+
+// Y [rows, out] = X [rows, in] W^T + b in one cuBLASLt call (bias in the epilogue). Column-major
+// view: Y^T [out, rows] = op_T(W stored [in, out]) X^T [in, rows]. Plans (descriptors and the
+// heuristic's algorithm) are cached per shape, precision and alignment. 1: done, 0: no plan (the
+// caller falls back to GEMM + bias kernel), -1: error.
+int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, const float *W, const float *b, float *Y) {
+    Cuda *C = R.C;
+    char key[160];
+    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->tf32, b != nullptr,
+             align_of(X), align_of(W), align_of(Y), b ? align_of(b) : 16u);
+    auto it = C->lt_plans.find(key);
+    if (it == C->lt_plans.end()) {
+        LtPlan P;
+        memset(&P, 0, sizeof P);
+        cublasComputeType_t ct = C->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+        cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+        cublasLtEpilogue_t ep = b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+        SC_BLAS(cublasLtMatmulDescCreate(&P.op, ct, CUDA_R_32F));
+        SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+        SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+        SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
+        SC_BLAS(cublasLtMatrixLayoutCreate(&P.a, CUDA_R_32F, (uint64_t)in, (uint64_t)out, (int64_t)in));
+        SC_BLAS(cublasLtMatrixLayoutCreate(&P.b, CUDA_R_32F, (uint64_t)in, (uint64_t)rows, (int64_t)in));
+        SC_BLAS(cublasLtMatrixLayoutCreate(&P.c, CUDA_R_32F, (uint64_t)out, (uint64_t)rows, (int64_t)out));
+        cublasLtMatmulPreference_t pref;
+        SC_BLAS(cublasLtMatmulPreferenceCreate(&pref));
+        uint32_t aa = align_of(W), ab = align_of(X), ac = align_of(Y);
+        SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &C->lt_ws_bytes, sizeof C->lt_ws_bytes));
+        SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa));
+        SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab));
+        SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac));
+        SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac));
+        cublasLtMatmulHeuristicResult_t res;
+        int nres = 0;
+        cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(C->lt, P.op, P.a, P.b, P.c, P.c, pref, 1, &res, &nres);
+        cublasLtMatmulPreferenceDestroy(pref);
+        P.ok = st == CUBLAS_STATUS_SUCCESS && nres > 0;
+        if (P.ok) P.algo = res.algo;
+        it = C->lt_plans.emplace(key, P).first;
+    }
+    LtPlan &P = it->second;
+    if (!P.ok) return 0;
+    if (b) SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
+    const float alpha = 1.0f, beta = 0.0f;
+    SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, W, P.a, X, P.b, &beta, Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
+    return 1;
+}
+
 int op_linear(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
     if (in == 0) rows = scvrl_nelements(t) / (out ? out : 1);
+    if (rows > 0 && out > 0 && in > 0 && rows < ((int64_t)1 << 31)) {
+        int rc = lt_linear(R, rows, in, out, F(R, x), F(R, w), b ? F(R, b) : nullptr, F(R, t));
+        if (rc) return rc < 0 ? -1 : 0;
+    }
     if (gemm(R, 0, 1, rows, out, in, F(R, x), in, 0, F(R, w), in, 0, F(R, t), out, 0, 1, 0.0f)) return -1;
     if (b && rows > 0 && out > 0) {
         k_bias<<<grid_for(rows * out), 256, 0, R.s>>>(rows * out, 1, out, F(R, b), F(R, t));
@@ -1263,16 +1384,16 @@ template <int OP> int binary(Run &R, scvrl_tensor *t) {
     for (int i = 0; i < t->ndim; i++) D.ne[i] = t->ne[i];
     bcast_strides(t->src[0], t, D.sa); bcast_strides(t->src[1], t, D.sb);
     if (D.nd == 0) { D.nd = 1; D.ne[0] = 1; }
-    k_binary<OP><<<grid_for(n), 256, 0, R.s>>>(n, D, F(R, t->src[0]), F(R, t->src[1]), F(R, t));
-    SC_LAUNCH();
+    auto k32 = k_binary<OP, uint32_t>; auto k64 = k_binary<OP, int64_t>;
+    LAUNCH_DIMS(k32, k64, D, n, F(R, t->src[0]), F(R, t->src[1]), F(R, t));
     return 0;
 }
 template <int OP> int unary(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     Dims D = dims1(t, t->src[0]);
-    k_unary<OP><<<grid_for(n), 256, 0, R.s>>>(n, D, F(R, t->src[0]), F(R, t), t->fp[0], t->fp[1]);
-    SC_LAUNCH();
+    auto k32 = k_unary<OP, uint32_t>; auto k64 = k_unary<OP, int64_t>;
+    LAUNCH_DIMS(k32, k64, D, n, F(R, t->src[0]), F(R, t), t->fp[0], t->fp[1]);
     return 0;
 }
 
@@ -1281,9 +1402,7 @@ int op_cont(Run &R, scvrl_tensor *t) { return copy_contig(R, t->src[0], P(R, t->
 int op_grad_acc(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
-    Dims D = dims1(t, t->src[0]);
-    k_acc<<<grid_for(n), 256, 0, R.s>>>(n, D, F(R, t->src[0]), F(R, t));
-    SC_LAUNCH();
+    LAUNCH_DIMS(k_acc<uint32_t>, k_acc<int64_t>, dims1(t, t->src[0]), n, F(R, t->src[0]), F(R, t));
     return 0;
 }
 
@@ -1357,7 +1476,9 @@ int op_concat(Run &R, scvrl_tensor *t) {
     int64_t outer, inner, n = scvrl_nelements(t);
     index_geom(t, dim, &outer, &inner);
     if (!n) return 0;
-    k_concat<<<grid_for(n), 256, 0, R.s>>>(n, inner, t->src[0]->ne[dim], t->src[1]->ne[dim], F(R, t->src[0]), F(R, t->src[1]), F(R, t));
+    if (n < ((int64_t)1 << 31)) k_concat<uint32_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)t->src[0]->ne[dim],
+                                                        (uint32_t)t->src[1]->ne[dim], F(R, t->src[0]), F(R, t->src[1]), F(R, t));
+    else k_concat<int64_t><<<grid_for(n), 256, 0, R.s>>>(n, inner, t->src[0]->ne[dim], t->src[1]->ne[dim], F(R, t->src[0]), F(R, t->src[1]), F(R, t));
     SC_LAUNCH();
     return 0;
 }
@@ -1366,7 +1487,9 @@ int op_slice_back(Run &R, scvrl_tensor *t) {
     int64_t outer, inner, n = scvrl_nelements(t);
     index_geom(t, dim, &outer, &inner);
     if (!n) return 0;
-    k_slice_back<<<grid_for(n), 256, 0, R.s>>>(n, inner, t->ne[dim], t->ip[1], t->src[0]->ne[dim], F(R, t->src[0]), F(R, t));
+    if (n < ((int64_t)1 << 31)) k_slice_back<uint32_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)t->ne[dim],
+                                                            (uint32_t)t->ip[1], (uint32_t)t->src[0]->ne[dim], F(R, t->src[0]), F(R, t));
+    else k_slice_back<int64_t><<<grid_for(n), 256, 0, R.s>>>(n, inner, t->ne[dim], t->ip[1], t->src[0]->ne[dim], F(R, t->src[0]), F(R, t));
     SC_LAUNCH();
     return 0;
 }
@@ -1384,7 +1507,9 @@ int op_index_select(Run &R, scvrl_tensor *t) {
     index_geom(x, dim, &outer, &inner);
     if (check_indices(R, idx, ns, nx, "index_select")) return -1;
     if (!n) return 0;
-    k_index_select<<<grid_for(n), 256, 0, R.s>>>(n, inner, ns, nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
+    if (n < ((int64_t)1 << 31) && scvrl_nelements(x) < ((int64_t)1 << 31))
+        k_index_select<uint32_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)ns, (uint32_t)nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
+    else k_index_select<int64_t><<<grid_for(n), 256, 0, R.s>>>(n, inner, ns, nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
     SC_LAUNCH();
     return 0;
 }
@@ -1557,7 +1682,8 @@ int op_conv(Run &R, scvrl_tensor *t) {
     int64_t ny = scvrl_nelements(t);
     if (!ny) return 0;
     if (is_dw_last(p, gx, gy)) {
-        k_dw_fwd<<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, p, X, W, B, Y);
+        if (ny < ((int64_t)1 << 31)) k_dw_fwd<uint32_t><<<grid_for(ny), 256, 0, R.s>>>((uint32_t)ny, gx, gy, p, X, W, B, Y);
+        else k_dw_fwd<int64_t><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, p, X, W, B, Y);
         SC_LAUNCH();
         return 0;
     }
@@ -1596,7 +1722,8 @@ int op_conv_back_x(Run &R, scvrl_tensor *t) {
     int64_t nx = scvrl_nelements(t);
     if (!nx) return 0;
     if (is_dw_last(p, gx, gy)) {
-        k_dw_back_x<<<grid_for(nx), 256, 0, R.s>>>(nx, gx, gy, p, DY, W, DX);
+        if (nx < ((int64_t)1 << 31)) k_dw_back_x<uint32_t><<<grid_for(nx), 256, 0, R.s>>>((uint32_t)nx, gx, gy, p, DY, W, DX);
+        else k_dw_back_x<int64_t><<<grid_for(nx), 256, 0, R.s>>>(nx, gx, gy, p, DY, W, DX);
         SC_LAUNCH();
         return 0;
     }
@@ -1705,6 +1832,160 @@ AttG att_geom(Run &R, const scvrl_tensor *q, const scvrl_tensor *k, const scvrl_
     return a;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Attention through cuBLAS (tensor cores in TF32 mode): per chunk of (b, h) pairs, S = scale Q K^T
+// into scratch, a warp-per-row softmax in place, O = P V; the backward recomputes P, then
+// dP = dO V^T, dS = P (dP - rowsum(P dP)) scale, dQ = dS K, dK = dS^T Q, dV = P^T dO. Batched GEMMs
+// take pointer arrays (q/k/v are strided views of the qkv projection, O is [B, Nq, H, d]), written
+// by a small kernel into scratch. Scratch: the arrays, then one or two [chunk, Nq, Nk] buffers,
+// with chunk = as many (b, h) pairs as fit in att_limit() bytes (1 GiB; SCVRL_CUDA_ATTN_MB sets it,
+// the tests use 1 MB so that every shape runs in several chunks).
+// ---------------------------------------------------------------------------------------------
+size_t att_limit() {
+    static size_t lim = 0;
+    if (!lim) { const char *e = getenv("SCVRL_CUDA_ATTN_MB"); long mb = e ? atol(e) : 0; lim = (size_t)(mb > 0 ? mb : 1024) << 20; }
+    return lim;
+}
+#define ATT_NARR 9
+struct AttPtrSpec { const char *base[ATT_NARR]; int64_t s0[ATT_NARR], s1[ATT_NARR]; int n; };
+// arr[k][j] = base[k] + (b s0[k] + h s1[k]) * 4 bytes for pair j = b H + h, j in [0, BH)
+__global__ void k_attn_ptrs(AttPtrSpec P, int64_t BH, int64_t H, const void **arr) {
+    GRID_STRIDE(j, BH) {
+        int64_t b = j / H, h = j % H;
+        for (int k = 0; k < P.n; k++) arr[k * BH + j] = P.base[k] + (b * P.s0[k] + h * P.s1[k]) * 4;
+    }
+}
+// Softmax over each row of S [rows, Nk] in place (scores already scaled); a warp per row.
+__global__ void k_row_softmax(int64_t rows, int64_t Nk, float *S) {
+    int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    float *x = S + r * Nk, m = -INFINITY, l = 0.0f;
+    for (int64_t j = lane; j < Nk; j += 32) m = fmaxf(m, x[j]);
+    m = warp_max(m);
+    for (int64_t j = lane; j < Nk; j += 32) { float e = expf(x[j] - m); x[j] = e; l += e; }
+    l = warp_sum(l);
+    float inv = 1.0f / l;
+    for (int64_t j = lane; j < Nk; j += 32) x[j] *= inv;
+}
+// dS = P (dP - sum_j P dP) scale, in place over dP; a warp per row.
+__global__ void k_row_softmax_back(int64_t rows, int64_t Nk, const float *Pm, float *dP, float scale) {
+    int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const float *p = Pm + r * Nk;
+    float *g = dP + r * Nk, D = 0.0f;
+    for (int64_t j = lane; j < Nk; j += 32) D += p[j] * g[j];
+    D = warp_sum(D);
+    for (int64_t j = lane; j < Nk; j += 32) g[j] = p[j] * (g[j] - D) * scale;
+}
+
+// Row-major C[i] = alpha op(A[i]) op(B[i]) + beta C[i] for pointer arrays (device) of `batch`.
+int gemm_ptrs(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, float alpha, const void *const *A, int64_t lda,
+              const void *const *B, int64_t ldb, float beta, void *const *Cm, int64_t ldc, int64_t batch) {
+    if (M <= 0 || N <= 0 || K <= 0 || batch <= 0) return 0;
+    cublasComputeType_t ct = R.C->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasOperation_t oa = tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    SC_BLAS(cublasGemmBatchedEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, A, CUDA_R_32F,
+                                (int)lda, &beta, Cm, CUDA_R_32F, (int)ldc, (int)batch, ct, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+// (b, h) pairs per chunk, and the scratch bytes attention needs (nbuf: 1 forward, 2 backward).
+int64_t att_chunk(int64_t BH, int64_t Nq, int64_t Nk, int nbuf) {
+    size_t per = (size_t)(Nq * Nk) * 4 * (size_t)nbuf;
+    int64_t c = per ? (int64_t)(att_limit() / per) : BH;
+    return c < 1 ? 1 : c > BH ? BH : c;
+}
+size_t scratch_attn(const scvrl_tensor *t, int nbuf) {
+    const scvrl_tensor *q = t->src[0], *k = t->src[1];
+    int64_t BH = q->ne[0] * q->ne[1], Nq = q->ne[2], Nk = k->ne[2], c = att_chunk(BH, Nq, Nk, nbuf);
+    return (size_t)(ATT_NARR * BH) * sizeof(void *) + 256 + (size_t)(c * Nq * Nk) * 4 * (size_t)nbuf + 256;
+}
+
+// Pointer arrays for operands (base, per-b stride, per-h stride), returned in *arr (ATT_NARR x BH).
+int att_ptrs(Run &R, const AttG &a, const AttPtrSpec &P, const void ***arr) {
+    *arr = (const void **)R.C->scratch;
+    int64_t BH = a.B * a.H;
+    k_attn_ptrs<<<grid_for(BH), 256, 0, R.s>>>(P, BH, a.H, *arr);
+    SC_LAUNCH();
+    return 0;
+}
+float *att_buf(Run &R, const AttG &a) {
+    size_t off = ((size_t)(ATT_NARR * a.B * a.H) * sizeof(void *) + 255) & ~(size_t)255;
+    return (float *)(R.C->scratch + off);
+}
+
+// S (chunk c0..c0+nc) = scale Q K^T, then P = softmax(S) in place. arr: 0 q, 1 k, 2 S.
+int att_probs(Run &R, const AttG &a, const void **arr, int64_t c0, int64_t nc) {
+    int64_t BH = a.B * a.H;
+    if (gemm_ptrs(R, 0, 1, a.Nq, a.Nk, a.d, a.scale, arr + 0 * BH + c0, a.sq[2], arr + 1 * BH + c0, a.sk[2], 0.0f,
+                  (void *const *)(arr + 2 * BH + c0), a.Nk, nc)) return -1;
+    int64_t rows = nc * a.Nq;
+    k_row_softmax<<<(unsigned)((rows + 7) / 8), 256, 0, R.s>>>(rows, a.Nk, att_buf(R, a));
+    SC_LAUNCH();
+    return 0;
+}
+
+int attn_gemm_fwd(Run &R, const AttG &a, float *O) {
+    int64_t BH = a.B * a.H, nc = att_chunk(BH, a.Nq, a.Nk, 1);
+    float *S = att_buf(R, a);
+    for (int64_t c0 = 0; c0 < BH; c0 += nc) {
+        int64_t n = BH - c0 < nc ? BH - c0 : nc;
+        AttPtrSpec P;
+        memset(&P, 0, sizeof P);
+        P.n = 5;
+        P.base[0] = (const char *)a.q; P.s0[0] = a.sq[0]; P.s1[0] = a.sq[1];
+        P.base[1] = (const char *)a.k; P.s0[1] = a.sk[0]; P.s1[1] = a.sk[1];
+        P.base[2] = (const char *)(S - (c0 * a.Nq * a.Nk)); P.s0[2] = a.H * a.Nq * a.Nk; P.s1[2] = a.Nq * a.Nk;
+        P.base[3] = (const char *)a.v; P.s0[3] = a.sv[0]; P.s1[3] = a.sv[1];
+        P.base[4] = (const char *)O; P.s0[4] = a.Nq * a.H * a.d; P.s1[4] = a.d;          // O [B, Nq, H, d]
+        const void **arr;
+        if (att_ptrs(R, a, P, &arr)) return -1;
+        if (att_probs(R, a, arr, c0, n)) return -1;
+        if (gemm_ptrs(R, 0, 0, a.Nq, a.d, a.Nk, 1.0f, arr + 2 * BH + c0, a.Nk, arr + 3 * BH + c0, a.sv[2], 0.0f,
+                      (void *const *)(arr + 4 * BH + c0), a.H * a.d, n)) return -1;
+    }
+    return 0;
+}
+
+int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+    int64_t BH = a.B * a.H, nc = att_chunk(BH, a.Nq, a.Nk, 2);
+    float *S = att_buf(R, a), *G = S + nc * a.Nq * a.Nk;
+    for (int64_t c0 = 0; c0 < BH; c0 += nc) {
+        int64_t n = BH - c0 < nc ? BH - c0 : nc;
+        AttPtrSpec P;
+        memset(&P, 0, sizeof P);
+        P.n = 9;
+        int64_t sS = a.Nq * a.Nk, off = c0 * sS;
+        P.base[0] = (const char *)a.q; P.s0[0] = a.sq[0]; P.s1[0] = a.sq[1];
+        P.base[1] = (const char *)a.k; P.s0[1] = a.sk[0]; P.s1[1] = a.sk[1];
+        P.base[2] = (const char *)(S - off); P.s0[2] = a.H * sS; P.s1[2] = sS;
+        P.base[3] = (const char *)a.v; P.s0[3] = a.sv[0]; P.s1[3] = a.sv[1];
+        P.base[4] = (const char *)DO; P.s0[4] = a.Nq * a.H * a.d; P.s1[4] = a.d;         // dO [B, Nq, H, d]
+        P.base[5] = (const char *)(G - off); P.s0[5] = a.H * sS; P.s1[5] = sS;
+        P.base[6] = (const char *)DQ; P.s0[6] = a.H * a.Nq * a.d; P.s1[6] = a.Nq * a.d;  // [B, H, Nq, d]
+        P.base[7] = (const char *)DK; P.s0[7] = a.H * a.Nk * a.d; P.s1[7] = a.Nk * a.d;  // [B, H, Nk, d]
+        P.base[8] = (const char *)DV; P.s0[8] = a.H * a.Nk * a.d; P.s1[8] = a.Nk * a.d;
+        const void **arr;
+        if (att_ptrs(R, a, P, &arr)) return -1;
+        const void **q = arr, **k = arr + BH, **Sp = arr + 2 * BH, **v = arr + 3 * BH, **dO = arr + 4 * BH, **Gp = arr + 5 * BH;
+        void *const *dq = (void *const *)(arr + 6 * BH), *const *dk = (void *const *)(arr + 7 * BH), *const *dv = (void *const *)(arr + 8 * BH);
+        if (att_probs(R, a, arr, c0, n)) return -1;
+        // dP = dO V^T  [Nq, Nk]
+        if (gemm_ptrs(R, 0, 1, a.Nq, a.Nk, a.d, 1.0f, dO + c0, a.H * a.d, v + c0, a.sv[2], 0.0f, (void *const *)(Gp + c0), a.Nk, n)) return -1;
+        int64_t rows = n * a.Nq;
+        k_row_softmax_back<<<(unsigned)((rows + 7) / 8), 256, 0, R.s>>>(rows, a.Nk, S, G, a.scale);
+        SC_LAUNCH();
+        // dV = P^T dO [Nk, d]; dQ = dS K [Nq, d]; dK = dS^T Q [Nk, d]
+        if (gemm_ptrs(R, 1, 0, a.Nk, a.d, a.Nq, 1.0f, Sp + c0, a.Nk, dO + c0, a.H * a.d, 0.0f, dv + c0, a.d, n)) return -1;
+        if (gemm_ptrs(R, 0, 0, a.Nq, a.d, a.Nk, 1.0f, Gp + c0, a.Nk, k + c0, a.sk[2], 0.0f, dq + c0, a.d, n)) return -1;
+        if (gemm_ptrs(R, 1, 0, a.Nk, a.d, a.Nq, 1.0f, Gp + c0, a.Nk, q + c0, a.sq[2], 0.0f, dk + c0, a.d, n)) return -1;
+    }
+    return 0;
+}
+bool attn_flash() { static int f = -1; if (f < 0) { const char *e = getenv("SCVRL_CUDA_FLASH"); f = e && *e == '1'; } return f; }
+
 template <int DC> int attn_fwd_launch(Run &R, const AttG &a, float *O) {
     size_t sm = attn_fwd_smem<DC>();
     SC_CU(cudaFuncSetAttribute(k_attn_fwd<DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
@@ -1730,6 +2011,7 @@ int op_attention(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
+    if (!attn_flash()) return attn_gemm_fwd(R, a, O);
     switch (attn_dc(a.d)) {
     case 1: return attn_fwd_launch<1>(R, a, O);
     case 2: return attn_fwd_launch<2>(R, a, O);
@@ -1741,6 +2023,7 @@ int op_attention(Run &R, scvrl_tensor *t) {
 }
 size_t scratch_attn_back(const scvrl_tensor *t) {
     const scvrl_tensor *q = t->src[0];
+    if (!attn_flash()) return scratch_attn(t, 2);
     return (size_t)(q->ne[0] * q->ne[1] * q->ne[2]) * 8 + 512;
 }
 int op_attention_back(Run &R, scvrl_tensor *t) {
@@ -1750,6 +2033,7 @@ int op_attention_back(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk || !a.Nq) { SC_CU(cudaMemsetAsync(DQ, 0, (size_t)n * 4, R.s)); return 0; }
+    if (!attn_flash()) return attn_gemm_back(R, a, DO, DQ, DK, DV);
     float *Lse = (float *)R.C->scratch, *Dv = Lse + ((a.B * a.H * a.Nq + 63) & ~(int64_t)63);
     switch (attn_dc(a.d)) {
     case 1: return attn_back_launch<1>(R, a, DO, DQ, DK, DV, Lse, Dv);
@@ -1768,6 +2052,7 @@ size_t scratch_of(const scvrl_tensor *t) {
     case SCVRL_OP_LAYER_NORM_BACK_WB: return scratch_ln_wb(t);
     case SCVRL_OP_CONV3D: case SCVRL_OP_CONV3D_BACK_X: case SCVRL_OP_CONV3D_BACK_W: return scratch_conv(t);
     case SCVRL_OP_ATTENTION_BACK: return scratch_attn_back(t);
+    case SCVRL_OP_ATTENTION: return attn_flash() ? 0 : scratch_attn(t, 1);
     default: return 0;
     }
 }
@@ -1830,7 +2115,7 @@ int run_node(Run &R, scvrl_tensor *t) {
 int cuda_supports(scvrl_backend *be, const scvrl_tensor *t) {
     (void)be;
     if (t->op >= SCVRL_OP_COUNT) return 0;
-    if (t->op == SCVRL_OP_ATTENTION || t->op == SCVRL_OP_ATTENTION_BACK) return attn_dc(t->src[0]->ne[3]) != 0;
+    if (t->op == SCVRL_OP_ATTENTION || t->op == SCVRL_OP_ATTENTION_BACK) return !attn_flash() || attn_dc(t->src[0]->ne[3]) != 0;
     if (t->op == SCVRL_OP_CONT) return scvrl_dtype_size(t->type) == 4;
     return 1;
 }
@@ -2035,6 +2320,8 @@ void cuda_free(scvrl_backend *be) {
         for (cudaEvent_t e : C->prof_ev) cudaEventDestroy(e);
         for (auto &kv : C->outs) if (kv.second.host) cudaFreeHost(kv.second.host);
         if (C->blas) cublasDestroy(C->blas);
+        if (C->lt) cublasLtDestroy(C->lt);
+        if (C->lt_ws) cudaFree(C->lt_ws);
         if (C->stream) cudaStreamDestroy(C->stream);
         delete C;
     }
@@ -2053,6 +2340,9 @@ int cuda_init(Cuda *C, int device, char *err, size_t errlen) {
     SC_CU(cudaStreamCreateWithFlags(&C->stream, cudaStreamNonBlocking));
     SC_BLAS(cublasCreate(&C->blas));
     SC_BLAS(cublasSetStream(C->blas, C->stream));
+    SC_BLAS(cublasLtCreate(&C->lt));
+    C->lt_ws_bytes = (size_t)32 << 20;
+    if (dev_alloc(C, &C->lt_ws, C->lt_ws_bytes, "the cuBLASLt workspace", err, errlen)) return -1;
     const char *e = getenv("SCVRL_CUDA_TF32");
     C->tf32 = e && atoi(e) != 0;
     return 0;
@@ -2065,6 +2355,8 @@ extern "C" scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errle
     if (cuda_init(C, device, err, errlen)) {
         cudaGetLastError();
         if (C->blas) cublasDestroy(C->blas);
+        if (C->lt) cublasLtDestroy(C->lt);
+        if (C->lt_ws) cudaFree(C->lt_ws);
         if (C->stream) cudaStreamDestroy(C->stream);
         delete C;
         return nullptr;
@@ -2081,6 +2373,12 @@ extern "C" scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errle
 
 // Matrix products in fp32 (tf32 = 0, the default) or on TF32 tensor cores (tf32 = 1; also
 // SCVRL_CUDA_TF32=1 in the environment). Returns the previous setting, or -1 if be is not CUDA.
+extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
+    Cuda *C = (Cuda *)be->priv;
+    return C->act_cap + C->mir_cap + C->scratch_cap;
+}
+
 extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int tf32) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;
     Cuda *C = (Cuda *)be->priv;

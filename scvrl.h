@@ -419,6 +419,9 @@ scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errlen);
 // GEMMs in fp32 (tf32 = 0, default) or on TF32 tensor cores (1; also SCVRL_CUDA_TF32=1).
 // Returns the previous setting, or -1 if be is not the CUDA backend.
 int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
+/* Device memory the backend holds now (activation arena + parameter/input mirror + scratch; the
+ * arenas only grow, so after a run this is its peak). 0 for other backends. */
+size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 #endif
 
 #ifdef __cplusplus

@@ -380,19 +380,23 @@ typedef struct {
 
 // Time a built graph: warm-up runs, then --reps runs (0: 3, fewer if they pass 30 s); the median
 // seconds, the fastest in *best, the mean CPU seconds of the process (all threads) in *cpu.
-// train: new drop-path seed and zeroed gradients per run.
-static double time_graph(scvrl_graph *g, scvrl_backend *be, mvit_model *m, int train, int warmup, double *best,
-                         double *cpu) {
+// The input x alternates between the data sets xs[0..nx) from run to run. train: a full training
+// step per run (new drop-path seed, zeroed gradients, the graph, then AdamW on the parameters).
+static double time_graph(scvrl_graph *g, scvrl_backend *be, mvit_model *m, int train, int warmup, scvrl_tensor *x,
+                         float *const *xs, int nx, double *best, double *cpu) {
     char err[512];
     double ts[64], total = 0, cpu_total = 0;
     int nt = 0, reps = opt_reps > 0 ? (opt_reps < 64 ? opt_reps : 64) : 3;
+    scvrl_adamw_cfg opt = scvrl_adamw_default();
     for (int r = 0; r < warmup + reps; r++) {
         g->seed = (uint64_t)r + 1;
-        if (train) scvrl_params_zero_grad(&m->P);
+        x->data = xs[r % nx];
         double t0 = cli_now(), c0 = cli_cpu_now();
+        if (train) scvrl_params_zero_grad(&m->P);
         if (scvrl_graph_compute(g, be, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); exit(1); }
+        if (train && scvrl_adamw_step(&m->P, &opt, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); exit(1); }
         double dt = cli_now() - t0, dc = cli_cpu_now() - c0;
-        fprintf(stderr, "bench mvit: %s run %d/%d: %.3f s%s\n", train ? "forward+backward" : "forward", r + 1,
+        fprintf(stderr, "bench mvit: %s run %d/%d: %.3f s%s\n", train ? "train step" : "forward", r + 1,
                 warmup + reps, dt, r < warmup ? " (warm-up)" : "");
         if (r < warmup) continue;
         ts[nt++] = dt;
@@ -425,6 +429,7 @@ typedef struct {
     double fwd, fwd_best, fwd_cpu, fwdbwd, fwdbwd_best, fwdbwd_cpu, err;
     size_t act_f, act_t;
     char which[1100];
+    size_t gpu_bytes;        // device memory the CUDA backend holds after the runs (0: CPU)
 } mvit_figures;
 
 static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figures *r) {
@@ -434,10 +439,10 @@ static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figu
     char b1[32], b2[32], b3[32], b4[32], d1[32], d2[32];
     printf("model %s kt %d, %dx%dx%d, batch %d, threads %d, device %s\n", o->model, o->kt, o->frames, o->size, o->size,
            o->batch, scvrl_get_threads(), o->device);
-    printf("forward (eval):           %s per clip (fastest %s; %.2f CPU s)\n", cli_fmt_duration(d1, sizeof d1, r->fwd),
+    printf("forward (eval):             %s per clip (fastest %s; %.2f CPU s)\n", cli_fmt_duration(d1, sizeof d1, r->fwd),
            cli_fmt_duration(d2, sizeof d2, r->fwd_best), r->fwd_cpu);
     if (r->fwdbwd >= 0)
-        printf("forward+backward (train): %s per clip (fastest %s; %.2f CPU s)\n", cli_fmt_duration(d1, sizeof d1, r->fwdbwd),
+        printf("train step (fwd+bwd+AdamW): %s per clip (fastest %s; %.2f CPU s)\n", cli_fmt_duration(d1, sizeof d1, r->fwdbwd),
                cli_fmt_duration(d2, sizeof d2, r->fwdbwd_best), r->fwdbwd_cpu);
     if (r->fwdbwd >= 0) cli_fmt_bytes(b2, sizeof b2, (double)r->act_t); else snprintf(b2, sizeof b2, "-");
     printf("memory: activations %s (forward) / %s (train), weights %s (+ as much for gradients in training),\n"
@@ -450,12 +455,18 @@ static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figu
     snprintf(fb, sizeof fb, r->fwdbwd >= 0 ? "%.4f" : "null", r->fwdbwd);
     snprintf(fbb, sizeof fbb, r->fwdbwd >= 0 ? "%.4f" : "null", r->fwdbwd_best);
     snprintf(fbc, sizeof fbc, r->fwdbwd >= 0 ? "%.4f" : "null", r->fwdbwd_cpu);
+    const char *prec = "fp32";
+    if (strcmp(o->device, "cpu")) { const char *e = getenv("SCVRL_CUDA_TF32"); prec = e && *e == '1' ? "tf32" : "fp32"; }
+    char tc[32];
+    snprintf(tc, sizeof tc, r->fwdbwd > 0 ? "%.2f" : "null", r->fwdbwd > 0 ? 1.0 / r->fwdbwd : 0.0);
+    if (r->gpu_bytes) printf("GPU memory held by the backend (peak): %.1f MiB\n", (double)r->gpu_bytes / 1048576.0);
     printf("{\"bench\":\"mvit\",\"model\":\"%s\",\"kt\":%d,\"frames\":%d,\"size\":%d,\"batch\":%d,\"threads\":%d,"
-           "\"device\":\"%s\",\"fwd_s_per_clip\":%.4f,\"fwdbwd_s_per_clip\":%s,\"fwd_best_s_per_clip\":%.4f,"
-           "\"fwdbwd_best_s_per_clip\":%s,\"fwd_cpu_s_per_clip\":%.4f,\"fwdbwd_cpu_s_per_clip\":%s,\"peak_mb\":%.1f,\"rss_peak_mb\":%.1f,\"act_fwd_mb\":%.1f,\"act_train_mb\":%.1f,"
-           "\"max_rel_err\":%s,\"load1\":%.2f}\n", o->model, o->kt, o->frames, o->size, o->batch, scvrl_get_threads(), o->device,
-           r->fwd, fb, r->fwd_best, fbb, r->fwd_cpu, fbc, peak, (double)rss / 1048576.0, (double)r->act_f / 1048576.0,
-           (double)r->act_t / 1048576.0, e, o->load);
+           "\"device\":\"%s\",\"precision\":\"%s\",\"fwd_s_per_clip\":%.4f,\"fwdbwd_s_per_clip\":%s,\"fwd_best_s_per_clip\":%.4f,"
+           "\"fwdbwd_best_s_per_clip\":%s,\"fwd_cpu_s_per_clip\":%.4f,\"fwdbwd_cpu_s_per_clip\":%s,\"fwd_clips_per_s\":%.2f,"
+           "\"train_clips_per_s\":%s,\"peak_mb\":%.1f,\"peak_gpu_mb\":%.1f,\"rss_peak_mb\":%.1f,\"act_fwd_mb\":%.1f,\"act_train_mb\":%.1f,"
+           "\"max_rel_err\":%s,\"load1\":%.2f}\n", o->model, o->kt, o->frames, o->size, o->batch, scvrl_get_threads(), o->device, prec,
+           r->fwd, fb, r->fwd_best, fbb, r->fwd_cpu, fbc, 1.0 / r->fwd, tc, peak, (double)r->gpu_bytes / 1048576.0,
+           (double)rss / 1048576.0, (double)r->act_f / 1048576.0, (double)r->act_t / 1048576.0, e, o->load);
 }
 
 // The input leaf x [B, 3, T, S, S] over xdata.
@@ -467,34 +478,43 @@ static scvrl_tensor *mvit_input(scvrl_ctx *ctx, const mvit_opts *o, float *xdata
     return x;
 }
 
-// Forward (eval) and forward+backward (train, drop-path, loss = mean of squared features).
-static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, float *xdata, const char *argv0) {
-    mvit_figures r = { 0, 0, 0, -1, -1, 0, -1, 0, 0, "" };
+// Forward (eval) and the train step (drop-path, loss = mean of squared features, backward, AdamW).
+// xs: nx input sets, alternated between runs; the error is of a forward of set 0.
+static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, float *const *xs, int nx, const char *argv0) {
+    mvit_figures r = { 0, 0, 0, -1, -1, 0, -1, 0, 0, "", 0 };
+    char err[512];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
-    scvrl_tensor *f = mvit_forward(ctx, m, mvit_input(ctx, o, xdata), 0, 0, NULL);
+    scvrl_tensor *x = mvit_input(ctx, o, xs[0]);
+    scvrl_tensor *f = mvit_forward(ctx, m, x, 0, 0, NULL);
     scvrl_mark_output(f);
     scvrl_graph *g = scvrl_graph_new();
     scvrl_graph_expand(g, f);
-    r.fwd = time_graph(g, be, m, 0, o->warmup, &r.fwd_best, &r.fwd_cpu) / o->batch;
+    r.fwd = time_graph(g, be, m, 0, o->warmup, x, xs, nx, &r.fwd_best, &r.fwd_cpu) / o->batch;
     r.fwd_best /= o->batch;
     r.fwd_cpu /= o->batch;
     r.act_f = scvrl_graph_activation_bytes(g);
+    x->data = xs[0];
+    if (scvrl_graph_compute(g, be, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); exit(1); }
     r.err = fixture_error(&m->cfg, scvrl_f32(f), o->batch, argv0, r.which, sizeof r.which);
     scvrl_graph_free(g);
     scvrl_ctx_reset(ctx);
     if (!o->fwd_only) {
-        f = mvit_forward(ctx, m, mvit_input(ctx, o, xdata), 1, 1000, NULL);
+        x = mvit_input(ctx, o, xs[0]);
+        f = mvit_forward(ctx, m, x, 1, 1000, NULL);
         scvrl_tensor *loss = scvrl_mean_all(ctx, scvrl_mul(ctx, f, f));
         g = scvrl_graph_new();
         scvrl_graph_expand(g, loss);
         scvrl_graph_backward(ctx, g, loss);
-        r.fwdbwd = time_graph(g, be, m, 1, o->warmup, &r.fwdbwd_best, &r.fwdbwd_cpu) / o->batch;
+        r.fwdbwd = time_graph(g, be, m, 1, o->warmup, x, xs, nx, &r.fwdbwd_best, &r.fwdbwd_cpu) / o->batch;
         r.fwdbwd_best /= o->batch;
         r.fwdbwd_cpu /= o->batch;
         r.act_t = scvrl_graph_activation_bytes(g);
         scvrl_graph_free(g);
     }
     scvrl_ctx_free(ctx);
+#ifdef SCVRL_CUDA
+    r.gpu_bytes = scvrl_cuda_device_bytes(be);
+#endif
     mvit_report(o, m, &r);
 }
 
@@ -532,13 +552,17 @@ static int cmd_mvit(int argc, char **argv) {
     if (mvit_init(&m, &cfg, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); return 1; }
     mvit_fixture_weights(&m, 1234);
     int64_t n = (int64_t)o.batch * 3 * o.frames * o.size * o.size;
-    float *x = (float *)malloc((size_t)n * sizeof(float));
-    if (!x) die_oom("the input clips", (double)n * 4.0);
-    uint64_t st = scvrl_fnv1a64("input");
-    for (int64_t i = 0; i < n; i++) x[i] = 2.0f * scvrl_rng_uniform(99, st, (uint64_t)i) - 1.0f;
+    float *xs[2];
+    for (int k = 0; k < 2; k++) {           // two input sets, alternated between runs
+        xs[k] = (float *)malloc((size_t)n * sizeof(float));
+        if (!xs[k]) die_oom("the input clips", (double)n * 4.0);
+        uint64_t st = scvrl_fnv1a64(k ? "input2" : "input");
+        #pragma omp parallel for
+        for (int64_t i = 0; i < n; i++) xs[k][i] = 2.0f * scvrl_rng_uniform(99, st, (uint64_t)i) - 1.0f;
+    }
     o.load = load_note();
-    mvit_measure(&o, &m, be, x, argv[0]);
-    free(x);
+    mvit_measure(&o, &m, be, xs, 2, argv[0]);
+    free(xs[0]); free(xs[1]);
     mvit_free(&m);
     if (strcmp(o.device, "cpu")) scvrl_backend_free(be);
     return 0;

@@ -9,6 +9,6 @@ run() {  # name tf32 extra-flags
     > "$OUT/prof-$1.log" 2>&1
   echo "== $1"; grep -E "per clip|max_rel" "$OUT/prof-$1.log" | head -3; sed -n '/scvrl profile/,$p' "$OUT/prof-$1.log" | head -${4:-45}
 }
-run tf32-fwd 1 --fwd-only 40
-run fp32 0 "" 20
-run tf32 1 "" 60
+run tf32-fwd 1 --fwd-only 22
+run fp32 0 "" 14
+run tf32 1 "" 34

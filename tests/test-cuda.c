@@ -470,6 +470,7 @@ out:
 int main(int argc, char **argv) {
     char err[512];
     err[0] = 0;
+    setenv("SCVRL_CUDA_ATTN_MB", "1", 0);    // attention in chunks of (b, h) pairs even at test sizes
     gpu = scvrl_backend_cuda(0, err, sizeof err);
     if (!gpu) {
         test_skip("cuda backend", "no GPU (CUDA: %s)", err[0] ? err : "no device");
