@@ -93,6 +93,14 @@ struct GraphOut {            // per-graph pinned host buffer for outputs
     float *host = nullptr; size_t cap = 0; uint64_t used = 0;
 };
 
+struct DevParams {           // a parameter set kept on the device (scvrl_params_to_device)
+    scvrl_params *P = nullptr;
+    float *buf = nullptr;    // one allocation: w, g, m, v (n floats each), then the segment table
+    float *w = nullptr, *g = nullptr, *m = nullptr, *v = nullptr;
+    int64_t *seg = nullptr;  // start offset of each parameter tensor, sorted
+    int *decay = nullptr;    // 1: weight decay applies to that tensor
+};
+
 struct LtPlan { cublasLtMatmulDesc_t op; cublasLtMatrixLayout_t a, b, c; cublasLtMatmulAlgo_t algo; int ok; };
 
 struct Cuda {
@@ -114,7 +122,21 @@ struct Cuda {
     uint64_t clock = 0;
     std::vector<char *> dptr;                         // per node device pointer (this compute)
     std::vector<cudaEvent_t> prof_ev;                 // SCVRL_PROFILE=1: an event before each node
+    std::vector<DevParams> bound;                     // device-resident parameter sets
 };
+
+// The device address of host memory [p, p + bytes) inside a bound set's weights (or gradients,
+// with grad), else nullptr.
+char *bound_ptr(Cuda *C, const void *p, size_t bytes, bool grad) {
+    const char *h = (const char *)p;
+    for (auto &d : C->bound) {
+        size_t nb = (size_t)d.P->n_elems * sizeof(float);
+        const char *w0 = (const char *)d.P->w, *g0 = (const char *)d.P->g;
+        if (h >= w0 && h + bytes <= w0 + nb) return (char *)d.w + (h - w0);
+        if (grad && h >= g0 && h + bytes <= g0 + nb) return (char *)d.g + (h - g0);
+    }
+    return nullptr;
+}
 
 // ---------------------------------------------------------------------------------------------
 // SCVRL_PROFILE=1: GPU milliseconds per op kind (events between nodes, no extra synchronisation),
@@ -2135,6 +2157,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     // 1. mirror slots for leaves and external nodes, keyed by host pointer
     C->slot_of.clear(); C->slots.clear(); C->slot_host.clear();
     std::vector<int> slot_id(n, -1);
+    std::vector<char *> bptr(n, nullptr);        // device-resident parameters and their gradients
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         bool leaf = t->op == SCVRL_OP_LEAF, ext = is_external_node(t);
@@ -2145,6 +2168,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
             seterr(err, errlen, "%s tensor '%s' has no data (set ->data before compute)", leaf ? "input" : "external", t->name);
             return -1;
         }
+        if (!C->bound.empty() && (bptr[i] = bound_ptr(C, t->data, bytes, t->op == SCVRL_OP_GRAD_ACC))) continue;
         auto it = C->slot_of.find(t->data);
         int sid;
         if (it == C->slot_of.end()) {
@@ -2192,6 +2216,8 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
                 return -1;
             }
             C->dptr[i] = C->dptr[b->id] ? C->dptr[b->id] + o * (int64_t)scvrl_dtype_size(t->type) : nullptr;
+        } else if (bptr[i]) {
+            C->dptr[i] = bptr[i];
         } else if (slot_id[i] >= 0) {
             C->dptr[i] = C->mir + C->slots[slot_id[i]].off;
         } else if (offs[i] >= 0) {
@@ -2307,12 +2333,144 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Device-resident parameters: AdamW, clipping, EMA over the flat buffers (the CPU's formulas,
+// operation for operation without fused multiply-adds, so results equal the CPU's bit for bit
+// given the same gradients)
+// ---------------------------------------------------------------------------------------------
+__global__ void k_adamw(int64_t n, int nseg, const int64_t *seg, const int *decay, float *w, const float *g, float *m,
+                        float *v, float lr, float b1, float b2, float eps, float wd, float step_size, float bc2_sqrt) {
+    float dec = __fsub_rn(1.0f, __fmul_rn(lr, wd)), c1 = __fsub_rn(1.0f, b1), c2 = __fsub_rn(1.0f, b2);
+    GRID_STRIDE(j, n) {
+        int lo = 0, hi = nseg - 1;                 // the tensor holding element j: last seg start <= j
+        while (lo < hi) { int mid = (lo + hi + 1) >> 1; if (seg[mid] <= j) lo = mid; else hi = mid - 1; }
+        float gj = g[j], wj = decay[lo] ? __fmul_rn(w[j], dec) : w[j];
+        float mj = __fadd_rn(__fmul_rn(b1, m[j]), __fmul_rn(c1, gj));
+        float vj = __fadd_rn(__fmul_rn(b2, v[j]), __fmul_rn(__fmul_rn(c2, gj), gj));
+        float den = __fadd_rn(__fdiv_rn(sqrtf(vj), bc2_sqrt), eps);
+        w[j] = __fsub_rn(wj, __fmul_rn(step_size, __fdiv_rn(mj, den)));
+        m[j] = mj; v[j] = vj;
+    }
+}
+__global__ void k_sumsq(int64_t n, const float *g, double *part) {
+    double s = 0.0;
+    GRID_STRIDE(j, n) s += (double)g[j] * g[j];
+    s = block_sumd(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void k_scale_inplace(int64_t n, float *g, float c) { GRID_STRIDE(j, n) g[j] = __fmul_rn(g[j], c); }
+__global__ void k_ema(int64_t n, float *d, const float *s, float m) {
+    float c = __fsub_rn(1.0f, m);
+    GRID_STRIDE(j, n) d[j] = __fadd_rn(__fmul_rn(m, d[j]), __fmul_rn(c, s[j]));
+}
+
+DevParams *find_bound(Cuda *C, const scvrl_params *P) {
+    for (auto &d : C->bound) if (d.P == P) return &d;
+    return nullptr;
+}
+
+int params_bind(Cuda *C, scvrl_params *P, char *err, size_t errlen) {
+    int64_t n = P->n_elems;
+    DevParams d;
+    d.P = P;
+    size_t bytes = (size_t)(4 * n) * sizeof(float) + (size_t)(P->n + 1) * (sizeof(int64_t) + sizeof(int)) + 256;
+    if (dev_alloc(C, (void **)&d.buf, bytes, "device-resident parameters", err, errlen)) return -1;
+    d.w = d.buf; d.g = d.w + n; d.m = d.g + n; d.v = d.m + n;
+    d.seg = (int64_t *)(((uintptr_t)(d.v + n) + 15) & ~(uintptr_t)15);
+    d.decay = (int *)(d.seg + P->n + 1);
+    std::vector<int64_t> seg((size_t)P->n + 1, 0);
+    std::vector<int> dec((size_t)P->n + 1, 0);
+    for (int i = 0; i < P->n; i++) { seg[i] = P->offs[i]; dec[i] = !(P->pflags[i] & SCVRL_P_NO_DECAY); }
+    SC_CU(cudaMemcpy(d.seg, seg.data(), seg.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
+    SC_CU(cudaMemcpy(d.decay, dec.data(), dec.size() * sizeof(int), cudaMemcpyHostToDevice));
+    SC_CU(cudaMemcpy(d.w, P->w, (size_t)n * 4, cudaMemcpyHostToDevice));
+    SC_CU(cudaMemcpy(d.g, P->g, (size_t)n * 4, cudaMemcpyHostToDevice));
+    if (P->m) {
+        SC_CU(cudaMemcpy(d.m, P->m, (size_t)n * 4, cudaMemcpyHostToDevice));
+        SC_CU(cudaMemcpy(d.v, P->v, (size_t)n * 4, cudaMemcpyHostToDevice));
+    } else SC_CU(cudaMemset(d.m, 0, (size_t)(2 * n) * 4));
+    C->bound.push_back(d);
+    return 0;
+}
+
+int params_op(scvrl_backend *be, scvrl_params_op op, scvrl_params *a, const scvrl_params *b, const float *f, double *out,
+              char *err, size_t errlen) {
+    Cuda *C = (Cuda *)be->priv;
+    SC_CU(cudaSetDevice(C->device));
+    if (op == SCVRL_PARAMS_BIND) return params_bind(C, a, err, errlen);
+    DevParams *d = find_bound(C, a);
+    if (!d) { seterr(err, errlen, "cuda: parameter set is not on this device"); return -1; }
+    size_t nb = (size_t)a->n_elems * 4;
+    int64_t n = a->n_elems;
+    cudaStream_t s = C->stream;
+    switch (op) {
+    case SCVRL_PARAMS_UNBIND:
+        SC_CU(cudaStreamSynchronize(s));
+        cudaFree(d->buf);
+        C->bound.erase(C->bound.begin() + (d - C->bound.data()));
+        return 0;
+    case SCVRL_PARAMS_SYNC:
+        SC_CU(cudaStreamSynchronize(s));
+        SC_CU(cudaMemcpy(a->w, d->w, nb, cudaMemcpyDeviceToHost));
+        SC_CU(cudaMemcpy(a->g, d->g, nb, cudaMemcpyDeviceToHost));
+        if (a->m) { SC_CU(cudaMemcpy(a->m, d->m, nb, cudaMemcpyDeviceToHost)); SC_CU(cudaMemcpy(a->v, d->v, nb, cudaMemcpyDeviceToHost)); }
+        return 0;
+    case SCVRL_PARAMS_PUSH:
+        SC_CU(cudaStreamSynchronize(s));
+        SC_CU(cudaMemcpy(d->w, a->w, nb, cudaMemcpyHostToDevice));
+        SC_CU(cudaMemcpy(d->g, a->g, nb, cudaMemcpyHostToDevice));
+        if (a->m) { SC_CU(cudaMemcpy(d->m, a->m, nb, cudaMemcpyHostToDevice)); SC_CU(cudaMemcpy(d->v, a->v, nb, cudaMemcpyHostToDevice)); }
+        else SC_CU(cudaMemsetAsync(d->m, 0, 2 * nb, s));
+        return 0;
+    case SCVRL_PARAMS_ZERO_GRAD:
+        SC_CU(cudaMemsetAsync(d->g, 0, nb, s));
+        return 0;
+    case SCVRL_PARAMS_ADAMW:
+        if (n) {
+            k_adamw<<<grid_for(n), 256, 0, s>>>(n, a->n, d->seg, d->decay, d->w, d->g, d->m, d->v, f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
+            SC_LAUNCH();
+        }
+        return 0;
+    case SCVRL_PARAMS_CLIP: {
+        unsigned nbk = grid_for(n) < 1024 ? grid_for(n) : 1024;
+        double *part = (double *)C->lt_ws;          // the cuBLASLt workspace is free between ops
+        k_sumsq<<<nbk, 256, 0, s>>>(n, d->g, part);
+        SC_LAUNCH();
+        std::vector<double> h(nbk);
+        SC_CU(cudaMemcpyAsync(h.data(), part, nbk * sizeof(double), cudaMemcpyDeviceToHost, s));
+        SC_CU(cudaStreamSynchronize(s));
+        double sum = 0.0;
+        for (double x : h) sum += x;
+        double norm = sqrt(sum);
+        float coef = (float)((double)f[0] / (norm + 1e-6));
+        if (coef < 1.0f && n) { k_scale_inplace<<<grid_for(n), 256, 0, s>>>(n, d->g, coef); SC_LAUNCH(); }
+        if (out) *out = norm;
+        return 0;
+    }
+    case SCVRL_PARAMS_EMA: case SCVRL_PARAMS_COPY: {
+        DevParams *src = find_bound(C, b);
+        if (!src) { seterr(err, errlen, "cuda: the source parameter set is not on this device"); return -1; }
+        if (op == SCVRL_PARAMS_COPY) { SC_CU(cudaMemcpyAsync(d->w, src->w, nb, cudaMemcpyDeviceToDevice, s)); return 0; }
+        if (n) { k_ema<<<grid_for(n), 256, 0, s>>>(n, d->w, src->w, f[0]); SC_LAUNCH(); }
+        return 0;
+    }
+    default:
+        seterr(err, errlen, "cuda: unknown parameter operation %d", (int)op);
+        return -1;
+    }
+}
+
 void cuda_free(scvrl_backend *be) {
     if (!be) return;
     Cuda *C = (Cuda *)be->priv;
     if (C) {
         cudaSetDevice(C->device);
         if (C->stream) cudaStreamSynchronize(C->stream);
+        while (!C->bound.empty()) {              // hand every bound set back to the host, up to date
+            scvrl_params *P = C->bound.back().P;
+            char e[256];
+            if (scvrl_params_to_host(P, e, sizeof e)) { fprintf(stderr, "scvrl: %s\n", e); C->bound.pop_back(); P->dev = nullptr; }
+        }
         if (C->act) cudaFree(C->act);
         if (C->mir) cudaFree(C->mir);
         if (C->scratch) cudaFree(C->scratch);
@@ -2368,6 +2526,7 @@ extern "C" scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errle
     be->supports_op = cuda_supports;
     be->compute = cuda_compute;
     be->free = cuda_free;
+    be->params = params_op;
     return be;
 }
 

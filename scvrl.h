@@ -299,6 +299,7 @@ typedef struct scvrl_params {
     int64_t n_elems;
     float *w, *g, *m, *v;       // flat buffers (m, v allocated on first AdamW step)
     int64_t step;               // AdamW steps taken
+    scvrl_backend *dev;         // non-NULL: w, g, m, v live on this backend's device (see below)
 } scvrl_params;
 
 void scvrl_params_init(scvrl_params *P);
@@ -323,6 +324,17 @@ double scvrl_lr_schedule(int64_t step, int64_t warmup, int64_t total, double lr_
 void scvrl_ema_update(scvrl_params *dst, const scvrl_params *src, float m);
 // Copy weights (same layout).
 void scvrl_params_copy(scvrl_params *dst, const scvrl_params *src);
+// Device-resident parameters (backends that keep memory, e.g. CUDA; a no-op returning 0 on the
+// CPU): scvrl_params_to_device uploads w (and m, v) and from then on graphs read the weights and
+// accumulate gradients on the device, and zero_grad, AdamW, clipping, EMA and copy run there
+// (EMA and copy need both sets on the same backend). The host buffers are then stale until
+// scvrl_params_sync downloads w, m and v (before a checkpoint, or a CPU graph); after changing
+// host weights (loading, resuming), scvrl_params_push uploads them. scvrl_params_to_host syncs
+// and releases the device copy. Freeing the backend does that for every set bound to it.
+int scvrl_params_to_device(scvrl_params *P, scvrl_backend *be, char *err, size_t errlen);
+int scvrl_params_sync(scvrl_params *P, char *err, size_t errlen);
+int scvrl_params_push(scvrl_params *P, char *err, size_t errlen);
+int scvrl_params_to_host(scvrl_params *P, char *err, size_t errlen);
 
 // ============================================================================
 // 8. safetensors I/O
@@ -405,12 +417,21 @@ float    scvrl_f16_to_f32(uint16_t h);
 // ============================================================================
 // A backend runs a whole graph. The CPU backend is the oracle; others implement the same ops
 // and say which they lack (supports_op) instead of falling back silently mid-graph.
+// Parameter operations of a backend with device-resident parameters (section 7).
+typedef enum {
+    SCVRL_PARAMS_BIND, SCVRL_PARAMS_UNBIND, SCVRL_PARAMS_SYNC, SCVRL_PARAMS_PUSH, SCVRL_PARAMS_ZERO_GRAD,
+    SCVRL_PARAMS_ADAMW, SCVRL_PARAMS_CLIP, SCVRL_PARAMS_EMA, SCVRL_PARAMS_COPY,
+} scvrl_params_op;
 struct scvrl_backend {
     const char *name;
     void *priv;
     int (*supports_op)(scvrl_backend *be, const scvrl_tensor *t);
     int (*compute)(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen);
     void (*free)(scvrl_backend *be);
+    // NULL on the CPU. a: the set; b: the source set (EMA, COPY); f: op arguments (ADAMW: lr,
+    // beta1, beta2, eps, weight_decay, step_size, bc2_sqrt; CLIP: max_norm; EMA: m); out: CLIP's norm.
+    int (*params)(scvrl_backend *be, scvrl_params_op op, scvrl_params *a, const scvrl_params *b, const float *f,
+                  double *out, char *err, size_t errlen);
 };
 scvrl_backend *scvrl_backend_cpu(void);
 void scvrl_backend_free(scvrl_backend *be);
@@ -3297,7 +3318,7 @@ static int scvrl__cpu_supports(scvrl_backend *be, const scvrl_tensor *t) { (void
 static void scvrl__cpu_free(scvrl_backend *be) { (void)be; }
 
 scvrl_backend *scvrl_backend_cpu(void) {
-    static scvrl_backend cpu = { "cpu", NULL, scvrl__cpu_supports, scvrl__cpu_compute, scvrl__cpu_free };
+    static scvrl_backend cpu = { "cpu", NULL, scvrl__cpu_supports, scvrl__cpu_compute, scvrl__cpu_free, NULL };
     return &cpu;
 }
 void scvrl_backend_free(scvrl_backend *be) { if (be && be->free) be->free(be); }
@@ -3323,6 +3344,7 @@ void scvrl_params_init(scvrl_params *P) {
 
 void scvrl_params_free(scvrl_params *P) {
     if (!P) return;
+    if (P->dev) P->dev->params(P->dev, SCVRL_PARAMS_UNBIND, P, NULL, NULL, NULL, NULL, 0);
     scvrl_ctx_free(P->ctx);
     SCVRL_FREE(P->t); SCVRL_FREE(P->gt); SCVRL_FREE(P->offs); SCVRL_FREE(P->pflags);
     SCVRL_FREE(P->w); SCVRL_FREE(P->g); SCVRL_FREE(P->m); SCVRL_FREE(P->v);
@@ -3375,7 +3397,51 @@ scvrl_tensor *scvrl_params_find(const scvrl_params *P, const char *name) {
     return NULL;
 }
 
-void scvrl_params_zero_grad(scvrl_params *P) { memset(P->g, 0, (size_t)P->n_elems * sizeof(float)); }
+// A device operation that has no error path in the API (zero_grad, EMA, copy): a failure of the
+// device is fatal, with its message.
+static void scvrl__dev_op(scvrl_params_op op, scvrl_params *a, const scvrl_params *b, const float *f, double *out) {
+    char err[512] = "";
+    if (a->dev->params(a->dev, op, a, b, f, out, err, sizeof err)) {
+        fprintf(stderr, "scvrl: device parameter operation failed: %s\n", err);
+        abort();
+    }
+}
+
+void scvrl_params_zero_grad(scvrl_params *P) {
+    if (P->dev) { scvrl__dev_op(SCVRL_PARAMS_ZERO_GRAD, P, NULL, NULL, NULL); return; }
+    memset(P->g, 0, (size_t)P->n_elems * sizeof(float));
+}
+
+int scvrl_params_to_device(scvrl_params *P, scvrl_backend *be, char *err, size_t errlen) {
+    if (!be || !be->params || P->dev == be) return 0;
+    if (P->dev && scvrl_params_to_host(P, err, errlen)) return -1;
+    if (be->params(be, SCVRL_PARAMS_BIND, P, NULL, NULL, NULL, err, errlen)) return -1;
+    P->dev = be;
+    return 0;
+}
+static int scvrl__host_state(scvrl_params *P, char *err, size_t errlen) {      // m, v on the host
+    if (P->m) return 0;
+    size_t bytes = (size_t)(P->n_elems ? P->n_elems : 1) * sizeof(float);
+    P->m = (float *)calloc(1, bytes);
+    P->v = (float *)calloc(1, bytes);
+    if (!P->m || !P->v) { scvrl__err(err, errlen, "out of memory allocating AdamW state"); return -1; }
+    return 0;
+}
+int scvrl_params_sync(scvrl_params *P, char *err, size_t errlen) {
+    if (!P->dev) return 0;
+    if (P->step > 0 && scvrl__host_state(P, err, errlen)) return -1;
+    return P->dev->params(P->dev, SCVRL_PARAMS_SYNC, P, NULL, NULL, NULL, err, errlen);
+}
+int scvrl_params_push(scvrl_params *P, char *err, size_t errlen) {
+    return P->dev ? P->dev->params(P->dev, SCVRL_PARAMS_PUSH, P, NULL, NULL, NULL, err, errlen) : 0;
+}
+int scvrl_params_to_host(scvrl_params *P, char *err, size_t errlen) {
+    if (!P->dev) return 0;
+    if (scvrl_params_sync(P, err, errlen)) return -1;
+    int rc = P->dev->params(P->dev, SCVRL_PARAMS_UNBIND, P, NULL, NULL, NULL, err, errlen);
+    P->dev = NULL;
+    return rc;
+}
 
 scvrl_adamw_cfg scvrl_adamw_default(void) {
     scvrl_adamw_cfg c = { 1e-4f, 0.9f, 0.999f, 1e-8f, 0.05f };
@@ -3385,15 +3451,14 @@ scvrl_adamw_cfg scvrl_adamw_default(void) {
 // torch.optim.AdamW (single-tensor path): p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 int scvrl_adamw_step(scvrl_params *P, const scvrl_adamw_cfg *c, char *err, size_t errlen) {
-    if (!P->m) {
-        size_t bytes = (size_t)(P->n_elems ? P->n_elems : 1) * sizeof(float);
-        P->m = (float *)calloc(1, bytes);
-        P->v = (float *)calloc(1, bytes);
-        if (!P->m || !P->v) { scvrl__err(err, errlen, "out of memory allocating AdamW state"); return -1; }
-    }
+    if (!P->dev && scvrl__host_state(P, err, errlen)) return -1;
     P->step++;
     float bc1 = 1.0f - powf(c->beta1, (float)P->step), bc2 = 1.0f - powf(c->beta2, (float)P->step);
     float step_size = c->lr / bc1, bc2_sqrt = sqrtf(bc2);
+    if (P->dev) {
+        float f[7] = { c->lr, c->beta1, c->beta2, c->eps, c->weight_decay, step_size, bc2_sqrt };
+        return P->dev->params(P->dev, SCVRL_PARAMS_ADAMW, P, NULL, f, NULL, err, errlen);
+    }
     for (int i = 0; i < P->n; i++) {
         int64_t o = P->offs[i], n = scvrl_nelements(P->t[i]);
         float decay = (P->pflags[i] & SCVRL_P_NO_DECAY) ? 1.0f : 1.0f - c->lr * c->weight_decay;
@@ -3411,6 +3476,12 @@ int scvrl_adamw_step(scvrl_params *P, const scvrl_adamw_cfg *c, char *err, size_
 }
 
 double scvrl_clip_grad_norm(scvrl_params *P, double max_norm) {
+    if (P->dev) {
+        float f[1] = { (float)max_norm };
+        double norm = 0;
+        scvrl__dev_op(SCVRL_PARAMS_CLIP, P, NULL, f, &norm);
+        return norm;
+    }
     double s = 0.0;
     for (int i = 0; i < P->n; i++) {
         const float *g = P->g + P->offs[i];
@@ -3438,6 +3509,8 @@ double scvrl_lr_schedule(int64_t step, int64_t warmup, int64_t total, double lr_
 
 void scvrl_ema_update(scvrl_params *dst, const scvrl_params *src, float m) {
     SCVRL_ASSERT(dst->n_elems == src->n_elems, "ema: parameter layouts differ");
+    SCVRL_ASSERT(dst->dev == src->dev, "ema: one parameter set is on a device, the other not (scvrl_params_to_device both)");
+    if (dst->dev) { float f[1] = { m }; scvrl__dev_op(SCVRL_PARAMS_EMA, dst, src, f, NULL); return; }
     float *d = dst->w;
     const float *s = src->w;
     #pragma omp parallel for schedule(static) if (dst->n_elems > 65536)
@@ -3446,6 +3519,8 @@ void scvrl_ema_update(scvrl_params *dst, const scvrl_params *src, float m) {
 
 void scvrl_params_copy(scvrl_params *dst, const scvrl_params *src) {
     SCVRL_ASSERT(dst->n_elems == src->n_elems, "copy: parameter layouts differ");
+    SCVRL_ASSERT(dst->dev == src->dev, "copy: one parameter set is on a device, the other not (scvrl_params_to_device both)");
+    if (dst->dev) { scvrl__dev_op(SCVRL_PARAMS_COPY, dst, src, NULL, NULL); return; }
     memcpy(dst->w, src->w, (size_t)src->n_elems * sizeof(float));
 }
 

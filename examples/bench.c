@@ -483,6 +483,7 @@ static scvrl_tensor *mvit_input(scvrl_ctx *ctx, const mvit_opts *o, float *xdata
 static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, float *const *xs, int nx, const char *argv0) {
     mvit_figures r = { 0, 0, 0, -1, -1, 0, -1, 0, 0, "", 0 };
     char err[512];
+    if (scvrl_params_to_device(&m->P, be, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); exit(1); }
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     scvrl_tensor *x = mvit_input(ctx, o, xs[0]);
     scvrl_tensor *f = mvit_forward(ctx, m, x, 0, 0, NULL);
