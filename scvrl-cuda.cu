@@ -49,6 +49,8 @@
 
 extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
+extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
+extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
 
 namespace {
 
@@ -123,6 +125,8 @@ struct Cuda {
     std::vector<char *> dptr;                         // per node device pointer (this compute)
     std::vector<cudaEvent_t> prof_ev;                 // SCVRL_PROFILE=1: an event before each node
     std::vector<DevParams> bound;                     // device-resident parameter sets
+    struct Resident { const char *host; size_t bytes; char *dev; };
+    std::vector<Resident> resident;                   // host buffers kept on the device (scvrl_cuda_resident)
 };
 
 // The device address of host memory [p, p + bytes) inside a bound set's weights (or gradients,
@@ -135,6 +139,9 @@ char *bound_ptr(Cuda *C, const void *p, size_t bytes, bool grad) {
         if (h >= w0 && h + bytes <= w0 + nb) return (char *)d.w + (h - w0);
         if (grad && h >= g0 && h + bytes <= g0 + nb) return (char *)d.g + (h - g0);
     }
+    if (!grad)
+        for (auto &r : C->resident)
+            if (h >= r.host && h + bytes <= r.host + r.bytes) return r.dev + (h - r.host);
     return nullptr;
 }
 
@@ -2476,6 +2483,7 @@ void cuda_free(scvrl_backend *be) {
         if (C->scratch) cudaFree(C->scratch);
         if (C->stage) cudaFreeHost(C->stage);
         for (cudaEvent_t e : C->prof_ev) cudaEventDestroy(e);
+        for (auto &r : C->resident) cudaFree(r.dev);
         for (auto &kv : C->outs) if (kv.second.host) cudaFreeHost(kv.second.host);
         if (C->blas) cublasDestroy(C->blas);
         if (C->lt) cublasLtDestroy(C->lt);
@@ -2532,6 +2540,32 @@ extern "C" scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errle
 
 // Matrix products in fp32 (tf32 = 0, the default) or on TF32 tensor cores (tf32 = 1; also
 // SCVRL_CUDA_TF32=1 in the environment). Returns the previous setting, or -1 if be is not CUDA.
+extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) { seterr(err, errlen, "scvrl_cuda_resident: not the CUDA backend"); return -1; }
+    Cuda *C = (Cuda *)be->priv;
+    SC_CU(cudaSetDevice(C->device));
+    for (auto &r : C->resident)
+        if (r.host == (const char *)host && r.bytes == bytes) {         // known: upload the new contents
+            SC_CU(cudaMemcpyAsync(r.dev, host, bytes, cudaMemcpyHostToDevice, C->stream));
+            SC_CU(cudaStreamSynchronize(C->stream));
+            return 0;
+        }
+    Cuda::Resident r = { (const char *)host, bytes, nullptr };
+    if (dev_alloc(C, (void **)&r.dev, bytes ? bytes : 1, "a resident input", err, errlen)) return -1;
+    SC_CU(cudaMemcpy(r.dev, host, bytes, cudaMemcpyHostToDevice));
+    C->resident.push_back(r);
+    return 0;
+}
+
+extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return;
+    Cuda *C = (Cuda *)be->priv;
+    cudaSetDevice(C->device);
+    cudaStreamSynchronize(C->stream);
+    for (size_t i = 0; i < C->resident.size(); i++)
+        if (C->resident[i].host == (const char *)host) { cudaFree(C->resident[i].dev); C->resident.erase(C->resident.begin() + i); return; }
+}
+
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
     Cuda *C = (Cuda *)be->priv;

@@ -443,6 +443,11 @@ int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
 /* Device memory the backend holds now (activation arena + parameter/input mirror + scratch; the
  * arenas only grow, so after a run this is its peak). 0 for other backends. */
 size_t scvrl_cuda_device_bytes(scvrl_backend *be);
+/* Keep the host buffer [host, host + bytes) on the device: uploaded now (again when called again
+ * with the same range, after the host contents changed), and input leaves whose data lies in it
+ * are read from the device copy with no per-compute upload (as inputs made on the GPU). */
+int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
+void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
 #endif
 
 #ifdef __cplusplus
@@ -2839,6 +2844,28 @@ static void scvrl__cpu_ATTENTION_BACK(scvrl_tensor *t, const scvrl_graph *g) {
 typedef void (*scvrl__bwd_fn)(scvrl_ctx *ctx, scvrl_tensor *t);
 
 // x->grad += g (reducing g to x's shape where x was broadcast).
+// a + b for gradient accumulation. Two SLICE_BACKs of adjacent ranges of the same dim (the
+// gradients of q, k and v sliced from one qkv tensor, say) become one SLICE_BACK of their concat,
+// or the concat itself once it covers the dim: one pass instead of zero-filled copies and adds.
+// Exact: the adds it replaces only add zeros.
+static scvrl_tensor *scvrl__grad_sum(scvrl_ctx *ctx, scvrl_tensor *a, scvrl_tensor *b) {
+    if (a->op == SCVRL_OP_SLICE_BACK && b->op == SCVRL_OP_SLICE_BACK && !a->view_src && !b->view_src &&
+        a->ip[0] == b->ip[0] && scvrl__same_shape(a, b)) {
+        int dim = (int)a->ip[0];
+        int64_t la = a->src[0]->ne[dim], lb = b->src[0]->ne[dim];
+        scvrl_tensor *lo = a->ip[1] + la == b->ip[1] ? a : b->ip[1] + lb == a->ip[1] ? b : NULL;
+        if (lo) {
+            scvrl_tensor *hi = lo == a ? b : a;
+            scvrl_tensor *cat = scvrl_concat(ctx, lo->src[0], hi->src[0], dim);
+            if (lo->ip[1] == 0 && la + lb == a->ne[dim]) return cat;
+            scvrl_tensor *d = scvrl__op(ctx, SCVRL_OP_SLICE_BACK, a->ndim, a->ne, cat, NULL, NULL);
+            d->ip[0] = dim; d->ip[1] = lo->ip[1]; d->ip[2] = la + lb;
+            return d;
+        }
+    }
+    return scvrl_add(ctx, a, b);
+}
+
 static void scvrl__acc(scvrl_ctx *ctx, scvrl_tensor *x, scvrl_tensor *g) {
     if (!x || !(x->flags & SCVRL_F_GRAD)) return;
     if (!scvrl__same_shape(x, g)) {
@@ -2850,7 +2877,7 @@ static void scvrl__acc(scvrl_ctx *ctx, scvrl_tensor *x, scvrl_tensor *g) {
             g = scvrl_sum_to(ctx, g, x->ndim, x->ne);
         }
     }
-    x->grad = x->grad ? scvrl_add(ctx, x->grad, g) : g;
+    x->grad = x->grad ? scvrl__grad_sum(ctx, x->grad, g) : g;
 }
 
 static scvrl_tensor *scvrl__op2(scvrl_ctx *ctx, scvrl_op op, const scvrl_tensor *shape_of,

@@ -373,7 +373,7 @@ static double fixture_error(const mvit_config *cfg, const float *feat, int64_t B
 }
 
 typedef struct {
-    const char *model, *device;
+    const char *model, *device, *inputs;
     int kt, frames, size, batch, warmup, fwd_only;
     double load;             // 1-minute load average before the run
 } mvit_opts;
@@ -437,8 +437,8 @@ static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figu
     double peak = fmax((double)r->act_f + wbytes, r->fwdbwd >= 0 ? (double)r->act_t + 2.0 * wbytes : 0.0) / 1048576.0;
     int64_t rss = cli_peak_rss_bytes();
     char b1[32], b2[32], b3[32], b4[32], d1[32], d2[32];
-    printf("model %s kt %d, %dx%dx%d, batch %d, threads %d, device %s\n", o->model, o->kt, o->frames, o->size, o->size,
-           o->batch, scvrl_get_threads(), o->device);
+    printf("model %s kt %d, %dx%dx%d, batch %d, threads %d, device %s%s\n", o->model, o->kt, o->frames, o->size, o->size,
+           o->batch, scvrl_get_threads(), o->device, strcmp(o->device, "cpu") ? (strcmp(o->inputs, "device") ? ", inputs uploaded every run" : ", inputs on the GPU") : "");
     printf("forward (eval):             %s per clip (fastest %s; %.2f CPU s)\n", cli_fmt_duration(d1, sizeof d1, r->fwd),
            cli_fmt_duration(d2, sizeof d2, r->fwd_best), r->fwd_cpu);
     if (r->fwdbwd >= 0)
@@ -461,10 +461,10 @@ static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figu
     snprintf(tc, sizeof tc, r->fwdbwd > 0 ? "%.2f" : "null", r->fwdbwd > 0 ? 1.0 / r->fwdbwd : 0.0);
     if (r->gpu_bytes) printf("GPU memory held by the backend (peak): %.1f MiB\n", (double)r->gpu_bytes / 1048576.0);
     printf("{\"bench\":\"mvit\",\"model\":\"%s\",\"kt\":%d,\"frames\":%d,\"size\":%d,\"batch\":%d,\"threads\":%d,"
-           "\"device\":\"%s\",\"precision\":\"%s\",\"fwd_s_per_clip\":%.4f,\"fwdbwd_s_per_clip\":%s,\"fwd_best_s_per_clip\":%.4f,"
+           "\"device\":\"%s\",\"inputs\":\"%s\",\"precision\":\"%s\",\"fwd_s_per_clip\":%.4f,\"fwdbwd_s_per_clip\":%s,\"fwd_best_s_per_clip\":%.4f,"
            "\"fwdbwd_best_s_per_clip\":%s,\"fwd_cpu_s_per_clip\":%.4f,\"fwdbwd_cpu_s_per_clip\":%s,\"fwd_clips_per_s\":%.2f,"
            "\"train_clips_per_s\":%s,\"peak_mb\":%.1f,\"peak_gpu_mb\":%.1f,\"rss_peak_mb\":%.1f,\"act_fwd_mb\":%.1f,\"act_train_mb\":%.1f,"
-           "\"max_rel_err\":%s,\"load1\":%.2f}\n", o->model, o->kt, o->frames, o->size, o->batch, scvrl_get_threads(), o->device, prec,
+           "\"max_rel_err\":%s,\"load1\":%.2f}\n", o->model, o->kt, o->frames, o->size, o->batch, scvrl_get_threads(), o->device, strcmp(o->device, "cpu") ? o->inputs : "host", prec,
            r->fwd, fb, r->fwd_best, fbb, r->fwd_cpu, fbc, 1.0 / r->fwd, tc, peak, (double)r->gpu_bytes / 1048576.0,
            (double)rss / 1048576.0, (double)r->act_f / 1048576.0, (double)r->act_t / 1048576.0, e, o->load);
 }
@@ -521,7 +521,8 @@ static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, f
 
 static int cmd_mvit(int argc, char **argv) {
     static const char *devices[] = { "cpu", "cuda", NULL };
-    mvit_opts o = { "mvit-b", "cpu", 2, 16, 224, 1, 1, 0, -1 };
+    mvit_opts o = { "mvit-b", "cpu", "device", 2, 16, 224, 1, 1, 0, -1 };
+    static const char *inputs[] = { "device", "host", NULL };
     const cli_flag flags[] = {
         { "--model", CLI_STR, &o.model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
         { "--batch", CLI_INT, &o.batch, "N", "clips per forward", 1, 4096, NULL, 0 },
@@ -532,7 +533,8 @@ static int cmd_mvit(int argc, char **argv) {
         { "--threads", CLI_INT, &opt_threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
         { "--reps", CLI_INT, &opt_reps, "N", "timed runs of each graph (0: 3, fewer past 30 s)", 0, 64, NULL, 0 },
         { "--warmup", CLI_INT, &o.warmup, "N", "untimed runs before them", 0, 64, NULL, 0 },
-        { "--fwd-only", CLI_BOOL, &o.fwd_only, NULL, "skip the forward+backward figure", 0, 0, NULL, 0 },
+        { "--fwd-only", CLI_BOOL, &o.fwd_only, NULL, "skip the train-step figure", 0, 0, NULL, 0 },
+        { "--inputs", CLI_CHOICE, &o.inputs, NULL, "cuda: input clips kept on the GPU (as PyTorch's baseline) or uploaded every run", 0, 0, inputs, 0 },
     };
     cli_spec spec = { "bench mvit", "[flags]",
                       "Seconds per clip of the MViT forward (eval) and forward+backward (train mode, drop-path,\n"
@@ -561,6 +563,11 @@ static int cmd_mvit(int argc, char **argv) {
         #pragma omp parallel for
         for (int64_t i = 0; i < n; i++) xs[k][i] = 2.0f * scvrl_rng_uniform(99, st, (uint64_t)i) - 1.0f;
     }
+#ifdef SCVRL_CUDA
+    if (strcmp(o.device, "cpu") && !strcmp(o.inputs, "device"))
+        for (int k = 0; k < 2; k++)
+            if (scvrl_cuda_resident(be, xs[k], (size_t)n * sizeof(float), err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); return 1; }
+#endif
     o.load = load_note();
     mvit_measure(&o, &m, be, xs, 2, argv[0]);
     free(xs[0]); free(xs[1]);

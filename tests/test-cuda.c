@@ -571,6 +571,34 @@ static void test_params_train(void) {
     mvit_free(&a); mvit_free(&b);
 }
 
+// scvrl_cuda_resident: an input kept on the GPU is read from there; calling it again uploads new
+// host contents.
+static void test_resident(void) {
+    char err[512];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t n = 5000;
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 1, &n);
+    scvrl_mark_input(x);
+    scvrl_tensor *y = scvrl_gelu(ctx, scvrl_scale(ctx, x, 3.0f));
+    scvrl_mark_output(y);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, y);
+    float *want = (float *)malloc((size_t)n * 4);
+    int ok = 1;
+    for (int round = 0; round < 2 && ok; round++) {
+        fill_sym(scvrl_f32(x), n, 60 + round, "resident");
+        ok = !scvrl_graph_compute(g, NULL, err, sizeof err);
+        memcpy(want, scvrl_f32(y), (size_t)n * 4);
+        ok = ok && !scvrl_cuda_resident(gpu, x->data, (size_t)n * 4, err, sizeof err) && !scvrl_graph_compute(g, gpu, err, sizeof err);
+        ok = ok && rel_err(scvrl_f32(y), want, n) < 1e-6;
+    }
+    scvrl_cuda_resident_release(gpu, x->data);
+    test_check(ok, "scvrl_cuda_resident: inputs read from the device copy, refreshed when called again", "%s", err);
+    free(want);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
 int main(int argc, char **argv) {
     char err[512];
     err[0] = 0;
@@ -603,6 +631,7 @@ int main(int argc, char **argv) {
     run_mvit("mvit-tiny", 8, 64, 2, 0, 1, 2, 1e-2);       // TF32 GEMMs: looser
     test_params_ops();
     test_params_train();
+    test_resident();
     if (!quick) run_mvit("mvit-b", 8, 64, 1, 0, 0, 99, 1e-5);
     scvrl_backend_free(gpu);
     return test_done();

@@ -90,6 +90,13 @@ static scvrl_tensor *b_permute(scvrl_ctx *c, scvrl_tensor **x) {
     return scvrl_gelu(c, scvrl_permute(c, x[0], perm));
 }
 static scvrl_tensor *b_slice(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_gelu(c, scvrl_slice(c, x[0], 1, 1, 2)); }
+// Gradients of adjacent slices merge into one SLICE_BACK of a concat (scvrl__grad_sum): slices
+// [3,5) then [1,3) (out of order: a partial merge) then [5,7) (covering the rest), one used twice.
+static scvrl_tensor *b_slices_merge(scvrl_ctx *c, scvrl_tensor **x) {
+    scvrl_tensor *a = scvrl_slice(c, x[0], 1, 3, 2), *b = scvrl_slice(c, x[0], 1, 1, 2), *d = scvrl_slice(c, x[0], 1, 5, 2);
+    scvrl_tensor *y = scvrl_add(c, scvrl_mul(c, scvrl_gelu(c, a), b), scvrl_affine(c, d, 1.5f, 0.0f));
+    return scvrl_mul(c, y, d);
+}
 static scvrl_tensor *b_expand(scvrl_ctx *c, scvrl_tensor **x) {
     int64_t ne[3] = { 3, 2, 4 };
     return scvrl_mul(c, scvrl_expand(c, x[0], 3, ne), scvrl_expand(c, x[0], 3, ne));
@@ -133,6 +140,7 @@ static const gcase cases[] = {
     { "reshape", SCVRL_OP_RESHAPE, 1, { 3 }, { { 2, 3, 4 } }, 1, b_reshape, 2e-3 },
     { "permute", SCVRL_OP_PERMUTE, 1, { 3 }, { { 2, 3, 4 } }, 1, b_permute, 2e-3 },
     { "slice", SCVRL_OP_SLICE, 1, { 3 }, { { 2, 4, 3 } }, 1, b_slice, 2e-3 },
+    { "slices, merged gradients", SCVRL_OP_SLICE, 1, { 3 }, { { 2, 7, 3 } }, 1, b_slices_merge, 2e-3 },
     { "expand", SCVRL_OP_EXPAND, 1, { 2 }, { { 2, 1 } }, 1, b_expand, 2e-3 },
     { "dropout", SCVRL_OP_DROPOUT, 1, { 2 }, { { 4, 6 } }, 1, b_dropout, 2e-3 },
     { "drop_path", SCVRL_OP_DROP_PATH, 1, { 3 }, { { 5, 2, 3 } }, 1, b_droppath, 2e-3 },
