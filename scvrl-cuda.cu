@@ -501,6 +501,57 @@ __global__ void k_layer_norm_back(int64_t D, const float *DY, const float *X, co
         dx[i] = rs * (gi - mg - xh * mgx);
     }
 }
+// Warp-per-row versions for rows of up to 1024 (MViT's 96..768): 8 rows per block of 256, the
+// same two-pass double statistics as ln_stats, no block barriers.
+__device__ __forceinline__ void ln_stats_warp(const float *x, int D, float eps, float *mean, float *rstd) {
+    int lane = threadIdx.x & 31;
+    double s = 0.0;
+    for (int i = lane; i < D; i += 32) s += x[i];
+    s = warp_sumd(s);
+    float mu = (float)(s / (double)D);
+    double v = 0.0;
+    for (int i = lane; i < D; i += 32) { double d = (double)x[i] - mu; v += d * d; }
+    v = warp_sumd(v);
+    *mean = mu;
+    *rstd = (float)(1.0 / sqrt(v / (double)D + (double)eps));
+}
+__global__ void k_layer_norm_w(int64_t rows, int D, const float *X, const float *W, const float *B, float *Y, float eps) {
+    int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const float *x = X + r * D;
+    float *y = Y + r * D, mu, rs;
+    ln_stats_warp(x, D, eps, &mu, &rs);
+    for (int i = threadIdx.x & 31; i < D; i += 32) {
+        float v = (x[i] - mu) * rs;
+        y[i] = v * (W ? W[i] : 1.0f) + (B ? B[i] : 0.0f);
+    }
+}
+__global__ void k_layer_norm_back_w(int64_t rows, int D, const float *DY, const float *X, const float *W, float *DX, float eps) {
+    int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    int lane = threadIdx.x & 31;
+    const float *x = X + r * D, *dy = DY + r * D;
+    float *dx = DX + r * D, mu, rs;
+    ln_stats_warp(x, D, eps, &mu, &rs);
+    double sg = 0.0, sgx = 0.0;
+    for (int i = lane; i < D; i += 32) {
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        sg += gi; sgx += (double)gi * xh;
+    }
+    sg = warp_sumd(sg); sgx = warp_sumd(sgx);
+    float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
+    for (int i = lane; i < D; i += 32) {
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        dx[i] = rs * (gi - mg - xh * mgx);
+    }
+}
+__global__ void k_ln_rowstats_w(int64_t rows, int D, const float *X, float eps, float2 *st) {
+    int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    float mu, rs;
+    ln_stats_warp(X + r * D, D, eps, &mu, &rs);
+    if ((threadIdx.x & 31) == 0) st[r] = make_float2(mu, rs);
+}
 __global__ void k_ln_rowstats(int64_t D, const float *X, float eps, float2 *st) {
     float mu, rs;
     ln_stats(X + (int64_t)blockIdx.x * D, D, eps, &mu, &rs);
@@ -864,21 +915,35 @@ __device__ __forceinline__ int64_t pool_argmax(const float *x, const G5 &gx, con
     }
     return best;
 }
-__global__ void k_maxpool(int64_t total, G5 gx, G5 gy, PP p, const float *X, float *Y) {
+// Thread per output. CL (channels-last, unit channel stride): the channel is the fastest index,
+// so neighbouring threads read neighbouring memory; else the width is.
+template <bool CL> __device__ __forceinline__ void pool_out_coords(int64_t i, const G5 &gy, int64_t *n, int64_t *c, int64_t *ot,
+                                                                   int64_t *oh, int64_t *ow) {
+    if (CL) {
+        unsigned C = (unsigned)gy.C, W = (unsigned)gy.W, H = (unsigned)gy.H, T = (unsigned)gy.T;
+        if (i < ((int64_t)1 << 32)) {          // 32-bit division where it fits
+            unsigned u = (unsigned)i;
+            *c = u % C; u /= C; *ow = u % W; u /= W; *oh = u % H; u /= H; *ot = u % T; *n = u / T;
+            return;
+        }
+        *c = i % gy.C; i /= gy.C; *ow = i % gy.W; i /= gy.W; *oh = i % gy.H; i /= gy.H; *ot = i % gy.T; *n = i / gy.T;
+    } else {
+        *ow = i % gy.W; i /= gy.W; *oh = i % gy.H; i /= gy.H; *ot = i % gy.T; i /= gy.T; *c = i % gy.C; *n = i / gy.C;
+    }
+}
+template <bool CL> __global__ void k_maxpool(int64_t total, G5 gx, G5 gy, PP p, const float *X, float *Y) {
     GRID_STRIDE(i, total) {
-        int64_t ow = i % gy.W, r = i / gy.W, oh = r % gy.H; r /= gy.H;
-        int64_t ot = r % gy.T; r /= gy.T;
-        int64_t c = r % gy.C, n = r / gy.C;
+        int64_t n, c, ot, oh, ow;
+        pool_out_coords<CL>(i, gy, &n, &c, &ot, &oh, &ow);
         const float *xb = X + n * gx.sN + c * gx.sC;
         int64_t o = pool_argmax(xb, gx, p, ot, oh, ow);
         Y[n * gy.sN + c * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW] = o >= 0 ? xb[o] : -INFINITY;
     }
 }
-__global__ void k_maxpool_back(int64_t total, G5 gx, G5 gy, G5 gd, PP p, const float *X, const float *DY, float *DX) {
+template <bool CL> __global__ void k_maxpool_back(int64_t total, G5 gx, G5 gy, G5 gd, PP p, const float *X, const float *DY, float *DX) {
     GRID_STRIDE(i, total) {
-        int64_t ow = i % gy.W, r = i / gy.W, oh = r % gy.H; r /= gy.H;
-        int64_t ot = r % gy.T; r /= gy.T;
-        int64_t c = r % gy.C, n = r / gy.C;
+        int64_t n, c, ot, oh, ow;
+        pool_out_coords<CL>(i, gy, &n, &c, &ot, &oh, &ow);
         int64_t o = pool_argmax(X + n * gx.sN + c * gx.sC, gx, p, ot, oh, ow);
         if (o >= 0) atomicAdd(DX + n * gd.sN + c * gd.sC + o, DY[n * gy.sN + c * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW]);
     }
@@ -1598,6 +1663,11 @@ int op_layer_norm(Run &R, scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t, &D);
     if (!Rn || !D) return 0;
     const scvrl_tensor *w = t->src[1], *b = t->src[2];
+    if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
+        k_layer_norm_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, t->src[0]), w ? F(R, w) : nullptr, b ? F(R, b) : nullptr, F(R, t), t->fp[0]);
+        SC_LAUNCH();
+        return 0;
+    }
     ROW_LAUNCH(k_layer_norm, Rn, D, D, F(R, t->src[0]), w ? F(R, w) : nullptr, b ? F(R, b) : nullptr, F(R, t), t->fp[0]);
     return 0;
 }
@@ -1605,6 +1675,11 @@ int op_layer_norm_back(Run &R, scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t, &D);
     if (!Rn || !D) return 0;
     const scvrl_tensor *w = t->src[2];
+    if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
+        k_layer_norm_back_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, t->src[0]), F(R, t->src[1]), w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
+        SC_LAUNCH();
+        return 0;
+    }
     ROW_LAUNCH(k_layer_norm_back, Rn, D, D, F(R, t->src[0]), F(R, t->src[1]), w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
     return 0;
 }
@@ -1619,7 +1694,10 @@ int op_ln_wb(Run &R, scvrl_tensor *t) {
     if (!Rn) { SC_CU(cudaMemsetAsync(F(R, t), 0, (size_t)(2 * D) * 4, R.s)); return 0; }
     float2 *st = (float2 *)R.C->scratch;
     double *part = (double *)(R.C->scratch + (((size_t)Rn * sizeof(float2) + 255) & ~(size_t)255));
-    ROW_LAUNCH(k_ln_rowstats, Rn, D, D, F(R, x), t->fp[0], st);
+    if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
+        k_ln_rowstats_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, x), t->fp[0], st);
+        SC_LAUNCH();
+    } else ROW_LAUNCH(k_ln_rowstats, Rn, D, D, F(R, x), t->fp[0], st);
     int64_t nch = colsum_chunks(Rn, D), per = (Rn + nch - 1) / nch;
     dim3 grid((unsigned)((D + 31) / 32), (unsigned)nch), blk(32, 8);
     k_ln_wb_part<<<grid, blk, 0, R.s>>>(Rn, D, per, F(R, t->src[0]), F(R, x), st, part);
@@ -1832,7 +1910,8 @@ int op_maxpool(Run &R, scvrl_tensor *t) {
     G5 gx = geom5(t->src[0], layout), gy = geom5(t, layout);
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
-    k_maxpool<<<grid_for(n), 256, 0, R.s>>>(n, gx, gy, pool_params(t), F(R, t->src[0]), F(R, t));
+    if (gx.sC == 1 && gy.sC == 1) k_maxpool<true><<<grid_for(n), 256, 0, R.s>>>(n, gx, gy, pool_params(t), F(R, t->src[0]), F(R, t));
+    else k_maxpool<false><<<grid_for(n), 256, 0, R.s>>>(n, gx, gy, pool_params(t), F(R, t->src[0]), F(R, t));
     SC_LAUNCH();
     return 0;
 }
@@ -1844,7 +1923,8 @@ int op_maxpool_back(Run &R, scvrl_tensor *t) {
     if (!nx) return 0;
     SC_CU(cudaMemsetAsync(F(R, t), 0, (size_t)nx * 4, R.s));
     if (!ny) return 0;
-    k_maxpool_back<<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, gd, pool_params(t), F(R, x), F(R, dy), F(R, t));
+    if (gx.sC == 1 && gy.sC == 1) k_maxpool_back<true><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, gd, pool_params(t), F(R, x), F(R, dy), F(R, t));
+    else k_maxpool_back<false><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, gd, pool_params(t), F(R, x), F(R, dy), F(R, t));
     SC_LAUNCH();
     return 0;
 }

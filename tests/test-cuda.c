@@ -238,6 +238,7 @@ static const ccase cases[] = {
     { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
     { "layer_norm_768", 3, { 3, 1, 1 }, { { 3, 17, 768 }, { 768 }, { 768 } }, 7, b_ln },
     { "layer_norm_rows_4000", 1, { 2 }, { { 4000, 96 } }, 1, b_ln_now },
+    { "layer_norm_2000 (block per row)", 3, { 2, 1, 1 }, { { 5, 2000 }, { 2000 }, { 2000 } }, 7, b_ln },
     { "softmax_3000", 1, { 2 }, { { 7, 3000 } }, 1, b_softmax },
     { "log_softmax_3000", 1, { 2 }, { { 7, 3000 } }, 1, b_logsm },
     { "cross_entropy_1000", 1, { 2 }, { { 9, 1000 } }, 1, b_ce_big },
