@@ -248,6 +248,8 @@ static const ccase cases[] = {
     { "attention_mvit_d96", 1, { 5 }, { { 2, 77, 3, 2, 96 } }, 1, b_attn_mvit },
     { "attention_d128", 3, { 4, 4, 4 }, { { 1, 40, 1, 128 }, { 1, 1, 65, 128 }, { 1, 1, 65, 128 } }, 7, b_attn },
     { "attention_d200", 3, { 4, 4, 4 }, { { 1, 2, 35, 200 }, { 1, 2, 9, 200 }, { 1, 2, 9, 200 } }, 7, b_attn_plain },
+    { "attention_nq_6150", 3, { 4, 4, 4 }, { { 1, 2, 6150, 24 }, { 1, 2, 50, 24 }, { 1, 2, 50, 24 } }, 7, b_attn_plain },
+    { "attention_mvit_nq_4200", 1, { 5 }, { { 1, 4200, 3, 2, 32 } }, 1, b_attn_mvit },
     { "attention_nk1_nq1", 3, { 4, 4, 4 }, { { 2, 2, 1, 8 }, { 2, 2, 1, 8 }, { 2, 2, 1, 8 } }, 7, b_attn_plain },
     { "sum_rows_5000x96", 1, { 2 }, { { 5000, 96 } }, 1, b_sum_rows },
     { "sum_strided_long", 1, { 2 }, { { 300, 50 } }, 1, b_sum_strided },
