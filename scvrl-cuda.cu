@@ -949,283 +949,14 @@ template <bool CL> __global__ void k_maxpool_back(int64_t total, G5 gx, G5 gy, G
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Attention: flash-style fp32 kernels (online softmax; no score matrix in memory).
-// Block = 8 warps. Forward / dQ: a warp owns 4 queries, a block 32; keys in tiles of 32, lane j
-// scores key j. dK/dV: a warp owns 4 keys, a block 32; queries in tiles of 32, lane i = query i.
-// Head dim d <= 32 * DC (DC in {1, 2, 3, 4, 8}); larger d is reported as unsupported.
-// ---------------------------------------------------------------------------------------------
+// Attention geometry: q [B, H, Nq, d], k and v [B, H, Nk, d], each with its own strides (last dim
+// contiguous); the kernels are further down (batched cuBLAS GEMMs and row softmax).
 struct AttG {
     int64_t B, H, Nq, Nk, d;
     const float *q, *k, *v;
     int64_t sq[3], sk[3], sv[3];
     float scale;
 };
-#define AT_T 256
-#define AT_QPW 4
-#define AT_TILE 32
-
-template <int DC> size_t attn_fwd_smem() { return sizeof(float) * (AT_TILE * DC * 32 * 2 + AT_TILE * (DC * 32 + 1)); }
-template <int DC> __global__ void __launch_bounds__(AT_T) k_attn_fwd(AttG a, float *O) {
-    constexpr int DP = DC * 32, KS = DP + 1;
-    extern __shared__ float sm[];
-    float *Qs = sm, *Vs = Qs + AT_TILE * DP, *Ks = Vs + AT_TILE * DP;
-    int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H, i0 = (int64_t)blockIdx.x * AT_TILE;
-    const float *qb = a.q + b * a.sq[0] + h * a.sq[1], *kb = a.k + b * a.sk[0] + h * a.sk[1], *vb = a.v + b * a.sv[0] + h * a.sv[1];
-    int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    for (int e = tid; e < AT_TILE * DP; e += AT_T) {
-        int r = e / DP, c = e % DP;
-        int64_t i = i0 + r;
-        Qs[e] = (i < a.Nq && c < a.d) ? qb[i * a.sq[2] + c] : 0.0f;
-    }
-    float m[AT_QPW], l[AT_QPW], o[AT_QPW][DC];
-#pragma unroll
-    for (int qi = 0; qi < AT_QPW; qi++) {
-        m[qi] = -INFINITY; l[qi] = 0.0f;
-#pragma unroll
-        for (int t = 0; t < DC; t++) o[qi][t] = 0.0f;
-    }
-    for (int64_t j0 = 0; j0 < a.Nk; j0 += AT_TILE) {
-        __syncthreads();
-        for (int e = tid; e < AT_TILE * DP; e += AT_T) {
-            int r = e / DP, c = e % DP;
-            int64_t j = j0 + r;
-            bool ok = j < a.Nk && c < a.d;
-            Ks[r * KS + c] = ok ? kb[j * a.sk[2] + c] : 0.0f;
-            Vs[r * DP + c] = ok ? vb[j * a.sv[2] + c] : 0.0f;
-        }
-        __syncthreads();
-        bool valid = j0 + lane < a.Nk;
-        float s[AT_QPW];
-#pragma unroll
-        for (int qi = 0; qi < AT_QPW; qi++) s[qi] = 0.0f;
-        const float *kr = Ks + lane * KS;
-        const float *qr = Qs + (w * AT_QPW) * DP;
-        for (int c = 0; c < DP; c++) {
-            float kv = kr[c];
-#pragma unroll
-            for (int qi = 0; qi < AT_QPW; qi++) s[qi] += qr[qi * DP + c] * kv;
-        }
-#pragma unroll
-        for (int qi = 0; qi < AT_QPW; qi++) {
-            float sc = valid ? s[qi] * a.scale : -INFINITY;
-            float mn = fmaxf(m[qi], warp_max(sc));
-            float p = (mn == -INFINITY) ? 0.0f : expf(sc - mn);
-            float alpha = (m[qi] == -INFINITY) ? 0.0f : expf(m[qi] - mn);
-            l[qi] = l[qi] * alpha + warp_sum(p);
-#pragma unroll
-            for (int t = 0; t < DC; t++) o[qi][t] *= alpha;
-            m[qi] = mn;
-            s[qi] = p;
-        }
-        for (int jj = 0; jj < AT_TILE; jj++) {
-            float pj[AT_QPW];
-#pragma unroll
-            for (int qi = 0; qi < AT_QPW; qi++) pj[qi] = __shfl_sync(0xffffffffu, s[qi], jj);
-#pragma unroll
-            for (int t = 0; t < DC; t++) {
-                float vv = Vs[jj * DP + t * 32 + lane];
-#pragma unroll
-                for (int qi = 0; qi < AT_QPW; qi++) o[qi][t] += pj[qi] * vv;
-            }
-        }
-    }
-#pragma unroll
-    for (int qi = 0; qi < AT_QPW; qi++) {
-        int64_t i = i0 + w * AT_QPW + qi;
-        if (i >= a.Nq) continue;
-        float inv = l[qi] > 0.0f ? 1.0f / l[qi] : 0.0f;
-#pragma unroll
-        for (int t = 0; t < DC; t++) {
-            int c = t * 32 + lane;
-            if (c < a.d) O[((b * a.Nq + i) * a.H + h) * a.d + c] = l[qi] > 0.0f ? o[qi][t] * inv : 0.0f;
-        }
-    }
-}
-
-// dQ pass: per query, pass 1 gets the row max/sum and D = sum_j P dP; pass 2 accumulates dQ.
-template <int DC> size_t attn_bq_smem() { return sizeof(float) * (AT_TILE * DC * 32 * 2 + AT_TILE * (DC * 32 + 1) * 2); }
-template <int DC> __global__ void __launch_bounds__(AT_T) k_attn_back_q(AttG a, const float *DO, float *DQ, float *Lse, float *Dv) {
-    constexpr int DP = DC * 32, KS = DP + 1;
-    extern __shared__ float sm[];
-    float *Qs = sm, *Os = Qs + AT_TILE * DP, *Ks = Os + AT_TILE * DP, *Vs = Ks + AT_TILE * KS;
-    int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H, i0 = (int64_t)blockIdx.x * AT_TILE;
-    const float *qb = a.q + b * a.sq[0] + h * a.sq[1], *kb = a.k + b * a.sk[0] + h * a.sk[1], *vb = a.v + b * a.sv[0] + h * a.sv[1];
-    int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    for (int e = tid; e < AT_TILE * DP; e += AT_T) {
-        int r = e / DP, c = e % DP;
-        int64_t i = i0 + r;
-        bool ok = i < a.Nq && c < a.d;
-        Qs[e] = ok ? qb[i * a.sq[2] + c] : 0.0f;
-        Os[e] = ok ? DO[((b * a.Nq + i) * a.H + h) * a.d + c] : 0.0f;
-    }
-    float m[AT_QPW], l[AT_QPW], dd[AT_QPW];
-#pragma unroll
-    for (int qi = 0; qi < AT_QPW; qi++) { m[qi] = -INFINITY; l[qi] = 0.0f; dd[qi] = 0.0f; }
-    const float *qr = Qs + (w * AT_QPW) * DP, *orow = Os + (w * AT_QPW) * DP;
-    for (int pass = 0; pass < 2; pass++) {
-        float L[AT_QPW], Dd[AT_QPW], dq[AT_QPW][DC];
-#pragma unroll
-        for (int qi = 0; qi < AT_QPW; qi++) {
-            L[qi] = (m[qi] == -INFINITY) ? -INFINITY : m[qi] + logf(l[qi]);
-            Dd[qi] = l[qi] > 0.0f ? dd[qi] / l[qi] : 0.0f;
-#pragma unroll
-            for (int t = 0; t < DC; t++) dq[qi][t] = 0.0f;
-        }
-        for (int64_t j0 = 0; j0 < a.Nk; j0 += AT_TILE) {
-            __syncthreads();
-            for (int e = tid; e < AT_TILE * DP; e += AT_T) {
-                int r = e / DP, c = e % DP;
-                int64_t j = j0 + r;
-                bool ok = j < a.Nk && c < a.d;
-                Ks[r * KS + c] = ok ? kb[j * a.sk[2] + c] : 0.0f;
-                Vs[r * KS + c] = ok ? vb[j * a.sv[2] + c] : 0.0f;
-            }
-            __syncthreads();
-            bool valid = j0 + lane < a.Nk;
-            float s[AT_QPW], dp[AT_QPW];
-#pragma unroll
-            for (int qi = 0; qi < AT_QPW; qi++) { s[qi] = 0.0f; dp[qi] = 0.0f; }
-            const float *kr = Ks + lane * KS, *vr = Vs + lane * KS;
-            for (int c = 0; c < DP; c++) {
-                float kv = kr[c], vv = vr[c];
-#pragma unroll
-                for (int qi = 0; qi < AT_QPW; qi++) { s[qi] += qr[qi * DP + c] * kv; dp[qi] += orow[qi * DP + c] * vv; }
-            }
-            if (pass == 0) {
-#pragma unroll
-                for (int qi = 0; qi < AT_QPW; qi++) {
-                    float sc = valid ? s[qi] * a.scale : -INFINITY;
-                    float mn = fmaxf(m[qi], warp_max(sc));
-                    float p = (mn == -INFINITY) ? 0.0f : expf(sc - mn);
-                    float alpha = (m[qi] == -INFINITY) ? 0.0f : expf(m[qi] - mn);
-                    l[qi] = l[qi] * alpha + warp_sum(p);
-                    dd[qi] = dd[qi] * alpha + warp_sum(p * dp[qi]);
-                    m[qi] = mn;
-                }
-            } else {
-                float ds[AT_QPW];
-#pragma unroll
-                for (int qi = 0; qi < AT_QPW; qi++) {
-                    float p = (valid && L[qi] != -INFINITY) ? expf(s[qi] * a.scale - L[qi]) : 0.0f;
-                    ds[qi] = p * (dp[qi] - Dd[qi]) * a.scale;
-                }
-                for (int jj = 0; jj < AT_TILE; jj++) {
-                    float dj[AT_QPW];
-#pragma unroll
-                    for (int qi = 0; qi < AT_QPW; qi++) dj[qi] = __shfl_sync(0xffffffffu, ds[qi], jj);
-#pragma unroll
-                    for (int t = 0; t < DC; t++) {
-                        float kv = Ks[jj * KS + t * 32 + lane];
-#pragma unroll
-                        for (int qi = 0; qi < AT_QPW; qi++) dq[qi][t] += dj[qi] * kv;
-                    }
-                }
-            }
-        }
-        if (pass == 1) {
-#pragma unroll
-            for (int qi = 0; qi < AT_QPW; qi++) {
-                int64_t i = i0 + w * AT_QPW + qi;
-                if (i >= a.Nq) continue;
-#pragma unroll
-                for (int t = 0; t < DC; t++) {
-                    int c = t * 32 + lane;
-                    if (c < a.d) DQ[(bh * a.Nq + i) * a.d + c] = dq[qi][t];
-                }
-                if (lane == 0) { Lse[bh * a.Nq + i] = L[qi]; Dv[bh * a.Nq + i] = Dd[qi]; }
-            }
-        }
-    }
-}
-
-// dK, dV pass: a block owns 32 keys; loops over query tiles with the row statistics of pass dQ.
-template <int DC> size_t attn_bkv_smem() { return sizeof(float) * (AT_TILE * DC * 32 * 2 + AT_TILE * (DC * 32 + 1) * 2 + 2 * AT_TILE); }
-template <int DC> __global__ void __launch_bounds__(AT_T) k_attn_back_kv(AttG a, const float *DO, const float *Lse, const float *Dv, float *DK, float *DV) {
-    constexpr int DP = DC * 32, KS = DP + 1;
-    extern __shared__ float sm[];
-    float *Kb = sm, *Vb = Kb + AT_TILE * DP, *Qs = Vb + AT_TILE * DP, *Os = Qs + AT_TILE * KS;
-    float *Ls = Os + AT_TILE * KS, *Ds = Ls + AT_TILE;
-    int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H, j0 = (int64_t)blockIdx.x * AT_TILE;
-    const float *qb = a.q + b * a.sq[0] + h * a.sq[1], *kb = a.k + b * a.sk[0] + h * a.sk[1], *vb = a.v + b * a.sv[0] + h * a.sv[1];
-    int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    for (int e = tid; e < AT_TILE * DP; e += AT_T) {
-        int r = e / DP, c = e % DP;
-        int64_t j = j0 + r;
-        bool ok = j < a.Nk && c < a.d;
-        Kb[e] = ok ? kb[j * a.sk[2] + c] : 0.0f;
-        Vb[e] = ok ? vb[j * a.sv[2] + c] : 0.0f;
-    }
-    float dk[AT_QPW][DC], dv[AT_QPW][DC];
-#pragma unroll
-    for (int kj = 0; kj < AT_QPW; kj++)
-#pragma unroll
-        for (int t = 0; t < DC; t++) { dk[kj][t] = 0.0f; dv[kj][t] = 0.0f; }
-    const float *kr = Kb + (w * AT_QPW) * DP, *vr = Vb + (w * AT_QPW) * DP;
-    for (int64_t q0 = 0; q0 < a.Nq; q0 += AT_TILE) {
-        __syncthreads();
-        for (int e = tid; e < AT_TILE * DP; e += AT_T) {
-            int r = e / DP, c = e % DP;
-            int64_t i = q0 + r;
-            bool ok = i < a.Nq && c < a.d;
-            Qs[r * KS + c] = ok ? qb[i * a.sq[2] + c] : 0.0f;
-            Os[r * KS + c] = ok ? DO[((b * a.Nq + i) * a.H + h) * a.d + c] : 0.0f;
-        }
-        if (tid < AT_TILE) {
-            int64_t i = q0 + tid;
-            Ls[tid] = i < a.Nq ? Lse[bh * a.Nq + i] : 0.0f;
-            Ds[tid] = i < a.Nq ? Dv[bh * a.Nq + i] : 0.0f;
-        }
-        __syncthreads();
-        bool valid = q0 + lane < a.Nq;
-        float s[AT_QPW], dp[AT_QPW];
-#pragma unroll
-        for (int kj = 0; kj < AT_QPW; kj++) { s[kj] = 0.0f; dp[kj] = 0.0f; }
-        const float *qr = Qs + lane * KS, *orow = Os + lane * KS;
-        for (int c = 0; c < DP; c++) {
-            float qv = qr[c], ov = orow[c];
-#pragma unroll
-            for (int kj = 0; kj < AT_QPW; kj++) { s[kj] += qv * kr[kj * DP + c]; dp[kj] += ov * vr[kj * DP + c]; }
-        }
-        float L = Ls[lane], D = Ds[lane];
-        float p[AT_QPW], ds[AT_QPW];
-#pragma unroll
-        for (int kj = 0; kj < AT_QPW; kj++) {
-            p[kj] = (valid && L != -INFINITY) ? expf(s[kj] * a.scale - L) : 0.0f;
-            ds[kj] = p[kj] * (dp[kj] - D) * a.scale;
-        }
-        for (int ii = 0; ii < AT_TILE; ii++) {
-            float pi[AT_QPW], di[AT_QPW];
-#pragma unroll
-            for (int kj = 0; kj < AT_QPW; kj++) { pi[kj] = __shfl_sync(0xffffffffu, p[kj], ii); di[kj] = __shfl_sync(0xffffffffu, ds[kj], ii); }
-#pragma unroll
-            for (int t = 0; t < DC; t++) {
-                float ov = Os[ii * KS + t * 32 + lane], qv = Qs[ii * KS + t * 32 + lane];
-#pragma unroll
-                for (int kj = 0; kj < AT_QPW; kj++) { dv[kj][t] += pi[kj] * ov; dk[kj][t] += di[kj] * qv; }
-            }
-        }
-    }
-#pragma unroll
-    for (int kj = 0; kj < AT_QPW; kj++) {
-        int64_t j = j0 + w * AT_QPW + kj;
-        if (j >= a.Nk) continue;
-#pragma unroll
-        for (int t = 0; t < DC; t++) {
-            int c = t * 32 + lane;
-            if (c < a.d) { DK[(bh * a.Nk + j) * a.d + c] = dk[kj][t]; DV[(bh * a.Nk + j) * a.d + c] = dv[kj][t]; }
-        }
-    }
-}
-
-int attn_dc(int64_t d) {
-    if (d <= 32) return 1;
-    if (d <= 64) return 2;
-    if (d <= 96) return 3;
-    if (d <= 128) return 4;
-    if (d <= 256) return 8;
-    return 0;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The run: per compute state, and one function per op
@@ -2093,47 +1824,13 @@ int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK,
     }
     return 0;
 }
-bool attn_flash() { static int f = -1; if (f < 0) { const char *e = getenv("SCVRL_CUDA_FLASH"); f = e && *e == '1'; } return f; }
-
-template <int DC> int attn_fwd_launch(Run &R, const AttG &a, float *O) {
-    size_t sm = attn_fwd_smem<DC>();
-    SC_CU(cudaFuncSetAttribute(k_attn_fwd<DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-    dim3 grid((unsigned)((a.Nq + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
-    k_attn_fwd<DC><<<grid, AT_T, sm, R.s>>>(a, O);
-    SC_LAUNCH();
-    return 0;
-}
-template <int DC> int attn_back_launch(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV, float *Lse, float *Dv) {
-    size_t sm = attn_bq_smem<DC>();
-    SC_CU(cudaFuncSetAttribute(k_attn_back_q<DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-    dim3 grid((unsigned)((a.Nq + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
-    if (a.Nq) { k_attn_back_q<DC><<<grid, AT_T, sm, R.s>>>(a, DO, DQ, Lse, Dv); SC_LAUNCH(); }
-    size_t sm2 = attn_bkv_smem<DC>();
-    SC_CU(cudaFuncSetAttribute(k_attn_back_kv<DC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2));
-    dim3 grid2((unsigned)((a.Nk + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
-    if (a.Nk) { k_attn_back_kv<DC><<<grid2, AT_T, sm2, R.s>>>(a, DO, Lse, Dv, DK, DV); SC_LAUNCH(); }
-    return 0;
-}
 int op_attention(Run &R, scvrl_tensor *t) {
     AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
     float *O = F(R, t);
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
-    if (!attn_flash()) return attn_gemm_fwd(R, a, O);
-    switch (attn_dc(a.d)) {
-    case 1: return attn_fwd_launch<1>(R, a, O);
-    case 2: return attn_fwd_launch<2>(R, a, O);
-    case 3: return attn_fwd_launch<3>(R, a, O);
-    case 4: return attn_fwd_launch<4>(R, a, O);
-    case 8: return attn_fwd_launch<8>(R, a, O);
-    default: seterr(R.err, R.errlen, "cuda: attention head dim %lld > 256 is not supported", (long long)a.d); return -1;
-    }
-}
-size_t scratch_attn_back(const scvrl_tensor *t) {
-    const scvrl_tensor *q = t->src[0];
-    if (!attn_flash()) return scratch_attn(t, 2);
-    return (size_t)(q->ne[0] * q->ne[1] * q->ne[2]) * 8 + 512;
+    return attn_gemm_fwd(R, a, O);
 }
 int op_attention_back(Run &R, scvrl_tensor *t) {
     AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
@@ -2142,16 +1839,7 @@ int op_attention_back(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk || !a.Nq) { SC_CU(cudaMemsetAsync(DQ, 0, (size_t)n * 4, R.s)); return 0; }
-    if (!attn_flash()) return attn_gemm_back(R, a, DO, DQ, DK, DV);
-    float *Lse = (float *)R.C->scratch, *Dv = Lse + ((a.B * a.H * a.Nq + 63) & ~(int64_t)63);
-    switch (attn_dc(a.d)) {
-    case 1: return attn_back_launch<1>(R, a, DO, DQ, DK, DV, Lse, Dv);
-    case 2: return attn_back_launch<2>(R, a, DO, DQ, DK, DV, Lse, Dv);
-    case 3: return attn_back_launch<3>(R, a, DO, DQ, DK, DV, Lse, Dv);
-    case 4: return attn_back_launch<4>(R, a, DO, DQ, DK, DV, Lse, Dv);
-    case 8: return attn_back_launch<8>(R, a, DO, DQ, DK, DV, Lse, Dv);
-    default: seterr(R.err, R.errlen, "cuda: attention head dim %lld > 256 is not supported", (long long)a.d); return -1;
-    }
+    return attn_gemm_back(R, a, DO, DQ, DK, DV);
 }
 
 size_t scratch_of(const scvrl_tensor *t) {
@@ -2160,8 +1848,8 @@ size_t scratch_of(const scvrl_tensor *t) {
     case SCVRL_OP_SUM_TO: return scratch_sum_to(t);
     case SCVRL_OP_LAYER_NORM_BACK_WB: return scratch_ln_wb(t);
     case SCVRL_OP_CONV3D: case SCVRL_OP_CONV3D_BACK_X: case SCVRL_OP_CONV3D_BACK_W: return scratch_conv(t);
-    case SCVRL_OP_ATTENTION_BACK: return scratch_attn_back(t);
-    case SCVRL_OP_ATTENTION: return attn_flash() ? 0 : scratch_attn(t, 1);
+    case SCVRL_OP_ATTENTION_BACK: return scratch_attn(t, 2);
+    case SCVRL_OP_ATTENTION: return scratch_attn(t, 1);
     default: return 0;
     }
 }
@@ -2224,7 +1912,6 @@ int run_node(Run &R, scvrl_tensor *t) {
 int cuda_supports(scvrl_backend *be, const scvrl_tensor *t) {
     (void)be;
     if (t->op >= SCVRL_OP_COUNT) return 0;
-    if (t->op == SCVRL_OP_ATTENTION || t->op == SCVRL_OP_ATTENTION_BACK) return !attn_flash() || attn_dc(t->src[0]->ne[3]) != 0;
     if (t->op == SCVRL_OP_CONT) return scvrl_dtype_size(t->type) == 4;
     return 1;
 }
