@@ -2205,7 +2205,10 @@ int params_op(scvrl_backend *be, scvrl_params_op op, scvrl_params *a, const scvr
             SC_LAUNCH();
         }
         return 0;
-    case SCVRL_PARAMS_CLIP: {
+    case SCVRL_PARAMS_SCALE_GRAD:
+        if (n) { k_scale_inplace<<<grid_for(n), 256, 0, s>>>(n, d->g, f[0]); SC_LAUNCH(); }
+        return 0;
+    case SCVRL_PARAMS_SUMSQ: case SCVRL_PARAMS_CLIP: {
         unsigned nbk = grid_for(n) < 1024 ? grid_for(n) : 1024;
         double *part = (double *)C->lt_ws;          // the cuBLASLt workspace is free between ops
         k_sumsq<<<nbk, 256, 0, s>>>(n, d->g, part);
@@ -2215,6 +2218,7 @@ int params_op(scvrl_backend *be, scvrl_params_op op, scvrl_params *a, const scvr
         SC_CU(cudaStreamSynchronize(s));
         double sum = 0.0;
         for (double x : h) sum += x;
+        if (op == SCVRL_PARAMS_SUMSQ) { if (out) *out = sum; return 0; }
         double norm = sqrt(sum);
         float coef = (float)((double)f[0] / (norm + 1e-6));
         if (coef < 1.0f && n) { k_scale_inplace<<<grid_for(n), 256, 0, s>>>(n, d->g, coef); SC_LAUNCH(); }

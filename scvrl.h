@@ -318,6 +318,9 @@ scvrl_adamw_cfg scvrl_adamw_default(void);    // lr 1e-4, betas (0.9, 0.999), ep
 int scvrl_adamw_step(scvrl_params *P, const scvrl_adamw_cfg *cfg, char *err, size_t errlen);
 // Global-norm clipping (torch.nn.utils.clip_grad_norm_): returns the norm before clipping.
 double scvrl_clip_grad_norm(scvrl_params *P, double max_norm);
+// The pieces, for a norm over several sets: sum of squared gradients (double), g *= c.
+double scvrl_grad_sumsq(scvrl_params *P);
+void scvrl_grad_scale(scvrl_params *P, float c);
 // Linear warm-up from lr_start to lr_peak over warmup steps, then cosine to lr_end at total.
 double scvrl_lr_schedule(int64_t step, int64_t warmup, int64_t total, double lr_start, double lr_peak, double lr_end);
 // Momentum encoder: dst = m * dst + (1 - m) * src over all weights (same layout), in float32.
@@ -420,7 +423,7 @@ float    scvrl_f16_to_f32(uint16_t h);
 // Parameter operations of a backend with device-resident parameters (section 7).
 typedef enum {
     SCVRL_PARAMS_BIND, SCVRL_PARAMS_UNBIND, SCVRL_PARAMS_SYNC, SCVRL_PARAMS_PUSH, SCVRL_PARAMS_ZERO_GRAD,
-    SCVRL_PARAMS_ADAMW, SCVRL_PARAMS_CLIP, SCVRL_PARAMS_EMA, SCVRL_PARAMS_COPY,
+    SCVRL_PARAMS_ADAMW, SCVRL_PARAMS_CLIP, SCVRL_PARAMS_EMA, SCVRL_PARAMS_COPY, SCVRL_PARAMS_SUMSQ, SCVRL_PARAMS_SCALE_GRAD,
 } scvrl_params_op;
 struct scvrl_backend {
     const char *name;
@@ -429,7 +432,8 @@ struct scvrl_backend {
     int (*compute)(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen);
     void (*free)(scvrl_backend *be);
     // NULL on the CPU. a: the set; b: the source set (EMA, COPY); f: op arguments (ADAMW: lr,
-    // beta1, beta2, eps, weight_decay, step_size, bc2_sqrt; CLIP: max_norm; EMA: m); out: CLIP's norm.
+    // beta1, beta2, eps, weight_decay, step_size, bc2_sqrt; CLIP: max_norm; EMA: m; SCALE_GRAD: c);
+    // out: CLIP's norm, SUMSQ's sum.
     int (*params)(scvrl_backend *be, scvrl_params_op op, scvrl_params *a, const scvrl_params *b, const float *f,
                   double *out, char *err, size_t errlen);
 };
@@ -3524,6 +3528,17 @@ double scvrl_clip_grad_norm(scvrl_params *P, double max_norm) {
         for (int64_t j = 0; j < P->n_elems; j++) P->g[j] *= coef;
     }
     return norm;
+}
+
+double scvrl_grad_sumsq(scvrl_params *P) {
+    double s = 0.0;
+    if (P->dev) { scvrl__dev_op(SCVRL_PARAMS_SUMSQ, P, NULL, NULL, &s); return s; }
+    for (int64_t j = 0; j < P->n_elems; j++) s += (double)P->g[j] * P->g[j];
+    return s;
+}
+void scvrl_grad_scale(scvrl_params *P, float c) {
+    if (P->dev) { float f[1] = { c }; scvrl__dev_op(SCVRL_PARAMS_SCALE_GRAD, P, NULL, f, NULL); return; }
+    for (int64_t j = 0; j < P->n_elems; j++) P->g[j] *= c;
 }
 
 double scvrl_lr_schedule(int64_t step, int64_t warmup, int64_t total, double lr_start, double lr_peak, double lr_end) {

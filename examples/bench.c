@@ -11,6 +11,7 @@
 // object for scripts.
 #include "scvrl.h"
 #include "models/mvit.h"
+#include "models/method.h"
 #include "cli.h"
 #include "dataset.h"
 #include "loader.h"
@@ -661,12 +662,120 @@ static int cmd_data(int argc, char **argv) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// bench scvrl: the full SCVRL training step of models/method.c (EMA, momentum encoder on x_p, the
+// N_T shuffles and x_pv, online encoder on x_a with both losses and backward, AdamW, enqueue) on
+// random clips: two input sets alternated between steps, kept on the GPU with --device cuda (as
+// PyTorch's baseline makes its clips there).
+// ---------------------------------------------------------------------------------------------
+static void scvrl_fill_inputs(scm_graphs *G, const scm_cfg *c, float *xm[2], float *xo[2]) {
+    int64_t nm = scvrl_nelements(G->xm), no = scvrl_nelements(G->xo);
+    for (int k = 0; k < 2; k++) {
+        xm[k] = (float *)malloc((size_t)nm * sizeof(float));
+        xo[k] = (float *)malloc((size_t)no * sizeof(float));
+        if (!xm[k] || !xo[k]) die_oom("the input clips", (double)(nm + no) * 4.0);
+        #pragma omp parallel for
+        for (int64_t i = 0; i < nm; i++) xm[k][i] = 2.0f * scvrl_rng_uniform(99, 10 + k, (uint64_t)i) - 1.0f;
+        #pragma omp parallel for
+        for (int64_t i = 0; i < no; i++) xo[k][i] = 2.0f * scvrl_rng_uniform(99, 20 + k, (uint64_t)i) - 1.0f;
+    }
+    if (G->shuf) {            // shuffle j: the frame groups of 2 rotated by 1 + j mod (groups - 1), never the identity
+        int32_t *sh = (int32_t *)G->shuf->data;
+        int T = c->frames, ng = T / 2;
+        for (int64_t b = 0; b < G->B; b++)
+            for (int j = 0; j < c->nt; j++)
+                for (int t = 0; t < T; t++) sh[(b * c->nt + j) * T + t] = (int32_t)(((t / 2 + 1 + j % (ng - 1)) % ng) * 2 + t % 2);
+    }
+}
+
+static int cmd_scvrl(int argc, char **argv) {
+    static const char *devices[] = { "cpu", "cuda", NULL };
+    const char *model = "mvit-b", *device = "cpu";
+    int batch = 8, frames = 16, size = 224, nt = 12, warmup = 1;
+    int64_t queue = 65536;
+    const cli_flag flags[] = {
+        { "--model", CLI_STR, &model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
+        { "--batch", CLI_INT, &batch, "N", "samples per step", 1, 4096, NULL, 0 },
+        { "--frames", CLI_INT, &frames, "T", "frames per clip (even)", 2, 4096, NULL, 0 },
+        { "--size", CLI_INT, &size, "S", "frame height = width (multiple of 32)", 32, 4096, NULL, 0 },
+        { "--nt", CLI_INT, &nt, "N", "shuffled negatives per sample", 1, 64, NULL, 0 },
+        { "--queue", CLI_INT64, &queue, "K", "keys in the queue", 1, 1 << 24, NULL, 0 },
+        { "--device", CLI_CHOICE, &device, NULL, "backend (cuda needs a CUDA build)", 0, 0, devices, 0 },
+        { "--threads", CLI_INT, &opt_threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
+        { "--reps", CLI_INT, &opt_reps, "N", "timed steps (0: 5, fewer past 30 s)", 0, 64, NULL, 0 },
+        { "--warmup", CLI_INT, &warmup, "N", "untimed steps before them", 0, 64, NULL, 0 },
+    };
+    cli_spec spec = { "bench scvrl", "[flags]",
+                      "Samples/s of the full SCVRL training step (models/method.c): per sample one online forward +\n"
+                      "backward (x_a) and 2 + N_T momentum forwards (x_p, its shuffles, x_pv), InfoNCE over the\n"
+                      "shuffles and over the queue, AdamW, EMA. Random clips, two sets alternated.",
+                      flags, (int)(sizeof flags / sizeof *flags), mvit_print_presets, NULL };
+    cli_parse(&spec, argc, argv, 2, NULL, 0);
+    mvit_config mc;
+    if (mvit_preset(model, &mc)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny)", model);
+    mc.frames = frames; mc.size = size;
+    char err[1024];
+    if (mvit_check_config(&mc, err, sizeof err)) cli_usage_error(&spec, "%s", err);
+    scvrl_backend *be = mvit_backend(device);
+    scvrl_set_threads(opt_threads);
+    scm_cfg c = { 1, 0, 0, nt, frames, size, batch, 0, queue, 0.1, 1.0, 0.999, 0.05, 0.0, 1 };
+    scm_state S;
+    scm_graphs G;
+    if (scm_init(&S, &c, &mc, err, sizeof err)) { fprintf(stderr, "bench scvrl: %s\n", err); return 1; }
+    scm_build(&G, &S, &c);
+    if (scm_to_device(&S, be, err, sizeof err)) { fprintf(stderr, "bench scvrl: %s\n", err); return 1; }
+    float *xm[2], *xo[2];
+    scvrl_fill_inputs(&G, &c, xm, xo);
+#ifdef SCVRL_CUDA
+    for (int k = 0; k < 2 && strcmp(device, "cpu"); k++)
+        if (scvrl_cuda_resident(be, xm[k], (size_t)scvrl_nelements(G.xm) * 4, err, sizeof err) ||
+            scvrl_cuda_resident(be, xo[k], (size_t)scvrl_nelements(G.xo) * 4, err, sizeof err)) { fprintf(stderr, "bench scvrl: %s\n", err); return 1; }
+#endif
+    double load = load_note(), ts[64], total = 0;
+    int64_t vids[4096];
+    for (int b = 0; b < batch; b++) vids[b] = b;
+    int nts = 0, reps = opt_reps > 0 ? opt_reps : 5;
+    scm_stats st;
+    for (int r = 0; r < warmup + reps; r++) {
+        G.xm->data = xm[r % 2]; G.xo->data = xo[r % 2];
+        double t0 = cli_now();
+        if (scm_step(&S, &G, &c, be, vids, 1e-4, &st, err, sizeof err)) { fprintf(stderr, "bench scvrl: %s\n", err); return 1; }
+        double dt = cli_now() - t0;
+        fprintf(stderr, "bench scvrl: step %d/%d: %.3f s, loss %.4f%s\n", r + 1, warmup + reps, dt, st.loss, r < warmup ? " (warm-up)" : "");
+        if (r < warmup) continue;
+        ts[nts++] = dt; total += dt;
+        if (opt_reps <= 0 && total >= 30.0) break;
+    }
+    qsort(ts, (size_t)nts, sizeof(double), cmp_double);
+    double med = nts % 2 ? ts[nts / 2] : 0.5 * (ts[nts / 2 - 1] + ts[nts / 2]);
+    size_t gpu = 0;
+#ifdef SCVRL_CUDA
+    gpu = scvrl_cuda_device_bytes(be);
+#endif
+    const char *e = getenv("SCVRL_CUDA_TF32"), *prec = strcmp(device, "cpu") && e && *e == '1' ? "tf32" : "fp32";
+    printf("SCVRL step: %s kt %d, %dx%dx%d, batch %d, N_T %d, queue %lld, device %s (%s)\n", model, mc.kt, frames, size, size,
+           batch, nt, (long long)queue, device, prec);
+    printf("  %.3f s per step (fastest %.3f), %.2f samples/s, %d momentum + %d online clips per step\n", med, ts[0],
+           batch / med, batch * (2 + nt), batch);
+    if (gpu) printf("  GPU memory held by the backend (peak): %.1f MiB\n", (double)gpu / 1048576.0);
+    printf("{\"bench\":\"scvrl\",\"model\":\"%s\",\"frames\":%d,\"size\":%d,\"batch\":%d,\"nt\":%d,\"queue\":%lld,"
+           "\"device\":\"%s\",\"precision\":\"%s\",\"step_s\":%.4f,\"scvrl_samples_per_s\":%.3f,\"peak_gpu_mb\":%.1f,"
+           "\"load1\":%.2f}\n", model, frames, size, batch, nt, (long long)queue, device, prec, med, batch / med,
+           (double)gpu / 1048576.0, load);
+    scm_free_graphs(&G);
+    scm_free(&S);
+    if (strcmp(device, "cpu")) scvrl_backend_free(be);
+    for (int k = 0; k < 2; k++) { free(xm[k]); free(xo[k]); }
+    return 0;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: bench SUBCOMMAND [flags]   (bench SUBCOMMAND --help for its flags)\n"
                "Speed figures of the library; the last line of each is one JSON object.\n"
                "  gemm M N K   GFLOP/s and error of scvrl_matmul on one shape (--trans NN|NT|TN|TT)\n"
                "  ops          GEMM, MViT-B linear and attention shapes: a table\n"
-               "  mvit         MViT forward and forward+backward seconds per clip, memory, fixture error\n"
+               "  mvit         MViT forward and train-step seconds per clip, memory, fixture error\n"
+               "  scvrl        the full SCVRL training step: samples/s, GPU memory\n"
                "  data         decoded frames/s (vs ffmpeg -threads 1) and pretraining samples/s of a list\n");
 }
 
@@ -676,6 +785,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "gemm")) return cmd_gemm(argc, argv);
     if (!strcmp(argv[1], "ops")) return cmd_ops(argc, argv);
     if (!strcmp(argv[1], "mvit")) return cmd_mvit(argc, argv);
+    if (!strcmp(argv[1], "scvrl")) return cmd_scvrl(argc, argv);
     if (!strcmp(argv[1], "data")) return cmd_data(argc, argv);
     fprintf(stderr, "bench: unknown subcommand '%s'\n", argv[1]);
     usage(stderr);

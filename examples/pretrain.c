@@ -20,6 +20,7 @@
 #include "scvrl.h"
 #include "models/mvit.h"
 #include "models/contrast.h"
+#include "models/method.h"
 #include "cli.h"
 #include "dataset.h"
 #include "loader.h"
@@ -101,167 +102,30 @@ static void on_sigint(int s) { (void)s; g_stop = 1; }
 #define die(...) cli_die("pretrain", __VA_ARGS__)
 
 // ---------------------------------------------------------------------------------------------
-// Models: online backbone + heads (trained), momentum copies (EMA), the key queue.
+// The method (models/method.c): encoders, heads, queue, the two graphs of a step, the step.
 // ---------------------------------------------------------------------------------------------
-typedef struct {
-    mvit_model on, mo;            // online and momentum backbones
-    scvrl_params H, Hm;           // heads (head_t, head_v or the shared "head", head_ce), momentum copies
-    con_queue Q;
-    int D, temporal, ce, shared;
-    const char *ht, *hv;          // head names for L_T and L_V
-    int64_t step, epoch_seen;
-} pt_state;
+typedef scm_state pt_state;
+typedef scm_graphs pt_graphs;
+typedef scm_stats pt_stats;
 
-static void pt_declare_heads(pt_state *S, scvrl_params *H) {
-    scvrl_params_init(H);
-    if (S->shared) con_head_declare(H, "head", S->D);
-    else { con_head_declare(H, "head_t", S->D); con_head_declare(H, "head_v", S->D); }
-    if (S->ce) {
-        int64_t w[2] = { 2, S->D }, b[1] = { 2 };
-        scvrl_params_add(H, "head_ce.weight", 2, w, 0);
-        scvrl_params_add(H, "head_ce.bias", 1, b, SCVRL_P_NO_DECAY);
-    }
+static scm_cfg pt_method_cfg(void) {
+    scm_cfg m;
+    memset(&m, 0, sizeof m);
+    m.temporal = !strcmp(C.objective, "scvrl");
+    m.ce = !strcmp(C.temporal_loss, "ce");
+    m.shared_head = C.shared_head;
+    m.nt = C.nt; m.frames = C.frames; m.size = C.size; m.batch = C.batch; m.momentum_droppath = C.momentum_droppath;
+    m.queue = C.queue;
+    m.tau = C.tau; m.lambda_v = C.lambda_v; m.momentum = C.momentum; m.wd = C.wd; m.clip_grad = C.clip_grad;
+    m.seed = (uint64_t)C.seed;
+    return m;
 }
-
-static int pt_init_state(pt_state *S, const mvit_config *mc, char *err, size_t errlen) {
-    memset(S, 0, sizeof(*S));
-    S->temporal = !strcmp(C.objective, "scvrl");
-    S->ce = S->temporal && !strcmp(C.temporal_loss, "ce");
-    S->shared = C.shared_head;
-    S->ht = S->shared ? "head" : "head_t";
-    S->hv = S->shared ? "head" : "head_v";
-    if (mvit_init(&S->on, mc, err, errlen) || mvit_init(&S->mo, mc, err, errlen)) return -1;
-    S->D = mvit_width(mc);
-    pt_declare_heads(S, &S->H);
-    pt_declare_heads(S, &S->Hm);
-    if (scvrl_params_finalize(&S->H, err, errlen) || scvrl_params_finalize(&S->Hm, err, errlen)) return -1;
-    mvit_init_weights(&S->on, (uint64_t)C.seed);
-    if (S->shared) con_head_init(&S->H, "head", (uint64_t)C.seed);
-    else { con_head_init(&S->H, "head_t", (uint64_t)C.seed); con_head_init(&S->H, "head_v", (uint64_t)C.seed + 1); }
-    if (S->ce) {
-        scvrl_tensor *w = scvrl_params_find(&S->H, "head_ce.weight"), *b = scvrl_params_find(&S->H, "head_ce.bias");
-        float bd = 1.0f / sqrtf((float)S->D);
-        scvrl_fill_uniform(scvrl_f32(w), scvrl_nelements(w), (uint64_t)C.seed, 77, -bd, bd);
-        scvrl_fill_uniform(scvrl_f32(b), scvrl_nelements(b), (uint64_t)C.seed, 78, -bd, bd);
-    }
-    scvrl_params_copy(&S->mo.P, &S->on.P);
-    scvrl_params_copy(&S->Hm, &S->H);
-    if (con_queue_init(&S->Q, C.queue, CON_DIM, (uint64_t)C.seed)) { snprintf(err, errlen, "out of memory for a queue of %lld keys", (long long)C.queue); return -1; }
-    return 0;
-}
-
-static void pt_free_state(pt_state *S) {
-    mvit_free(&S->on); mvit_free(&S->mo);
-    scvrl_params_free(&S->H); scvrl_params_free(&S->Hm);
-    con_queue_free(&S->Q);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The two graphs of a step, built once and replayed: the momentum encoder (no gradients) on
-// [x_p; shuffles; x_pv], then the online encoder, the losses and the backward pass.
-// ---------------------------------------------------------------------------------------------
-typedef struct {
-    scvrl_ctx *ctx;
-    scvrl_graph *gm, *go;
-    scvrl_tensor *xm, *kt, *kv;                 // momentum input [x_p; x_pv] (2B clips), keys [B*(1+NT),128], [B,128]
-    scvrl_tensor *shuf;                         // i32 [B*NT*T]: the frames of the shuffled copies, gathered in the graph
-    scvrl_tensor *xo, *kp, *kn, *kpv, *queue, *mask, *ce_tgt;   // online inputs
-    scvrl_tensor *loss, *loss_t, *loss_v, *lg_t, *lg_v;
-    int64_t B, Bm, clip;                        // clip: floats per clip
-} pt_graphs;
 
 static scvrl_tensor *pt_input(scvrl_ctx *ctx, int64_t n, const char *name) {
     int64_t ne[5] = { n, 3, C.frames, C.size, C.size };
     scvrl_tensor *t = scvrl_new_data(ctx, SCVRL_DT_F32, 5, ne);
     scvrl_set_name(t, "%s", name);
     return t;
-}
-
-// The shuffled copies of x_p are gathered from x_p's frames inside the graph (on the device for
-// CUDA), so only x_p and x_pv are loaded and uploaded: x_n[b, j] frame t = x_p[b] frame shuf[(b*NT + j)*T + t].
-static scvrl_tensor *pt_shuffled(scvrl_ctx *ctx, scvrl_tensor *xp, scvrl_tensor *shuf, int64_t B, int64_t nt) {
-    int64_t T = C.frames, hw3 = 3LL * C.size * C.size;
-    int p[5] = { 0, 2, 1, 3, 4 };
-    scvrl_tensor *fr = scvrl_reshape_2d(ctx, scvrl_permute(ctx, xp, p), B * T, hw3);           // [B*T, 3*H*W]
-    scvrl_tensor *g = scvrl_index_select(ctx, fr, 0, shuf);                                    // [B*NT*T, 3*H*W]
-    int64_t ne[5] = { B * nt, T, 3, C.size, C.size };
-    return scvrl_permute(ctx, scvrl_reshape(ctx, g, 5, ne), p);                                // [B*NT, 3, T, H, W]
-}
-
-static void pt_build_momentum(pt_graphs *G, pt_state *S) {
-    scvrl_ctx *ctx = G->ctx;
-    int64_t B = G->B, nt = S->temporal && !S->ce ? C.nt : 0;
-    G->Bm = S->temporal && !S->ce ? B * (2 + nt) : B;
-    G->xm = pt_input(ctx, nt ? 2 * B : B, "x_momentum");
-    scvrl_tensor *x = G->xm;
-    if (nt) {
-        G->shuf = scvrl_new_1d(ctx, SCVRL_DT_I32, B * nt * C.frames);
-        scvrl_tensor *xp = scvrl_slice(ctx, G->xm, 0, 0, B), *xpv = scvrl_slice(ctx, G->xm, 0, B, B);
-        x = scvrl_concat(ctx, scvrl_concat(ctx, xp, pt_shuffled(ctx, xp, G->shuf, B, nt), 0), xpv, 0);
-    }
-    scvrl_tensor *f = mvit_forward(ctx, &S->mo, x, C.momentum_droppath, 5000, NULL);
-    int64_t nk = B * (1 + nt);
-    if (nt) {
-        G->kt = scvrl_l2_normalize(ctx, con_head(ctx, &S->Hm, S->ht, scvrl_slice(ctx, f, 0, 0, nk)), 1e-12f);
-        scvrl_mark_output(G->kt);
-    }
-    G->kv = scvrl_l2_normalize(ctx, con_head(ctx, &S->Hm, S->hv, scvrl_slice(ctx, f, 0, G->Bm - B, B)), 1e-12f);
-    scvrl_mark_output(G->kv);
-    G->gm = scvrl_graph_new();
-    if (G->kt) scvrl_graph_expand(G->gm, G->kt);
-    scvrl_graph_expand(G->gm, G->kv);
-}
-
-static void pt_build_online(pt_graphs *G, pt_state *S) {
-    scvrl_ctx *ctx = G->ctx;
-    int64_t B = G->B, K = C.queue;
-    G->xo = pt_input(ctx, S->ce ? 3 * B : B, "x_online");
-    scvrl_tensor *f = mvit_forward(ctx, &S->on, G->xo, 1, 0, NULL);
-    scvrl_tensor *fa = S->ce ? scvrl_slice(ctx, f, 0, 0, B) : f;
-    G->kpv = scvrl_new_2d(ctx, SCVRL_DT_F32, B, CON_DIM);
-    int64_t qne[2] = { K, CON_DIM };
-    G->queue = scvrl_new(ctx, SCVRL_DT_F32, 2, qne);
-    G->queue->data = S->Q.keys;
-    G->mask = scvrl_new_2d(ctx, SCVRL_DT_F32, B, K);
-    scvrl_tensor *qv = scvrl_l2_normalize(ctx, con_head(ctx, &S->H, S->hv, fa), 1e-12f);
-    G->loss_v = scvrl_mean_all(ctx, con_infonce_queue(ctx, qv, G->kpv, G->queue, G->mask, (float)C.tau, &G->lg_v));
-    scvrl_tensor *loss = scvrl_scale(ctx, G->loss_v, (float)C.lambda_v);
-    if (S->temporal && !S->ce) {
-        int64_t kne[3] = { B, C.nt, CON_DIM };
-        G->kp = scvrl_new_2d(ctx, SCVRL_DT_F32, B, CON_DIM);
-        G->kn = scvrl_new_data(ctx, SCVRL_DT_F32, 3, kne);
-        scvrl_tensor *qt = scvrl_l2_normalize(ctx, con_head(ctx, &S->H, S->ht, fa), 1e-12f);
-        G->loss_t = scvrl_mean_all(ctx, con_infonce_per_sample(ctx, qt, G->kp, G->kn, (float)C.tau, &G->lg_t));
-    } else if (S->ce) {      // ordered (0) vs shuffled (1) on the online features of x_p and one shuffle
-        G->ce_tgt = scvrl_new_1d(ctx, SCVRL_DT_I32, 2 * B);
-        for (int64_t b = 0; b < 2 * B; b++) ((int32_t *)G->ce_tgt->data)[b] = b >= B;
-        G->lg_t = scvrl_linear(ctx, scvrl_slice(ctx, f, 0, B, 2 * B), scvrl_params_find(&S->H, "head_ce.weight"),
-                               scvrl_params_find(&S->H, "head_ce.bias"));
-        G->loss_t = scvrl_mean_all(ctx, scvrl_cross_entropy(ctx, G->lg_t, G->ce_tgt));
-    }
-    if (G->loss_t) loss = scvrl_add(ctx, loss, G->loss_t);
-    G->loss = loss;
-    scvrl_mark_output(G->loss_v); scvrl_mark_output(G->lg_v);
-    if (G->loss_t) { scvrl_mark_output(G->loss_t); scvrl_mark_output(G->lg_t); }
-    G->go = scvrl_graph_new();
-    scvrl_graph_expand(G->go, loss);
-    scvrl_graph_expand(G->go, G->lg_v);
-    if (G->lg_t) scvrl_graph_expand(G->go, G->lg_t);
-    scvrl_graph_backward(ctx, G->go, loss);
-}
-
-static void pt_build(pt_graphs *G, pt_state *S) {
-    memset(G, 0, sizeof(*G));
-    G->ctx = scvrl_ctx_new(0);
-    G->B = C.batch;
-    G->clip = 3LL * C.frames * C.size * C.size;
-    pt_build_momentum(G, S);
-    pt_build_online(G, S);
-}
-
-static void pt_free_graphs(pt_graphs *G) {
-    scvrl_graph_free(G->gm); scvrl_graph_free(G->go);
-    scvrl_ctx_free(G->ctx);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,7 +158,7 @@ static int64_t pt_video_at(pt_data *D, int64_t sample) {
 // Fill the momentum input xm [x_p (B); shuffles (B*nt, sample-major); x_pv (B)] and the online
 // input xo [x_a (B)] (CE variant: [x_a; x_p; first shuffle]). vids[b] gets the video of sample b.
 // Returns the number of unreadable videos replaced. A pure function of the step.
-// shuf [B*nt*T]: x_p row b*T + frame for every frame of every shuffled copy (pt_shuffled).
+// shuf [B*nt*T]: x_p row b*T + frame for every frame of every shuffled copy (gathered in the graph: scm_shuffled in models/method.c).
 static void pt_shuffle_index(const pt_data *D, int64_t b, uint64_t epoch, uint64_t sample, int32_t *shuf) {
     int T = C.frames, g = C.group, nt = D->L.n_shuffles, perms[64 * 128], frames[256];
     clip_shuffle_perms(D->L.seed, clip_stream(epoch, sample, CLIP_PURPOSE_SHUFFLE), T, g, nt, perms);
@@ -418,7 +282,6 @@ static int64_t pt_prefetch_get(pt_prefetch *P, pt_graphs *G, int64_t step, int64
 // ---------------------------------------------------------------------------------------------
 // One optimisation step. Returns 0, or -1 on a compute error or a non-finite loss.
 // ---------------------------------------------------------------------------------------------
-typedef struct { double loss, loss_t, loss_v, acc_t, acc_v, lr, sec; int64_t masked; } pt_stats;
 
 static int64_t pt_total_steps(const pt_data *D) {
     if (C.steps > 0) return C.steps;
@@ -426,73 +289,16 @@ static int64_t pt_total_steps(const pt_data *D) {
     return (C.epochs > 0 ? C.epochs : 100) * (per_epoch ? per_epoch : 1);
 }
 
-static double pt_clip_grads(pt_state *S, double max_norm) {
-    double s = 0;
-    for (int64_t j = 0; j < S->on.P.n_elems; j++) s += (double)S->on.P.g[j] * S->on.P.g[j];
-    for (int64_t j = 0; j < S->H.n_elems; j++) s += (double)S->H.g[j] * S->H.g[j];
-    double norm = sqrt(s);
-    if (max_norm > 0 && norm > max_norm) {
-        float c = (float)(max_norm / (norm + 1e-6));
-        for (int64_t j = 0; j < S->on.P.n_elems; j++) S->on.P.g[j] *= c;
-        for (int64_t j = 0; j < S->H.n_elems; j++) S->H.g[j] *= c;
-    }
-    return norm;
-}
-
 static int pt_step(pt_state *S, pt_graphs *G, pt_data *D, pt_prefetch *PF, scvrl_backend *be, int64_t total,
                    pt_stats *st, char *err, size_t errlen) {
-    int64_t B = G->B, step = S->step, warm = C.warmup >= 0 ? C.warmup : total / 20;
+    int64_t step = S->step, warm = C.warmup >= 0 ? C.warmup : total / 20;
     double t0 = cli_now();
-    st->lr = scvrl_lr_schedule(step, warm, total, C.lr_start, C.lr, C.lr_end);
-    scvrl_ema_update(&S->mo.P, &S->on.P, (float)C.momentum);
-    scvrl_ema_update(&S->Hm, &S->H, (float)C.momentum);
+    double lr = scvrl_lr_schedule(step, warm, total, C.lr_start, C.lr, C.lr_end);
     int64_t vids[4096];
     D->skipped += pt_prefetch_get(PF, G, step, vids);
     if (step == C.inject_nan_step) scvrl_f32(G->xo)[0] = NAN;
-    G->gm->seed = scvrl_rng_u64((uint64_t)C.seed, 1, (uint64_t)step);
-    if (scvrl_graph_compute(G->gm, be, err, errlen)) return -1;
-    if (G->kp) {
-        memcpy(G->kp->data, G->kt->data, (size_t)(B * CON_DIM) * sizeof(float));
-        memcpy(G->kn->data, scvrl_f32(G->kt) + B * CON_DIM, (size_t)(B * C.nt * CON_DIM) * sizeof(float));
-    }
-    memcpy(G->kpv->data, G->kv->data, (size_t)(B * CON_DIM) * sizeof(float));
-    if (getenv("SCVRL_DEBUG_KEYS") && G->kp) {
-        double s_pn = 0, s_nn = 0;
-        const float *kp = scvrl_f32(G->kp), *kn = scvrl_f32(G->kn);
-        for (int64_t b = 0; b < B; b++) for (int j = 0; j < C.nt; j++) {
-            double d = 0, e = 0;
-            for (int c = 0; c < CON_DIM; c++) { d += kp[b * CON_DIM + c] * kn[(b * C.nt + j) * CON_DIM + c]; e += kn[(b * C.nt) * CON_DIM + c] * kn[(b * C.nt + j) * CON_DIM + c]; }
-            s_pn += d / (B * C.nt); s_nn += e / (B * C.nt);
-        }
-        double s_vv = 0;
-        for (int64_t c = 0; c < CON_DIM; c++) s_vv += kp[c] * kp[CON_DIM + c];
-        fprintf(stderr, "keys: cos(k_p, k_n) %.6f  cos(k_n0, k_nj) %.6f  cos(k_p[0], k_p[1]) %.6f\n", s_pn, s_nn, s_vv);
-    }
-    st->masked = con_queue_mask(&S->Q, vids, B, scvrl_f32(G->mask));
-    scvrl_params_zero_grad(&S->on.P);
-    scvrl_params_zero_grad(&S->H);
-    G->go->seed = scvrl_rng_u64((uint64_t)C.seed, 2, (uint64_t)step);
-    if (scvrl_graph_compute(G->go, be, err, errlen)) return -1;
-    st->loss = scvrl_f32(G->loss)[0];
-    st->loss_v = scvrl_f32(G->loss_v)[0];
-    st->loss_t = G->loss_t ? scvrl_f32(G->loss_t)[0] : 0.0;
-    if (!isfinite(st->loss)) {
-        snprintf(err, errlen, "loss is %g at step %lld (L_T %g, L_V %g): stopping; the last good checkpoint is kept. "
-                 "Try a lower --lr or --clip-grad 1", st->loss, (long long)step, st->loss_t, st->loss_v);
-        return -1;
-    }
-    st->acc_v = con_accuracy(scvrl_f32(G->lg_v), B, C.queue);
-    if (S->ce) {
-        int64_t hit = 0;
-        for (int64_t r = 0; r < 2 * B; r++) { const float *l = scvrl_f32(G->lg_t) + 2 * r; hit += (l[1] > l[0]) == (r >= B); }
-        st->acc_t = (double)hit / (double)(2 * B);
-    } else st->acc_t = G->lg_t ? con_accuracy(scvrl_f32(G->lg_t), B, C.nt) : 0.0;
-    if (C.clip_grad > 0) pt_clip_grads(S, C.clip_grad);
-    scvrl_adamw_cfg ac = scvrl_adamw_default();
-    ac.lr = (float)st->lr; ac.weight_decay = (float)C.wd;
-    if (scvrl_adamw_step(&S->on.P, &ac, err, errlen) || scvrl_adamw_step(&S->H, &ac, err, errlen)) return -1;
-    con_queue_push(&S->Q, scvrl_f32(G->kv), vids, B);
-    S->step++;
+    scm_cfg m = pt_method_cfg();
+    if (scm_step(S, G, &m, be, vids, lr, st, err, errlen)) return -1;
     st->sec = cli_now() - t0;
     return 0;
 }
@@ -881,9 +687,9 @@ static void pt_log_step(FILE *mf, const pt_stats *st, int64_t step, double clips
     fflush(mf);
 }
 
-static int pt_checkpoint(const pt_state *S, const char *out) {
+static int pt_checkpoint(pt_state *S, const char *out) {
     char err[1024];
-    if (pt_save(S, out, err, sizeof err)) { fprintf(stderr, "pretrain: checkpoint not written: %s\n", err); return -1; }
+    if (scm_sync(S, err, sizeof err) || pt_save(S, out, err, sizeof err)) { fprintf(stderr, "pretrain: checkpoint not written: %s\n", err); return -1; }
     pt_prune(out);
     pt_plot(out);
     return 0;
@@ -961,7 +767,8 @@ int main(int argc, char **argv) {
     pt_data D; pt_val V;
     pt_open_data(&D, &V, C.out);
     pt_state S;
-    if (pt_init_state(&S, &mc, err, sizeof err)) die("%s", err);
+    scm_cfg m = pt_method_cfg();
+    if (scm_init(&S, &m, &mc, err, sizeof err)) die("%s", err);
     pt_mkdir(C.out);
     if (C.resume) {
         char ck[1024];
@@ -972,8 +779,9 @@ int main(int argc, char **argv) {
     pt_write_command(C.out, argc, argv);
     FILE *mf = pt_open_metrics(C.out, S.step);
     pt_graphs G;
-    pt_build(&G, &S);
+    scm_build(&G, &S, &m);
     scvrl_backend *be = pt_backend();
+    if (scm_to_device(&S, be, err, sizeof err)) die("%s", err);     // CUDA: weights, EMA and AdamW on the GPU
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
     fprintf(stderr, "%s: %s on %lld videos, batch %d, %d threads, %s; run folder %s\n", C.objective, C.model,
@@ -987,8 +795,8 @@ int main(int argc, char **argv) {
     printf("{\"steps\": %lld, \"heldout_acc_t\": %.4f, \"knn_top1\": %.4f, \"skipped\": %lld, \"out\": \"%s\"}\n",
            (long long)S.step, hat, knn, (long long)D.skipped, C.out);
     fclose(mf);
-    pt_free_graphs(&G);
-    pt_free_state(&S);
+    scm_free_graphs(&G);
+    scm_free(&S);
     ld_free(&D.L);
     ds_free(&D.list);
     free(D.perm);
