@@ -645,6 +645,7 @@ static void pt_open_data(pt_data *D, pt_val *V, const char *out) {
     if (ds_load(C.data, NULL, &D->list, err, sizeof err)) die("%s", err);
     if (D->list.n == 0) die("%s: no videos listed", C.data);
     ld_init(&D->L, &D->list, C.frames, C.stride, C.size, (uint64_t)C.seed);
+    D->L.quiet = C.quiet;
     D->L.group = C.group;
     D->L.beta = C.beta;
     D->L.aug.scale_min = (float)C.crop_min;
@@ -792,8 +793,11 @@ int main(int argc, char **argv) {
     double knn = V.have ? pt_knn(&S, &V, be) : NAN, hat = V.have ? pt_heldout_acc_t(&S, &V, be) : NAN;
     if (D.skipped) fprintf(stderr, "%lld unreadable videos were skipped (last: %s)\n", (long long)D.skipped, D.last_err);
     if (V.have) fprintf(stderr, "held-out (%s): kNN top-1 %.3f, temporal accuracy %.3f (chance %.3f)\n", C.val, knn, hat, 1.0 / (C.nt + 1));
-    printf("{\"steps\": %lld, \"heldout_acc_t\": %.4f, \"knn_top1\": %.4f, \"skipped\": %lld, \"out\": \"%s\"}\n",
-           (long long)S.step, hat, knn, (long long)D.skipped, C.out);
+    char hs[32] = "null", ks[32] = "null";          // JSON has no NaN: null when not measured
+    if (isfinite(hat)) snprintf(hs, sizeof hs, "%.4f", hat);
+    if (isfinite(knn)) snprintf(ks, sizeof ks, "%.4f", knn);
+    printf("{\"steps\": %lld, \"heldout_acc_t\": %s, \"knn_top1\": %s, \"skipped\": %lld, \"out\": \"%s\"}\n",
+           (long long)S.step, hs, ks, (long long)D.skipped, C.out);
     fclose(mf);
     scm_free_graphs(&G);
     scm_free(&S);

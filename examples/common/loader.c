@@ -1,5 +1,6 @@
 // examples/common/loader.c - see loader.h.
 #include "loader.h"
+#include "cli.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,8 @@ int ld_prepare_motion(ld_loader *L, const char *cache_path, char *err, size_t er
     char e2[512];
     if (motion_cache_load(&L->motion, cache_path, e2, sizeof e2) < 0) { snprintf(err, errlen, "%s", e2); return -1; }
     int64_t computed = 0, failed = 0;
+    cli_progress p;
+    int started = 0;
     for (int64_t v = 0; v < L->list->n; v++) {
         const char *path = L->list->items[v].path;
         vid_info info;
@@ -65,10 +68,10 @@ int ld_prepare_motion(ld_loader *L, const char *cache_path, char *err, size_t er
         vid_close(r);
         if (rc < 0) failed++;
         if (rc == 1) computed++;
-        if (computed && (v % 16 == 0 || v == L->list->n - 1))
-            fprintf(stderr, "\rmotion index: %lld/%lld videos", (long long)(v + 1), (long long)L->list->n);
+        if (computed && !started) { cli_progress_start(&p, "motion index", "videos", L->list->n, L->quiet); started = 1; }
+        if (started) cli_progress_update(&p, v + 1);
     }
-    if (computed) fprintf(stderr, "\n");
+    if (started) cli_progress_finish(&p);
     if (failed) fprintf(stderr, "motion index: %lld videos could not be read; they use uniform sampling\n", (long long)failed);
     if (L->motion.dirty && motion_cache_save(&L->motion, cache_path, e2, sizeof e2))
         fprintf(stderr, "warning: %s\n", e2);

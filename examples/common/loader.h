@@ -18,6 +18,7 @@ typedef struct {
     clip_aug_opts aug;
     motion_cache motion;          // motion index per video (targeted sampling)
     int have_motion;
+    int quiet;                    // no progress lines while the motion index is computed
 } ld_loader;
 
 // Sets defaults from the arguments; aug: the paper's augmentation at size x size.
