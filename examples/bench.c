@@ -538,8 +538,9 @@ static int cmd_mvit(int argc, char **argv) {
         { "--inputs", CLI_CHOICE, &o.inputs, NULL, "cuda: input clips kept on the GPU (as PyTorch's baseline) or uploaded every run", 0, 0, inputs, 0 },
     };
     cli_spec spec = { "bench mvit", "[flags]",
-                      "Seconds per clip of the MViT forward (eval) and forward+backward (train mode, drop-path,\n"
-                      "loss = mean of squared features); memory: planned activations + parameters and gradients\n"
+                      "Seconds per clip of the MViT forward (eval) and of a train step (forward in train mode with\n"
+                      "drop-path, loss = mean of squared features, backward, AdamW); inputs: two sets alternated\n"
+                      "(on the GPU with --device cuda unless --inputs host); memory: planned activations + parameters and gradients\n"
                       "(peak_mb) and the process's peak RSS (VmHWM); max_rel_err: the forward's relative error\n"
                       "against the float64 fixture in tests/data when one matches the config, else \"n/a\".\n"
                       "Weights: mvit_fixture_weights(1234); input: 2*rng_uniform(99, fnv1a64(\"input\"), i) - 1.",
