@@ -153,6 +153,8 @@ struct ProfNode { double ms; int op; char name[64]; char shape[64]; };
 double prof_ms[SCVRL_OP_COUNT];
 int64_t prof_n[SCVRL_OP_COUNT];
 std::vector<ProfNode> prof_top;                       // the 25 slowest nodes seen
+double prof_shape_ms[SCVRL_OP_COUNT][4];              // per op kind: time of the 4 most expensive shapes
+char prof_shape[SCVRL_OP_COUNT][4][64];
 
 int prof_on() {
     static int on = -1;
@@ -170,6 +172,13 @@ void prof_print() {
     for (int k : ord)
         fprintf(stderr, "  %-20s %10.2f ms %5.1f%%  %lld calls\n", scvrl_op_name((scvrl_op)k), prof_ms[k],
                 tot > 0 ? 100 * prof_ms[k] / tot : 0.0, (long long)prof_n[k]);
+    fprintf(stderr, "per op kind, the shapes that cost most (summed over calls):\n");
+    for (int k : ord) {
+        if (prof_ms[k] < 0.02 * tot) continue;
+        fprintf(stderr, "  %-20s", scvrl_op_name((scvrl_op)k));
+        for (int j = 0; j < 4 && prof_shape_ms[k][j] > 0; j++) fprintf(stderr, " %s %.1f ms;", prof_shape[k][j], prof_shape_ms[k][j]);
+        fprintf(stderr, "\n");
+    }
     fprintf(stderr, "slowest nodes:\n");
     for (auto &p : prof_top) fprintf(stderr, "  %8.3f ms  %-18s %-40s %s\n", p.ms, scvrl_op_name((scvrl_op)p.op), p.name, p.shape);
 }
@@ -178,6 +187,20 @@ void prof_add(const scvrl_tensor *t, double ms) {
     static int reg = 0;
     if (!reg) { reg = 1; atexit(prof_print); }
     prof_ms[t->op] += ms; prof_n[t->op]++;
+    {   // shape table: add to a known shape, else replace the cheapest of the 4
+        char sh[64];
+        int k = 0; sh[0] = 0;
+        const scvrl_tensor *r = t;
+        for (int d = 0; d < r->ndim && k < 60; d++) k += snprintf(sh + k, sizeof sh - k, d ? "x%lld" : "[%lld", (long long)r->ne[d]);
+        if (k < 62) snprintf(sh + k, sizeof sh - k, "]");
+        int slot = -1, low = 0;
+        for (int j = 0; j < 4; j++) {
+            if (!strcmp(prof_shape[t->op][j], sh)) { slot = j; break; }
+            if (prof_shape_ms[t->op][j] < prof_shape_ms[t->op][low]) low = j;
+        }
+        if (slot < 0) { slot = low; snprintf(prof_shape[t->op][slot], 64, "%s", sh); prof_shape_ms[t->op][slot] = 0; }
+        prof_shape_ms[t->op][slot] += ms;
+    }
     if (prof_top.size() >= 25 && ms <= prof_top.back().ms) return;
     ProfNode p; p.ms = ms; p.op = t->op;
     snprintf(p.name, sizeof p.name, "%s", t->name);
