@@ -203,6 +203,7 @@ static const ccase cases[] = {
     { "conv3d_ncdhw", 3, { 5, 5, 1 }, { { 2, 3, 5, 5, 4 }, { 4, 3, 2, 3, 3 }, { 4 } }, 7, b_conv },
     { "conv3d_groups2", 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 3 }, { 6, 2, 3, 3, 2 }, { 6 } }, 7, b_conv_g2 },
     { "conv3d_depthwise_ndhwc", 2, { 5, 5 }, { { 2, 3, 5, 4, 4 }, { 4, 1, 3, 3, 3 } }, 3, b_conv_dw },
+    { "conv3d_depthwise_ndhwc_36_taps", 2, { 5, 5 }, { { 2, 3, 5, 6, 4 }, { 4, 1, 3, 3, 4 } }, 3, b_conv_dw },
     { "conv3d_ndhwc", 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 2 }, { 3, 2, 2, 3, 1 }, { 3 } }, 7, b_conv_last },
     { "maxpool3d_ndhwc", 1, { 5 }, { { 2, 2, 5, 4, 3 } }, 1, b_pool },
     { "maxpool3d_ncdhw", 1, { 5 }, { { 1, 2, 3, 5, 4 } }, 1, b_pool_cf },
