@@ -2186,7 +2186,10 @@ static float *scvrl__dw_weights_t(const float *W, int64_t C, int64_t K3) {
     return wt;
 }
 
-// Depthwise conv, channels last (the MViT pooling conv): vectorised over channels.
+// Depthwise conv, channels last (the MViT pooling conv): vectorised over channels. Per output
+// position, each channel's sum starts from the bias and adds x * w tap by tap in (a, b, e) order,
+// a product rounded and then an add (no fused multiply-add), the same in every path. Threads own
+// output rows (n, ot, oh); the AVX-512 path keeps 64 channels in registers over all the taps.
 static void scvrl__conv_dw_ndhwc(const float *X, const scvrl__g5 *gx, const float *W, const float *bias,
                                  float *Y, const scvrl__g5 *gy, const scvrl__convp *p) {
     int64_t C = gx->C, K3 = p->kt * p->kh * p->kw, rows = gy->N * gy->T * gy->H;
@@ -2194,9 +2197,62 @@ static void scvrl__conv_dw_ndhwc(const float *X, const scvrl__g5 *gx, const floa
     #pragma omp parallel for schedule(static) if (rows * gy->W * C > 32768)
     for (int64_t r = 0; r < rows; r++) {
         int64_t n = r / (gy->T * gy->H), ot = (r / gy->H) % gy->T, oh = r % gy->H;
+        int64_t xoff[64], woff[64];          // the valid taps of one output position
+        int use_list = K3 <= 64;
         for (int64_t ow = 0; ow < gy->W; ow++) {
             float *y = Y + n * gy->sN + ot * gy->sT + oh * gy->sH + ow * gy->sW;
+            int nt = 0;
+            if (use_list) {
+                for (int64_t a = 0; a < p->kt; a++) {
+                    int64_t it = ot * p->st - p->pt + a;
+                    if (it < 0 || it >= gx->T) continue;
+                    for (int64_t b = 0; b < p->kh; b++) {
+                        int64_t ih = oh * p->sh - p->ph + b;
+                        if (ih < 0 || ih >= gx->H) continue;
+                        for (int64_t e = 0; e < p->kw; e++) {
+                            int64_t iw = ow * p->sw - p->pw + e;
+                            if (iw < 0 || iw >= gx->W) continue;
+                            xoff[nt] = n * gx->sN + it * gx->sT + ih * gx->sH + iw * gx->sW;
+                            woff[nt] = ((a * p->kh + b) * p->kw + e) * C;
+                            nt++;
+                        }
+                    }
+                }
+            }
+#if defined(__AVX512F__)
+            if (use_list) {
+                for (int64_t c0 = 0; c0 < C; c0 += 64) {
+                    int64_t rem = C - c0;
+                    __mmask16 m0 = (__mmask16)(rem >= 16 ? 0xFFFF : (1u << rem) - 1u);
+                    __mmask16 m1 = (__mmask16)(rem >= 32 ? 0xFFFF : rem <= 16 ? 0 : (1u << (rem - 16)) - 1u);
+                    __mmask16 m2 = (__mmask16)(rem >= 48 ? 0xFFFF : rem <= 32 ? 0 : (1u << (rem - 32)) - 1u);
+                    __mmask16 m3 = (__mmask16)(rem >= 64 ? 0xFFFF : rem <= 48 ? 0 : (1u << (rem - 48)) - 1u);
+                    __m512 y0, y1, y2, y3;
+                    if (bias) {
+                        y0 = _mm512_maskz_loadu_ps(m0, bias + c0); y1 = _mm512_maskz_loadu_ps(m1, bias + c0 + 16);
+                        y2 = _mm512_maskz_loadu_ps(m2, bias + c0 + 32); y3 = _mm512_maskz_loadu_ps(m3, bias + c0 + 48);
+                    } else { y0 = y1 = y2 = y3 = _mm512_setzero_ps(); }
+                    for (int k = 0; k < nt; k++) {
+                        const float *x = X + xoff[k] + c0, *w = wt + woff[k] + c0;
+                        y0 = _mm512_add_ps(y0, _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, x), _mm512_maskz_loadu_ps(m0, w)));
+                        y1 = _mm512_add_ps(y1, _mm512_mul_ps(_mm512_maskz_loadu_ps(m1, x + 16), _mm512_maskz_loadu_ps(m1, w + 16)));
+                        y2 = _mm512_add_ps(y2, _mm512_mul_ps(_mm512_maskz_loadu_ps(m2, x + 32), _mm512_maskz_loadu_ps(m2, w + 32)));
+                        y3 = _mm512_add_ps(y3, _mm512_mul_ps(_mm512_maskz_loadu_ps(m3, x + 48), _mm512_maskz_loadu_ps(m3, w + 48)));
+                    }
+                    _mm512_mask_storeu_ps(y + c0, m0, y0); _mm512_mask_storeu_ps(y + c0 + 16, m1, y1);
+                    _mm512_mask_storeu_ps(y + c0 + 32, m2, y2); _mm512_mask_storeu_ps(y + c0 + 48, m3, y3);
+                }
+                continue;
+            }
+#endif
             for (int64_t c = 0; c < C; c++) y[c] = bias ? bias[c] : 0.0f;
+            if (use_list) {
+                for (int k = 0; k < nt; k++) {
+                    const float *x = X + xoff[k], *w = wt + woff[k];
+                    for (int64_t c = 0; c < C; c++) y[c] += x[c] * w[c];
+                }
+                continue;
+            }
             for (int64_t a = 0; a < p->kt; a++) {
                 int64_t it = ot * p->st - p->pt + a;
                 if (it < 0 || it >= gx->T) continue;
@@ -2448,6 +2504,60 @@ static inline int64_t scvrl__pool_argmax(const float *x, const scvrl__g5 *gx, co
     return best;
 }
 
+// Channels last (the MViT skip pool): threads own output rows (n, ot, oh), channels are contiguous.
+// Per channel the same rule as scvrl__pool_argmax: the first valid tap, replaced by a later one
+// that is greater or NaN, and a NaN is kept. Returns 0 (not done) if a window has > 64 taps.
+static int scvrl__maxpool_ndhwc(const float *X, const scvrl__g5 *gx, float *Y, const scvrl__g5 *gy, const scvrl__poolp *p) {
+    int64_t C = gx->C, rows = gy->N * gy->T * gy->H;
+    if (p->k[0] * p->k[1] * p->k[2] > 64) return 0;
+    #pragma omp parallel for schedule(static) if (rows * gy->W * C > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t n = r / (gy->T * gy->H), ot = (r / gy->H) % gy->T, oh = r % gy->H;
+        int64_t xoff[64];
+        for (int64_t ow = 0; ow < gy->W; ow++) {
+            float *y = Y + n * gy->sN + ot * gy->sT + oh * gy->sH + ow * gy->sW;
+            int nt = 0;
+            for (int64_t a = 0; a < p->k[0]; a++) {
+                int64_t it = ot * p->s[0] - p->p[0] + a;
+                if (it < 0 || it >= gx->T) continue;
+                for (int64_t b = 0; b < p->k[1]; b++) {
+                    int64_t ih = oh * p->s[1] - p->p[1] + b;
+                    if (ih < 0 || ih >= gx->H) continue;
+                    for (int64_t e = 0; e < p->k[2]; e++) {
+                        int64_t iw = ow * p->s[2] - p->p[2] + e;
+                        if (iw < 0 || iw >= gx->W) continue;
+                        xoff[nt++] = n * gx->sN + it * gx->sT + ih * gx->sH + iw * gx->sW;
+                    }
+                }
+            }
+            if (nt == 0) { for (int64_t c = 0; c < C; c++) y[c] = -INFINITY; continue; }
+            int64_t c = 0;
+#if defined(__AVX512F__)
+            for (; c < C; c += 16) {
+                __mmask16 m = (__mmask16)(C - c >= 16 ? 0xFFFF : (1u << (C - c)) - 1u);
+                __m512 best = _mm512_maskz_loadu_ps(m, X + xoff[0] + c);
+                for (int k = 1; k < nt; k++) {
+                    __m512 v = _mm512_maskz_loadu_ps(m, X + xoff[k] + c);
+                    __mmask16 up = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    up &= (__mmask16)~_mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+                    best = _mm512_mask_mov_ps(best, up, v);
+                }
+                _mm512_mask_storeu_ps(y + c, m, best);
+            }
+#endif
+            for (; c < C; c++) {
+                float bv = X[xoff[0] + c];
+                for (int k = 1; k < nt && bv == bv; k++) {
+                    float v = X[xoff[k] + c];
+                    if (v > bv || v != v) bv = v;
+                }
+                y[c] = bv;
+            }
+        }
+    }
+    return 1;
+}
+
 static void scvrl__cpu_MAXPOOL3D(scvrl_tensor *t, const scvrl_graph *g) {
     (void)g;
     const scvrl_tensor *x = t->src[0];
@@ -2455,6 +2565,7 @@ static void scvrl__cpu_MAXPOOL3D(scvrl_tensor *t, const scvrl_graph *g) {
     scvrl__g5 gx = scvrl__geom(x, p.layout), gy = scvrl__geom(t, p.layout);
     const float *X = (const float *)x->data;
     float *Y = (float *)t->data;
+    if (p.layout == SCVRL_LAYOUT_NDHWC && gx.sC == 1 && gy.sC == 1 && scvrl__maxpool_ndhwc(X, &gx, Y, &gy, &p)) return;
     int64_t planes = gy.N * gy.C;
     #pragma omp parallel for schedule(static) if (planes * gy.T * gy.H * gy.W > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -2500,12 +2611,38 @@ static inline int64_t scvrl__rows(const scvrl_tensor *t, int64_t *D) {
 }
 
 // Row mean and 1/sqrt(var + eps), two passes in float (as PyTorch's CPU kernel, up to order).
+// (AVX-512: the sums in four 8-lane double accumulators, then added up in a fixed order.)
 static inline void scvrl__ln_stats(const float *x, int64_t D, float eps, float *mean, float *rstd) {
-    double s = 0.0;
-    for (int64_t i = 0; i < D; i++) s += x[i];
+    double s = 0.0, v = 0.0;
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    if (D >= 32) {
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i + 32 <= D; i += 32) {
+            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+            a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
+            a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)));
+            a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)));
+        }
+        s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+    }
+#endif
+    for (; i < D; i++) s += x[i];
     float mu = (float)(s / (double)D);
-    double v = 0.0;
-    for (int64_t i = 0; i < D; i++) { double d = (double)x[i] - mu; v += d * d; }
+    i = 0;
+#if defined(__AVX512F__)
+    if (D >= 32) {
+        __m512d m = _mm512_set1_pd((double)mu), a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, d;
+        for (; i + 32 <= D; i += 32) {
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), m); a0 = _mm512_add_pd(a0, _mm512_mul_pd(d, d));
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)), m); a1 = _mm512_add_pd(a1, _mm512_mul_pd(d, d));
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)), m); a2 = _mm512_add_pd(a2, _mm512_mul_pd(d, d));
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)), m); a3 = _mm512_add_pd(a3, _mm512_mul_pd(d, d));
+        }
+        v = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+    }
+#endif
+    for (; i < D; i++) { double d = (double)x[i] - mu; v += d * d; }
     *mean = mu;
     *rstd = (float)(1.0 / sqrt(v / (double)D + (double)eps));
 }
@@ -2521,7 +2658,16 @@ static void scvrl__cpu_LAYER_NORM(scvrl_tensor *t, const scvrl_graph *g) {
         const float *xr = X + r * D;
         float *yr = Y + r * D, mu, rs;
         scvrl__ln_stats(xr, D, eps, &mu, &rs);
-        for (int64_t i = 0; i < D; i++) {
+        int64_t i = 0;
+#if defined(__AVX512F__)
+        __m512 vm = _mm512_set1_ps(mu), vr = _mm512_set1_ps(rs), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+        for (; i + 16 <= D; i += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + i), vm), vr);
+            v = _mm512_mul_ps(v, Wt ? _mm512_loadu_ps(Wt + i) : one);
+            _mm512_storeu_ps(yr + i, _mm512_add_ps(v, B ? _mm512_loadu_ps(B + i) : zero));
+        }
+#endif
+        for (; i < D; i++) {
             float v = (xr[i] - mu) * rs;
             yr[i] = v * (Wt ? Wt[i] : 1.0f) + (B ? B[i] : 0.0f);
         }
@@ -2734,26 +2880,131 @@ static void scvrl__attn_scores(const scvrl__attn *a, int64_t b, int64_t h, int64
     for (int64_t i = 0; i < mb * a->Nk; i++) S[i] *= a->scale;
 }
 
+// Forward, on the GEMM's packed panels and micro-kernel (section 13), transposed so that the
+// softmax runs down columns: per (b, h), K is packed once as MR-key panels ([d][MR]) and V^T as
+// MR-channel panels ([Nk][MR]); per block of SCVRL__ATT_FQB queries (NR-query panels of Q^T):
+//   S^T = K Q^T, micro-kernel tiles of MR keys x NR queries (depth d), stored [Nk][NR] per panel,
+//     which is the packed layout of the next product's B operand;
+//   per query (column): s *= scale, m = max s, p = exp(s - m), z = sum p (in double), p *= 1/z;
+//   O^T = V^T P^T, tiles of MR channels x NR queries (depth Nk), written to O transposed.
+// Every element goes through the same chain of operations as the plain per-row path (sgemm chains
+// for S and for P V, scvrl__softmax_row between), so the result is bit-identical to it, and it
+// does not depend on the thread count.
+#define SCVRL__ATT_FQB (2 * SCVRL__GEMM_NR)
+
+// Column softmax of one [Nk][NR] panel of scores, in place (normalised: the same operations, in
+// the same order per element, as scvrl__softmax_row on the scaled scores; inv is scratch).
+static void scvrl__attn_softmax_cols(float *S, int64_t Nk, float scale, float *inv) {
+    const int NR = SCVRL__GEMM_NR;
+#if defined(SCVRL__GEMM_AVX512)
+    __m512 sc = _mm512_set1_ps(scale), m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    for (int64_t j = 0; j < Nk; j++) {
+        float *r = S + j * NR;
+        __m512 s0 = _mm512_mul_ps(_mm512_load_ps(r), sc), s1 = _mm512_mul_ps(_mm512_load_ps(r + 16), sc);
+        _mm512_store_ps(r, s0); _mm512_store_ps(r + 16, s1);
+        m0 = _mm512_max_ps(m0, s0); m1 = _mm512_max_ps(m1, s1);
+    }
+    __m512d z0 = _mm512_setzero_pd(), z1 = z0, z2 = z0, z3 = z0;
+    const int64_t nv = Nk & ~(int64_t)15;      // as scvrl__exp_row: the last Nk % 16 through expf
+    for (int64_t j = 0; j < Nk; j++) {
+        float *r = S + j * NR;
+        __m512 p0, p1;
+        if (j < nv) {
+            p0 = scvrl__exp16(_mm512_sub_ps(_mm512_load_ps(r), m0));
+            p1 = scvrl__exp16(_mm512_sub_ps(_mm512_load_ps(r + 16), m1));
+            _mm512_store_ps(r, p0); _mm512_store_ps(r + 16, p1);
+        } else {
+            float m[32];
+            _mm512_storeu_ps(m, m0); _mm512_storeu_ps(m + 16, m1);
+            for (int i = 0; i < 32; i++) r[i] = expf(r[i] - m[i]);
+            p0 = _mm512_load_ps(r); p1 = _mm512_load_ps(r + 16);
+        }
+        z0 = _mm512_add_pd(z0, _mm512_cvtps_pd(_mm512_castps512_ps256(p0)));
+        z1 = _mm512_add_pd(z1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p0), 1))));
+        z2 = _mm512_add_pd(z2, _mm512_cvtps_pd(_mm512_castps512_ps256(p1)));
+        z3 = _mm512_add_pd(z3, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p1), 1))));
+    }
+    double z[32];
+    _mm512_storeu_pd(z, z0); _mm512_storeu_pd(z + 8, z1); _mm512_storeu_pd(z + 16, z2); _mm512_storeu_pd(z + 24, z3);
+    for (int i = 0; i < NR; i++) inv[i] = (float)(1.0 / z[i]);
+    __m512 i0 = _mm512_loadu_ps(inv), i1 = _mm512_loadu_ps(inv + 16);
+    for (int64_t j = 0; j < Nk; j++) {
+        float *r = S + j * NR;
+        _mm512_store_ps(r, _mm512_mul_ps(_mm512_load_ps(r), i0)); _mm512_store_ps(r + 16, _mm512_mul_ps(_mm512_load_ps(r + 16), i1));
+    }
+#else
+    float m[SCVRL__GEMM_NR];
+    double z[SCVRL__GEMM_NR];
+    for (int i = 0; i < NR; i++) { m[i] = -INFINITY; z[i] = 0.0; }
+    for (int64_t j = 0; j < Nk; j++)
+        for (int i = 0; i < NR; i++) { float v = S[j * NR + i] * scale; S[j * NR + i] = v; m[i] = v > m[i] ? v : m[i]; }
+    for (int64_t j = 0; j < Nk; j++)
+        for (int i = 0; i < NR; i++) { float p = expf(S[j * NR + i] - m[i]); S[j * NR + i] = p; z[i] += p; }
+    for (int i = 0; i < NR; i++) inv[i] = (float)(1.0 / z[i]);
+    for (int64_t j = 0; j < Nk; j++)
+        for (int i = 0; i < NR; i++) S[j * NR + i] *= inv[i];
+#endif
+}
+
 static void scvrl__cpu_ATTENTION(scvrl_tensor *t, const scvrl_graph *g) {
     (void)g;
     scvrl__attn a = scvrl__attn_geom(t->src[0], t->src[1], t->src[2], t->fp[0]);
     float *O = (float *)t->data;           // [B, Nq, H, d]
-    int64_t nqb = (a.Nq + SCVRL__ATT_QB - 1) / SCVRL__ATT_QB, tasks = a.B * a.H * nqb;
-    #pragma omp parallel
+    const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR, QB = SCVRL__ATT_FQB;
+    const int64_t B = a.B, H = a.H, Nq = a.Nq, Nk = a.Nk, d = a.d, BH = B * H;
+    if (BH == 0 || Nq == 0 || d == 0) return;
+    if (Nk == 0) { memset(O, 0, (size_t)(B * Nq * H * d) * sizeof(float)); return; }
+    const int64_t kpan = (Nk + MR - 1) / MR, vpan = (d + MR - 1) / MR;
+    const int64_t ksz = kpan * MR * d, vsz = vpan * MR * Nk;          // floats per (b, h)
+    size_t *pblk;
+    float *pk = scvrl__gemm_get((size_t)(BH * (ksz + vsz)) * sizeof(float), &pblk);
+    SCVRL_ASSERT(pk, "attention: out of memory");
+    float *pv = pk + BH * ksz;
+    const int64_t nqb = (Nq + QB - 1) / QB, tasks = BH * nqb;
+    #pragma omp parallel if (tasks > 1 && (double)Nq * Nk * d > 1e5)
     {
-        float *S = (float *)scvrl__xmalloc((size_t)(SCVRL__ATT_QB * (a.Nk ? a.Nk : 1)) * sizeof(float));
-        #pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < tasks; task++) {
-            int64_t bh = task / nqb, b = bh / a.H, h = bh % a.H, i0 = (task % nqb) * SCVRL__ATT_QB;
-            int64_t mb = a.Nq - i0 < SCVRL__ATT_QB ? a.Nq - i0 : SCVRL__ATT_QB;
-            scvrl__attn_scores(&a, b, h, i0, mb, S);
-            for (int64_t i = 0; i < mb; i++) scvrl__softmax_row(S + i * a.Nk, S + i * a.Nk, a.Nk);
-            const float *V = a.v + b * a.sv[0] + h * a.sv[1];
-            float *Ob = O + ((b * a.Nq + i0) * a.H + h) * a.d;
-            scvrl__sgemm(0, 0, mb, a.d, a.Nk, S, a.Nk, V, a.sv[2], Ob, a.H * a.d, 0);
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t bh = 0; bh < BH; bh++) {
+            int64_t b = bh / H, h = bh % H;
+            scvrl__gemm_pack_a(0, a.k + b * a.sk[0] + h * a.sk[1], a.sk[2], 0, Nk, 0, d, pk + bh * ksz);
+            scvrl__gemm_pack_a(1, a.v + b * a.sv[0] + h * a.sv[1], a.sv[2], 0, d, 0, Nk, pv + bh * vsz);
         }
-        SCVRL_FREE(S);
+        // (implicit barrier: the panels are complete)
+        size_t *wblk;
+        const int64_t np = QB / NR;
+        float *qp = scvrl__gemm_get((size_t)(np * NR * d + np * NR * Nk + vpan * MR * NR + NR) * sizeof(float), &wblk);
+        SCVRL_ASSERT(qp, "attention: out of memory");
+        float *S = qp + np * NR * d, *Ot = S + np * NR * Nk, *inv = Ot + vpan * MR * NR;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < tasks; task++) {
+            int64_t bh = task / nqb, b = bh / H, h = bh % H, i0 = (task % nqb) * QB;
+            int64_t mb = Nq - i0 < QB ? Nq - i0 : QB, npan = (mb + NR - 1) / NR;
+            const float *Kp = pk + bh * ksz, *Vp = pv + bh * vsz;
+            scvrl__gemm_pack_b(1, a.q + b * a.sq[0] + h * a.sq[1], a.sq[2], i0, mb, 0, d, qp, 0, npan);
+            for (int64_t p = 0; p < npan; p++) {
+                const float *Qp = qp + p * NR * d;
+                float *Sp = S + p * NR * Nk;
+                for (int64_t kp = 0; kp < kpan; kp++) {
+                    int m = (int)(Nk - kp * MR < MR ? Nk - kp * MR : MR);
+                    float *c = Sp + kp * MR * NR;
+                    scvrl__gemm_ukr(m, (int)NR, d, Kp + kp * MR * d, Qp, c, NR, 0, c + MR * NR);
+                }
+                scvrl__attn_softmax_cols(Sp, Nk, a.scale, inv);
+                for (int64_t cp = 0; cp < vpan; cp++) {
+                    int m = (int)(d - cp * MR < MR ? d - cp * MR : MR);
+                    float *c = Ot + cp * MR * NR;
+                    scvrl__gemm_ukr(m, (int)NR, Nk, Vp + cp * MR * Nk, Sp, c, NR, 0, c + MR * NR);
+                }
+                int64_t nv = mb - p * NR < NR ? mb - p * NR : NR;
+                for (int64_t i = 0; i < nv; i++) {
+                    float *o = O + ((b * Nq + i0 + p * NR + i) * H + h) * d;
+                    for (int64_t c = 0; c < d; c++) o[c] = Ot[c * NR + i];
+                }
+            }
+        }
+        scvrl__gemm_put(wblk);
     }
+    scvrl__gemm_put(pblk);
 }
 
 // Backward, two passes (flash-attention style, deterministic):
@@ -3296,7 +3547,10 @@ static void scvrl__resolve_view(scvrl_tensor *t) {
     t->data = b->data ? (uint8_t *)b->data + offs * (int64_t)scvrl_dtype_size(t->type) : NULL;
 }
 
-// SCVRL_PROFILE=1: seconds per op kind of every CPU compute, printed to stderr at exit.
+// SCVRL_PROFILE=1: seconds per op kind of every CPU compute, printed to stderr at exit; =2 also
+// prints one line per node (op, ms, shapes; "nc": a non-contiguous source) as it runs.
+// SCVRL_PROFILE_CPU=1: time with the calling thread's CPU clock (meaningful with one thread on a
+// loaded machine) instead of the wall clock.
 static double scvrl__prof_s[SCVRL_OP_COUNT];
 static int64_t scvrl__prof_n[SCVRL_OP_COUNT];
 static void scvrl__prof_print(void) {
@@ -3313,9 +3567,10 @@ static void scvrl__prof_print(void) {
         scvrl__prof_n[best] = -1;
     }
 }
+static int scvrl__prof_cpu;   // SCVRL_PROFILE_CPU=1: the calling thread's CPU time (single-thread runs)
 static double scvrl__now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(scvrl__prof_cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -3323,7 +3578,7 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
     (void)be;
     if (scvrl__graph_bind(g, err, errlen)) return -1;
     static int prof = -1;
-    if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
+    if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && (*e == '1' || *e == '2') ? *e - '0' : 0; e = getenv("SCVRL_PROFILE_CPU"); scvrl__prof_cpu = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
     for (int i = 0; i < g->n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (t->view_src) { scvrl__resolve_view(t); continue; }
@@ -3336,7 +3591,21 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
         }
         double t0 = prof ? scvrl__now() : 0;
         scvrl__cpu_table[t->op](t, g);
-        if (prof) { scvrl__prof_s[t->op] += scvrl__now() - t0; scvrl__prof_n[t->op]++; }
+        if (prof) {
+            double dt = scvrl__now() - t0;
+            scvrl__prof_s[t->op] += dt; scvrl__prof_n[t->op]++;
+            if (prof == 2) {
+                fprintf(stderr, "node %-14s %9.3f ms [", scvrl_op_name(t->op), 1e3 * dt);
+                for (int d = 0; d < t->ndim; d++) fprintf(stderr, "%s%lld", d ? "," : "", (long long)t->ne[d]);
+                fprintf(stderr, "]");
+                for (int s = 0; s < SCVRL_MAX_SRC && t->src[s]; s++) {
+                    fprintf(stderr, " src%d[", s);
+                    for (int d = 0; d < t->src[s]->ndim; d++) fprintf(stderr, "%s%lld", d ? "," : "", (long long)t->src[s]->ne[d]);
+                    fprintf(stderr, "]%s", scvrl_is_contiguous(t->src[s]) ? "" : "nc");
+                }
+                fprintf(stderr, "\n");
+            }
+        }
     }
     return 0;
 }
