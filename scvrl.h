@@ -1189,10 +1189,16 @@ int scvrl_get_threads(void) {
 #define SCVRL__K5_STORE(i) \
     if (MR_ > i) { _mm512_mask_storeu_ps(c + (i) * ldc, m0, c##i##_0); \
                    _mm512_mask_storeu_ps(c + (i) * ldc + 16, m1, c##i##_1); }
+#define SCVRL__K5_BIAS(i) \
+    if (MR_ > i) { c##i##_0 = _mm512_add_ps(c##i##_0, bc0); c##i##_1 = _mm512_add_ps(c##i##_1, bc1); }
+#define SCVRL__K5_RBIAS(i) \
+    if (MR_ > i) { __m512 rb = _mm512_set1_ps(rbias[i]); \
+                   c##i##_0 = _mm512_add_ps(c##i##_0, rb); c##i##_1 = _mm512_add_ps(c##i##_1, rb); }
 #define SCVRL__K5_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+                                        float *c, int64_t ldc, int n, int load, const float *cn,
+                                        const float *bias, const float *rbias) {
     for (int i = 0; i < MR_; i++) {  // next tile's C (a hint: the address may lie past the matrix)
         uintptr_t r = (uintptr_t)cn + (uintptr_t)(i * ldc) * sizeof(float);
         SCVRL__GEMM_PREFETCHW(r);
@@ -1208,12 +1214,19 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
         a += SCVRL__GEMM_MR;
         b += SCVRL__GEMM_NR;
     }
+    if (bias) {
+        __m512 bc0 = _mm512_maskz_loadu_ps(m0, bias), bc1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        SCVRL__K5_ALL(SCVRL__K5_BIAS)
+    }
+    if (rbias) { SCVRL__K5_ALL(SCVRL__K5_RBIAS) }
     SCVRL__K5_ALL(SCVRL__K5_STORE)
 }
 #undef SCVRL__K5_DECL
 #undef SCVRL__K5_INIT
 #undef SCVRL__K5_STEP
 #undef SCVRL__K5_STORE
+#undef SCVRL__K5_BIAS
+#undef SCVRL__K5_RBIAS
 #undef SCVRL__K5_ALL
 
 #elif defined(SCVRL__GEMM_AVX2)
@@ -1230,10 +1243,16 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
 #define SCVRL__K2_STORE(i) \
     if (MR_ > i) { _mm256_maskstore_ps(c + (i) * ldc, m0, c##i##_0); \
                    _mm256_maskstore_ps(c + (i) * ldc + 8, m1, c##i##_1); }
+#define SCVRL__K2_BIAS(i) \
+    if (MR_ > i) { c##i##_0 = _mm256_add_ps(c##i##_0, bc0); c##i##_1 = _mm256_add_ps(c##i##_1, bc1); }
+#define SCVRL__K2_RBIAS(i) \
+    if (MR_ > i) { __m256 rb = _mm256_set1_ps(rbias[i]); \
+                   c##i##_0 = _mm256_add_ps(c##i##_0, rb); c##i##_1 = _mm256_add_ps(c##i##_1, rb); }
 #define SCVRL__K2_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+                                        float *c, int64_t ldc, int n, int load, const float *cn,
+                                        const float *bias, const float *rbias) {
     for (int i = 0; i < MR_; i++) {  // next tile's C (a hint: the address may lie past the matrix)
         uintptr_t r = (uintptr_t)cn + (uintptr_t)(i * ldc) * sizeof(float);
         SCVRL__GEMM_PREFETCHW(r);
@@ -1250,8 +1269,15 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
         a += SCVRL__GEMM_MR;
         b += SCVRL__GEMM_NR;
     }
+    if (bias) {
+        __m256 bc0 = _mm256_maskload_ps(bias, m0), bc1 = _mm256_maskload_ps(bias + 8, m1);
+        SCVRL__K2_ALL(SCVRL__K2_BIAS)
+    }
+    if (rbias) { SCVRL__K2_ALL(SCVRL__K2_RBIAS) }
     SCVRL__K2_ALL(SCVRL__K2_STORE)
 }
+#undef SCVRL__K2_BIAS
+#undef SCVRL__K2_RBIAS
 #undef SCVRL__K2_DECL
 #undef SCVRL__K2_INIT
 #undef SCVRL__K2_STEP
@@ -1261,7 +1287,8 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
 #else
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+                                        float *c, int64_t ldc, int n, int load, const float *cn,
+                                        const float *bias, const float *rbias) {
     (void)cn;
     float acc[SCVRL__GEMM_MR][SCVRL__GEMM_NR];
     for (int i = 0; i < MR_; i++)
@@ -1278,33 +1305,35 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
         b += SCVRL__GEMM_NR;
     }
     for (int i = 0; i < MR_; i++)
-        for (int j = 0; j < n; j++) c[i * ldc + j] = acc[i][j];
+        for (int j = 0; j < n; j++)
+            c[i * ldc + j] = bias ? acc[i][j] + bias[j] : rbias ? acc[i][j] + rbias[i] : acc[i][j];
 }
 
 #endif
 
 // One tile; m (1..MR) is dispatched to a specialised copy so that dead rows cost nothing.
+// bias (n values) is added to every row, rbias (m values) to every column, after the last step.
 static void scvrl__gemm_ukr(int m, int n, int64_t kc, const float *a, const float *b, float *c,
-                            int64_t ldc, int load, const float *cn) {
+                            int64_t ldc, int load, const float *cn, const float *bias, const float *rbias) {
     switch (m) {
 #if SCVRL__GEMM_MR > 13
-    case 14: scvrl__ukr_body(14, kc, a, b, c, ldc, n, load, cn); break;
-    case 13: scvrl__ukr_body(13, kc, a, b, c, ldc, n, load, cn); break;
-    case 12: scvrl__ukr_body(12, kc, a, b, c, ldc, n, load, cn); break;
-    case 11: scvrl__ukr_body(11, kc, a, b, c, ldc, n, load, cn); break;
-    case 10: scvrl__ukr_body(10, kc, a, b, c, ldc, n, load, cn); break;
-    case 9: scvrl__ukr_body(9, kc, a, b, c, ldc, n, load, cn); break;
-    case 8: scvrl__ukr_body(8, kc, a, b, c, ldc, n, load, cn); break;
-    case 7: scvrl__ukr_body(7, kc, a, b, c, ldc, n, load, cn); break;
+    case 14: scvrl__ukr_body(14, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 13: scvrl__ukr_body(13, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 12: scvrl__ukr_body(12, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 11: scvrl__ukr_body(11, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 10: scvrl__ukr_body(10, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 9: scvrl__ukr_body(9, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 8: scvrl__ukr_body(8, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 7: scvrl__ukr_body(7, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
 #endif
 #if SCVRL__GEMM_MR > 5
-    case 6: scvrl__ukr_body(6, kc, a, b, c, ldc, n, load, cn); break;
-    case 5: scvrl__ukr_body(5, kc, a, b, c, ldc, n, load, cn); break;
+    case 6: scvrl__ukr_body(6, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 5: scvrl__ukr_body(5, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
 #endif
-    case 4: scvrl__ukr_body(4, kc, a, b, c, ldc, n, load, cn); break;
-    case 3: scvrl__ukr_body(3, kc, a, b, c, ldc, n, load, cn); break;
-    case 2: scvrl__ukr_body(2, kc, a, b, c, ldc, n, load, cn); break;
-    default: scvrl__ukr_body(1, kc, a, b, c, ldc, n, load, cn); break;
+    case 4: scvrl__ukr_body(4, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 3: scvrl__ukr_body(3, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 2: scvrl__ukr_body(2, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    default: scvrl__ukr_body(1, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
     }
 }
 
@@ -1472,6 +1501,7 @@ typedef struct {
     int64_t M, N, K, lda, ldb, ldc;
     const float *A, *B;
     float *C;
+    const float *bias, *rbias;   // added after the last K block: bias[j] to column j, rbias[i] to row i
     float *bpack;      // shared packed B block: up to KC x NC
     int64_t kcb;       // depth of the K blocks (the last may be shorter)
     int64_t mcs;       // rows per work item (multiple of MR, <= MC)
@@ -1558,7 +1588,7 @@ static void scvrl__gemm_item(const scvrl__gemm_args *g, int64_t jc, int64_t nc, 
                              int64_t ic, int64_t mc, int64_t q0, int64_t q1, float *apack) {
     const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR;
     const int64_t ldc = g->ldc;
-    int load = g->accumulate || pc > 0;
+    int load = g->accumulate || pc > 0, last = pc + kc == g->K;
     scvrl__gemm_pack_a(g->transA, g->A, g->lda, ic, mc, pc, kc, apack);
     // A micro-panel stays in L1 while the B panels stream from L2/L3
     for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -1568,7 +1598,8 @@ static void scvrl__gemm_item(const scvrl__gemm_args *g, int64_t jc, int64_t nc, 
             int64_t jr = q * NR;
             int n = (int)(nc - jr < NR ? nc - jr : NR);
             const float *cn = q + 1 < q1 ? ct + jr + NR : ir + MR < mc ? ct + MR * ldc + q0 * NR : ct;
-            scvrl__gemm_ukr(m, n, kc, apack + ir * kc, g->bpack + jr * kc, ct + jr, ldc, load, cn);
+            scvrl__gemm_ukr(m, n, kc, apack + ir * kc, g->bpack + jr * kc, ct + jr, ldc, load, cn,
+                            last && g->bias ? g->bias + jc + jr : NULL, last && g->rbias ? g->rbias + ic + ir : NULL);
         }
     }
 }
@@ -1609,13 +1640,19 @@ static void scvrl__gemm_worker(const scvrl__gemm_args *g, int nt, float *apack) 
     }
 }
 
-static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
-                         const float *A, int64_t lda, const float *B, int64_t ldb,
-                         float *C, int64_t ldc, int accumulate) {
+// scvrl__sgemm with an epilogue: after the last K step, bias[j] (N values, or NULL) is added to
+// column j, rbias[i] (M values, or NULL) to row i: the same bits as the plain product followed by
+// that add.
+static void scvrl__sgemm_bias(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                              const float *A, int64_t lda, const float *B, int64_t ldb,
+                              float *C, int64_t ldc, int accumulate, const float *bias, const float *rbias) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
-        if (!accumulate)
-            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                float c = accumulate ? C[i * ldc + j] : 0.0f;
+                C[i * ldc + j] = bias ? c + bias[j] : rbias ? c + rbias[i] : c;
+            }
         return;
     }
     const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR;
@@ -1634,7 +1671,7 @@ static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K
     scvrl__gemm_args g;
     g.transA = transA; g.transB = transB; g.accumulate = accumulate;
     g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.A = A; g.B = B; g.C = C;
+    g.A = A; g.B = B; g.C = C; g.bias = bias; g.rbias = bias ? NULL : rbias;
     {   // K blocks of (almost) equal depth, at most KC
         int64_t nkb = (K + SCVRL__GEMM_KC - 1) / SCVRL__GEMM_KC;
         g.kcb = (K + nkb - 1) / nkb;
@@ -1680,6 +1717,12 @@ static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K
 #endif
     }
     scvrl__gemm_put(bblk);
+}
+
+static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                         const float *A, int64_t lda, const float *B, int64_t ldb,
+                         float *C, int64_t ldc, int accumulate) {
+    scvrl__sgemm_bias(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, NULL, NULL);
 }
 
 #ifdef SCVRL__GEMM_POP_OPTIONS
@@ -1841,6 +1884,24 @@ static void scvrl__cpu_CONT(scvrl_tensor *t, const scvrl_graph *g) {
     const uint32_t *X = (const uint32_t *)x_->data;   // F32 and I32 alike: 4-byte copies
     uint32_t *Y = (uint32_t *)t->data;
     SCVRL_ASSERT(scvrl_dtype_size(t->type) == 4, "cont: 4-byte types only");
+#if defined(SCVRL__GEMM_AVX512)
+    if (nd >= 2 && ix != 1 && x_->st[nd - 2] == 1 && n > 0) {
+        // a transpose of the last two dims: 16 x 16 tiles through registers (bits moved unchanged).
+        // Rows i (dim nd-2) of y are contiguous in x; y's column j is x's row j, stride ix.
+        const int64_t R = t->ne[nd - 2], RB = 256, nrb = (R + RB - 1) / RB, ncb = (inner + 15) / 16;
+        const int64_t outer = rows / R, items = outer * nrb * ncb;
+        #pragma omp parallel for schedule(static) if (n > 32768)
+        for (int64_t it = 0; it < items; it++) {
+            int64_t o = it / (nrb * ncb), rb = (it / ncb) % nrb, cb = it % ncb;
+            int64_t r0 = rb * RB, j0 = cb * 16;
+            int64_t kc = R - r0 < RB ? R - r0 : RB, nj = inner - j0 < 16 ? inner - j0 : 16;
+            const uint32_t *src = X + scvrl__row_offs(o * R + r0, nd, x_->ne, x_->st) + j0 * ix;
+            scvrl__gemm_pack_tr((const float *)(const void *)src, ix, (int)nj, kc,
+                                (float *)(void *)(Y + (o * R + r0) * inner + j0), inner, (__mmask16)((1u << nj) - 1u));
+        }
+        return;
+    }
+#endif
     #pragma omp parallel for schedule(static) if (n > 32768)
     for (int64_t r = 0; r < rows; r++) {
         const uint32_t *px = X + scvrl__row_offs(r, nd, x_->ne, x_->st);
@@ -2056,18 +2117,12 @@ static void scvrl__cpu_MATMUL(scvrl_tensor *t, const scvrl_graph *g) {
     }
 }
 
-static void scvrl__add_bias_rows(float *Y, const float *bias, int64_t rows, int64_t n) {
-    #pragma omp parallel for schedule(static) if (rows * n > 32768)
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n; j++) Y[r * n + j] += bias[j];
-}
-
 static void scvrl__cpu_LINEAR(scvrl_tensor *t, const scvrl_graph *g) {
     (void)g;
     const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
-    scvrl__sgemm(0, 1, rows, out, in, (const float *)x->data, in, (const float *)w->data, in, (float *)t->data, out, 0);
-    if (b) scvrl__add_bias_rows((float *)t->data, (const float *)b->data, rows, out);
+    scvrl__sgemm_bias(0, 1, rows, out, in, (const float *)x->data, in, (const float *)w->data, in, (float *)t->data, out, 0,
+                      b ? (const float *)b->data : NULL, NULL);
 }
 
 // ============================================================================
@@ -2106,15 +2161,25 @@ static void scvrl__im2col(const float *x, const scvrl__g5 *gx, const scvrl__g5 *
     for (int64_t q = 0; q < P; q++) {
         int64_t ot = q / (gy->H * gy->W), oh = (q / gy->W) % gy->H, ow = q % gy->W;
         float *c = cols + q * K;
+        int64_t iw0 = ow * p->sw - p->pw;
+        int inside_w = iw0 >= 0 && iw0 + p->kw <= gx->W;      // the whole kernel row is in the input
         for (int64_t ci = 0; ci < gx->C; ci++)
             for (int64_t a = 0; a < p->kt; a++) {
                 int64_t it = ot * p->st - p->pt + a;
-                for (int64_t b = 0; b < p->kh; b++) {
+                for (int64_t b = 0; b < p->kh; b++, c += p->kw) {
                     int64_t ih = oh * p->sh - p->ph + b;
+                    if (it < 0 || it >= gx->T || ih < 0 || ih >= gx->H) {
+                        for (int64_t e = 0; e < p->kw; e++) c[e] = 0.0f;
+                        continue;
+                    }
+                    const float *xr = x + ci * gx->sC + it * gx->sT + ih * gx->sH;
+                    if (inside_w && gx->sW == 1) {
+                        for (int64_t e = 0; e < p->kw; e++) c[e] = xr[iw0 + e];
+                        continue;
+                    }
                     for (int64_t e = 0; e < p->kw; e++) {
-                        int64_t iw = ow * p->sw - p->pw + e;
-                        int ok = it >= 0 && it < gx->T && ih >= 0 && ih < gx->H && iw >= 0 && iw < gx->W;
-                        *c++ = ok ? x[ci * gx->sC + it * gx->sT + ih * gx->sH + iw * gx->sW] : 0.0f;
+                        int64_t iw = iw0 + e;
+                        c[e] = iw >= 0 && iw < gx->W ? xr[iw * gx->sW] : 0.0f;
                     }
                 }
             }
@@ -2287,19 +2352,16 @@ static void scvrl__cpu_CONV3D(scvrl_tensor *t, const scvrl_graph *g) {
     if (scvrl__is_dw_last(&p, &gx, &gy)) { scvrl__conv_dw_ndhwc(X, &gx, W, B, Y, &gy, &p); return; }
     if (p.groups != 1) { scvrl__conv_direct(X, &gx, W, B, Y, &gy, &p); return; }
     int64_t K = gx.C * p.kt * p.kh * p.kw, P = gy.T * gy.H * gy.W;
-    float *cols = (float *)scvrl__xmalloc((size_t)(P * K) * sizeof(float));
+    size_t *cblk;         // (from the GEMM's buffer pool: no fresh pages on every call)
+    float *cols = scvrl__gemm_get((size_t)(P * K) * sizeof(float), &cblk);
+    SCVRL_ASSERT(cols, "conv3d: out of memory");
     for (int64_t n = 0; n < gx.N; n++) {
         scvrl__im2col(X + n * gx.sN, &gx, &gy, &p, cols);
         float *yn = Y + n * gy.sN;
-        if (p.layout == SCVRL_LAYOUT_NCDHW) {
-            scvrl__sgemm(0, 1, gy.C, P, K, W, K, cols, K, yn, P, 0);
-            if (B) for (int64_t c = 0; c < gy.C; c++) for (int64_t q = 0; q < P; q++) yn[c * P + q] += B[c];
-        } else {
-            scvrl__sgemm(0, 1, P, gy.C, K, cols, K, W, K, yn, gy.C, 0);
-            if (B) scvrl__add_bias_rows(yn, B, P, gy.C);
-        }
+        if (p.layout == SCVRL_LAYOUT_NCDHW) scvrl__sgemm_bias(0, 1, gy.C, P, K, W, K, cols, K, yn, P, 0, NULL, B);
+        else scvrl__sgemm_bias(0, 1, P, gy.C, K, cols, K, W, K, yn, gy.C, 0, B, NULL);
     }
-    SCVRL_FREE(cols);
+    scvrl__gemm_put(cblk);
 }
 
 // dx by gathering: each input element sums the taps that read it (no write conflicts).
@@ -2987,13 +3049,13 @@ static void scvrl__cpu_ATTENTION(scvrl_tensor *t, const scvrl_graph *g) {
                 for (int64_t kp = 0; kp < kpan; kp++) {
                     int m = (int)(Nk - kp * MR < MR ? Nk - kp * MR : MR);
                     float *c = Sp + kp * MR * NR;
-                    scvrl__gemm_ukr(m, (int)NR, d, Kp + kp * MR * d, Qp, c, NR, 0, c + MR * NR);
+                    scvrl__gemm_ukr(m, (int)NR, d, Kp + kp * MR * d, Qp, c, NR, 0, c + MR * NR, NULL, NULL);
                 }
                 scvrl__attn_softmax_cols(Sp, Nk, a.scale, inv);
                 for (int64_t cp = 0; cp < vpan; cp++) {
                     int m = (int)(d - cp * MR < MR ? d - cp * MR : MR);
                     float *c = Ot + cp * MR * NR;
-                    scvrl__gemm_ukr(m, (int)NR, Nk, Vp + cp * MR * Nk, Sp, c, NR, 0, c + MR * NR);
+                    scvrl__gemm_ukr(m, (int)NR, Nk, Vp + cp * MR * Nk, Sp, c, NR, 0, c + MR * NR, NULL, NULL);
                 }
                 int64_t nv = mb - p * NR < NR ? mb - p * NR : NR;
                 for (int64_t i = 0; i < nv; i++) {

@@ -452,6 +452,21 @@ static void test_shape_ops(scvrl_ctx *ctx) {
     // reshape of a transposed view (forces a copy) 
     for (int i = 0; i < 3; i++) for (int j = 0; j < 4; j++) for (int k = 0; k < 5; k++) r[(i * 5 + k) * 4 + j] = X[(i * 4 + j) * 5 + k];
     check(ctx, "reshape of transposed", scvrl_reshape_2d(ctx, scvrl_transpose(ctx, x, 1, 2), 15, 4), r, 0);
+    // transposed copies big enough for the tiled path: ragged 16-tiles both ways, and a leading dim
+    {
+        int64_t nb3[3] = { 3, 21, 37 };
+        scvrl_tensor *xb = input(ctx, 3, nb3, 93);
+        double *rb = (double *)malloc(3 * 21 * 37 * sizeof(double));
+        for (int i = 0; i < 3; i++) for (int j = 0; j < 21; j++) for (int k = 0; k < 37; k++)
+            rb[(i * 37 + k) * 21 + j] = scvrl_f32(xb)[(i * 21 + j) * 37 + k];
+        check(ctx, "cont of a transpose [3,37,21]", scvrl_cont(ctx, scvrl_transpose(ctx, xb, 1, 2)), rb, 0);
+        int64_t n2[2] = { 300, 40 };
+        scvrl_tensor *x2 = input(ctx, 2, n2, 94);
+        double *r2 = (double *)malloc(300 * 40 * sizeof(double));
+        for (int j = 0; j < 300; j++) for (int k = 0; k < 40; k++) r2[k * 300 + j] = scvrl_f32(x2)[j * 40 + k];
+        check(ctx, "cont of a transpose [40,300]", scvrl_cont(ctx, scvrl_transpose(ctx, x2, 0, 1)), r2, 0);
+        free(rb); free(r2);
+    }
     // sum over dims
     double s1[15], s0[20], sall[1] = { 0 };
     for (int i = 0; i < 3; i++) for (int k = 0; k < 5; k++) { s1[i * 5 + k] = 0; for (int j = 0; j < 4; j++) s1[i * 5 + k] += X[(i * 4 + j) * 5 + k]; }
