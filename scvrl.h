@@ -1496,12 +1496,18 @@ static void scvrl__gemm_pack_b(int transB, const float *B, int64_t ldb, int64_t 
 }
 
 // ----------------------------------------------------------------------------- driver
+// An epilogue called on each finished tile (after its last K step and the bias): c is the tile's
+// top-left element, rows [i0, i0+m) and columns [j0, j0+n) of C.
+typedef void (*scvrl__gemm_epi_fn)(const void *ectx, float *c, int64_t ldc, int64_t i0, int64_t j0, int m, int n);
+
 typedef struct {
     int transA, transB, accumulate;
     int64_t M, N, K, lda, ldb, ldc;
     const float *A, *B;
     float *C;
     const float *bias, *rbias;   // added after the last K block: bias[j] to column j, rbias[i] to row i
+    scvrl__gemm_epi_fn epi;      // then this, if not NULL
+    const void *ectx;
     float *bpack;      // shared packed B block: up to KC x NC
     int64_t kcb;       // depth of the K blocks (the last may be shorter)
     int64_t mcs;       // rows per work item (multiple of MR, <= MC)
@@ -1600,6 +1606,7 @@ static void scvrl__gemm_item(const scvrl__gemm_args *g, int64_t jc, int64_t nc, 
             const float *cn = q + 1 < q1 ? ct + jr + NR : ir + MR < mc ? ct + MR * ldc + q0 * NR : ct;
             scvrl__gemm_ukr(m, n, kc, apack + ir * kc, g->bpack + jr * kc, ct + jr, ldc, load, cn,
                             last && g->bias ? g->bias + jc + jr : NULL, last && g->rbias ? g->rbias + ic + ir : NULL);
+            if (last && g->epi) g->epi(g->ectx, ct + jr, ldc, ic + ir, jc + jr, m, n);
         }
     }
 }
@@ -1640,12 +1647,13 @@ static void scvrl__gemm_worker(const scvrl__gemm_args *g, int nt, float *apack) 
     }
 }
 
-// scvrl__sgemm with an epilogue: after the last K step, bias[j] (N values, or NULL) is added to
-// column j, rbias[i] (M values, or NULL) to row i: the same bits as the plain product followed by
-// that add.
-static void scvrl__sgemm_bias(int transA, int transB, int64_t M, int64_t N, int64_t K,
-                              const float *A, int64_t lda, const float *B, int64_t ldb,
-                              float *C, int64_t ldc, int accumulate, const float *bias, const float *rbias) {
+// scvrl__sgemm with epilogues: after the last K step, bias[j] (N values, or NULL) is added to
+// column j, rbias[i] (M values, or NULL) to row i (the same bits as the plain product followed by
+// that add), then epi (if not NULL) runs on the finished tile.
+static void scvrl__sgemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                            const float *A, int64_t lda, const float *B, int64_t ldb,
+                            float *C, int64_t ldc, int accumulate, const float *bias, const float *rbias,
+                            scvrl__gemm_epi_fn epi, const void *ectx) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int64_t i = 0; i < M; i++)
@@ -1653,6 +1661,7 @@ static void scvrl__sgemm_bias(int transA, int transB, int64_t M, int64_t N, int6
                 float c = accumulate ? C[i * ldc + j] : 0.0f;
                 C[i * ldc + j] = bias ? c + bias[j] : rbias ? c + rbias[i] : c;
             }
+        if (epi) for (int64_t i = 0; i < M; i++) epi(ectx, C + i * ldc, ldc, i, 0, 1, (int)N);
         return;
     }
     const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR;
@@ -1671,7 +1680,7 @@ static void scvrl__sgemm_bias(int transA, int transB, int64_t M, int64_t N, int6
     scvrl__gemm_args g;
     g.transA = transA; g.transB = transB; g.accumulate = accumulate;
     g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.A = A; g.B = B; g.C = C; g.bias = bias; g.rbias = bias ? NULL : rbias;
+    g.A = A; g.B = B; g.C = C; g.bias = bias; g.rbias = bias ? NULL : rbias; g.epi = epi; g.ectx = ectx;
     {   // K blocks of (almost) equal depth, at most KC
         int64_t nkb = (K + SCVRL__GEMM_KC - 1) / SCVRL__GEMM_KC;
         g.kcb = (K + nkb - 1) / nkb;
@@ -1719,10 +1728,15 @@ static void scvrl__sgemm_bias(int transA, int transB, int64_t M, int64_t N, int6
     scvrl__gemm_put(bblk);
 }
 
+static void scvrl__sgemm_bias(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                              const float *A, int64_t lda, const float *B, int64_t ldb,
+                              float *C, int64_t ldc, int accumulate, const float *bias, const float *rbias) {
+    scvrl__sgemm_ex(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, rbias, NULL, NULL);
+}
 static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
                          const float *A, int64_t lda, const float *B, int64_t ldb,
                          float *C, int64_t ldc, int accumulate) {
-    scvrl__sgemm_bias(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, NULL, NULL);
+    scvrl__sgemm_ex(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, NULL, NULL, NULL, NULL);
 }
 
 #ifdef SCVRL__GEMM_POP_OPTIONS
@@ -2123,6 +2137,54 @@ static void scvrl__cpu_LINEAR(scvrl_tensor *t, const scvrl_graph *g) {
     int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
     scvrl__sgemm_bias(0, 1, rows, out, in, (const float *)x->data, in, (const float *)w->data, in, (float *)t->data, out, 0,
                       b ? (const float *)b->data : NULL, NULL);
+}
+
+// LINEAR fused with its only consumer, the next node (see scvrl__fusable): GELU of it, or ADD of
+// it and a tensor of the same shape. The GEMM writes into the consumer's buffer and finishes each
+// tile there with the consumer's operation, the same bits as the two kernels one after the other
+// (GELU: the vector form on all but the tensor's last n % 16 elements, as scvrl__cpu_GELU).
+typedef struct { int gelu; const float *other; int64_t N, lim; } scvrl__lin_epi;
+
+static void scvrl__lin_epi_fn(const void *ectx, float *c, int64_t ldc, int64_t i0, int64_t j0, int m, int n) {
+    const scvrl__lin_epi *e = (const scvrl__lin_epi *)ectx;
+    for (int i = 0; i < m; i++) {
+        float *r = c + i * ldc;
+        int64_t f0 = (i0 + i) * e->N + j0;     // flat index of r[0] in the output
+        if (!e->gelu) {
+            const float *o = e->other + f0;
+            int j = 0;
+#if defined(__AVX512F__)
+            for (; j + 16 <= n; j += 16) _mm512_storeu_ps(r + j, _mm512_add_ps(_mm512_loadu_ps(r + j), _mm512_loadu_ps(o + j)));
+#endif
+            for (; j < n; j++) r[j] = r[j] + o[j];
+            continue;
+        }
+#if defined(__AVX512F__)
+        for (int j = 0; j < n; j += 16) {
+            int wd = n - j < 16 ? n - j : 16;
+            int64_t fj = f0 + j;
+            int wv = fj >= e->lim ? 0 : fj + wd <= e->lim ? wd : (int)(e->lim - fj);
+            if (wv) {
+                __mmask16 mk = (__mmask16)((1u << wv) - 1u);
+                _mm512_mask_storeu_ps(r + j, mk, scvrl__gelu16(_mm512_maskz_loadu_ps(mk, r + j)));
+            }
+            for (int q = wv; q < wd; q++) r[j + q] = scvrl__gelu(r[j + q]);
+        }
+#else
+        for (int j = 0; j < n; j++) r[j] = scvrl__gelu(r[j]);
+#endif
+    }
+}
+
+static void scvrl__cpu_linear_fused(scvrl_tensor *t, scvrl_tensor *u) {
+    const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
+    scvrl__lin_epi e;
+    e.gelu = u->op == SCVRL_OP_GELU;
+    e.other = e.gelu ? NULL : (const float *)(u->src[0] == t ? u->src[1] : u->src[0])->data;
+    e.N = out; e.lim = (rows * out) & ~(int64_t)15;
+    scvrl__sgemm_ex(0, 1, rows, out, in, (const float *)x->data, in, (const float *)w->data, in, (float *)u->data, out, 0,
+                    b ? (const float *)b->data : NULL, NULL, scvrl__lin_epi_fn, &e);
 }
 
 // ============================================================================
@@ -3381,7 +3443,7 @@ static const scvrl__bwd_fn scvrl__bwd_table[] = { SCVRL_OPS(SCVRL__BWD_ENTRY) };
 static const scvrl__kernel_fn scvrl__cpu_table[] = { SCVRL_OPS(SCVRL__CPU_ENTRY) };
 #undef SCVRL__CPU_ENTRY
 
-typedef struct { size_t bytes; void *buf; size_t buf_cap; int planned_n; int64_t *offs; } scvrl__plan;
+typedef struct { size_t bytes; void *buf; size_t buf_cap; int planned_n; int64_t *offs; uint8_t *fuse; } scvrl__plan;
 static uint32_t scvrl__visit_epoch = 0;
 
 scvrl_graph *scvrl_graph_new(void) {
@@ -3395,7 +3457,7 @@ scvrl_graph *scvrl_graph_new(void) {
 void scvrl_graph_free(scvrl_graph *g) {
     if (!g) return;
     scvrl__plan *p = (scvrl__plan *)g->plan;
-    if (p) { SCVRL_FREE(p->buf); SCVRL_FREE(p->offs); }
+    if (p) { SCVRL_FREE(p->buf); SCVRL_FREE(p->offs); SCVRL_FREE(p->fuse); }
     SCVRL_FREE(p);
     SCVRL_FREE(g->nodes);
     SCVRL_FREE(g);
@@ -3521,21 +3583,42 @@ static int scvrl__needs_alloc(const scvrl_tensor *t) {
     return !(t->flags & SCVRL_F_EXTERNAL) && !t->view_src && t->op != SCVRL_OP_LEAF;
 }
 
+// Node i (a LINEAR) and node i+1 may run as one kernel (scvrl__cpu_linear_fused) when i's output
+// is read by nothing but i+1 (uses: source slots of all nodes, views included, that reach i) and
+// is no graph output, and i+1 is GELU of it or ADD of it and a contiguous tensor of its shape.
+// The plan then keeps the buffers freed at step i alive through step i+1, so that i+1's buffer
+// never overlaps i's inputs (a valid plan for every backend; only the CPU one fuses).
+static int scvrl__fusable(const scvrl_graph *g, int i, const int *uses) {
+    if (i + 1 >= g->n) return 0;
+    const scvrl_tensor *t = g->nodes[i], *u = g->nodes[i + 1];
+    if (t->op != SCVRL_OP_LINEAR || t->view_src || (t->flags & (SCVRL_F_OUTPUT | SCVRL_F_EXTERNAL)) || uses[i] != 1) return 0;
+    if (t->type != SCVRL_DT_F32 || u->type != SCVRL_DT_F32 || u->view_src || (u->flags & SCVRL_F_EXTERNAL)) return 0;
+    if (!scvrl__same_shape(t, u)) return 0;
+    if (u->op == SCVRL_OP_GELU) return u->src[0] == t;
+    if (u->op != SCVRL_OP_ADD || (u->src[0] == t) == (u->src[1] == t)) return 0;
+    const scvrl_tensor *o = u->src[0] == t ? u->src[1] : u->src[0];
+    return o->type == SCVRL_DT_F32 && scvrl__same_shape(o, u) && scvrl_is_contiguous(o);
+}
+
 static void scvrl__graph_plan(scvrl_graph *g) {
     scvrl__plan *P = (scvrl__plan *)g->plan;
     int n = g->n;
     for (int i = 0; i < n; i++) g->nodes[i]->id = i;
     SCVRL_FREE(P->offs);
+    SCVRL_FREE(P->fuse);
     P->offs = (int64_t *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int64_t));
+    P->fuse = (uint8_t *)scvrl__xmalloc((size_t)n + 1);
     for (int i = 0; i < n; i++) P->offs[i] = -1;
     int *last = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
-    for (int i = 0; i < n; i++) last[i] = i;
+    int *uses = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) { last[i] = i; uses[i] = 0; }
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         for (int s = 0; s < SCVRL_MAX_SRC; s++) {
             if (!t->src[s]) continue;
             scvrl_tensor *b = scvrl__view_base(t->src[s], NULL);
             if (b->id >= 0 && b->id < n && g->nodes[b->id] == b && last[b->id] < i) last[b->id] = i;
+            if (b->id >= 0 && b->id < n && g->nodes[b->id] == b) uses[b->id]++;
         }
         if (t->flags & SCVRL_F_OUTPUT) {
             scvrl_tensor *b = scvrl__view_base(t, NULL);
@@ -3549,20 +3632,24 @@ static void scvrl__graph_plan(scvrl_graph *g) {
     scvrl__blk *fl = (scvrl__blk *)scvrl__xmalloc(((size_t)n + 1) * sizeof(scvrl__blk));
     int nfl = 0;
     size_t top = 0;
+    for (int i = 0; i < n; i++) P->fuse[i] = (uint8_t)scvrl__fusable(g, i, uses);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (scvrl__needs_alloc(t)) {
             size_t sz = ((size_t)scvrl_nelements(t) * scvrl_dtype_size(t->type) + 63) & ~(size_t)63;
             P->offs[i] = (int64_t)scvrl__plan_alloc(fl, &nfl, &top, sz ? sz : 64);
         }
-        for (int j = head[i]; j >= 0; j = order[j]) {
-            scvrl_tensor *u = g->nodes[j];
-            if (scvrl__needs_alloc(u) && P->offs[j] >= 0) {
-                size_t sz = ((size_t)scvrl_nelements(u) * scvrl_dtype_size(u->type) + 63) & ~(size_t)63;
-                scvrl__plan_free(fl, &nfl, (size_t)P->offs[j], sz ? sz : 64);
+        if (P->fuse[i]) continue;                  // step i's frees wait for step i+1
+        for (int step = i > 0 && P->fuse[i - 1] ? i - 1 : i; step <= i; step++)
+            for (int j = head[step]; j >= 0; j = order[j]) {
+                scvrl_tensor *u = g->nodes[j];
+                if (scvrl__needs_alloc(u) && P->offs[j] >= 0) {
+                    size_t sz = ((size_t)scvrl_nelements(u) * scvrl_dtype_size(u->type) + 63) & ~(size_t)63;
+                    scvrl__plan_free(fl, &nfl, (size_t)P->offs[j], sz ? sz : 64);
+                }
             }
-        }
     }
+    SCVRL_FREE(uses);
     P->bytes = top;
     P->planned_n = n;
     SCVRL_FREE(last); SCVRL_FREE(order); SCVRL_FREE(head); SCVRL_FREE(fl);
@@ -3636,9 +3723,14 @@ static double scvrl__now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// LINEAR + GELU/ADD fusion (scvrl__fusable) on the CPU: -1 until read from SCVRL_NO_FUSE (=1: off).
+static int scvrl__cpu_fuse = -1;
+
 static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     (void)be;
     if (scvrl__graph_bind(g, err, errlen)) return -1;
+    const uint8_t *fuse = ((const scvrl__plan *)g->plan)->fuse;
+    if (scvrl__cpu_fuse < 0) { const char *e = getenv("SCVRL_NO_FUSE"); scvrl__cpu_fuse = !(e && *e == '1'); }
     static int prof = -1;
     if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && (*e == '1' || *e == '2') ? *e - '0' : 0; e = getenv("SCVRL_PROFILE_CPU"); scvrl__prof_cpu = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
     for (int i = 0; i < g->n; i++) {
@@ -3652,7 +3744,11 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
             continue;
         }
         double t0 = prof ? scvrl__now() : 0;
-        scvrl__cpu_table[t->op](t, g);
+        if (fuse && fuse[i] && scvrl__cpu_fuse) {
+            scvrl__cpu_linear_fused(t, g->nodes[i + 1]);
+            if (prof == 2) fprintf(stderr, "node (fused with %s)\n", scvrl_op_name(g->nodes[i + 1]->op));
+            i++;                          // (t stays the LINEAR in the profile)
+        } else scvrl__cpu_table[t->op](t, g);
         if (prof) {
             double dt = scvrl__now() - t0;
             scvrl__prof_s[t->op] += dt; scvrl__prof_n[t->op]++;

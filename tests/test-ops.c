@@ -536,6 +536,61 @@ static void test_dropout(scvrl_ctx *ctx) {
     scvrl_graph_free(g); scvrl_graph_free(g2);
 }
 
+// LINEAR fused with the GELU or ADD that follows it (CPU backend): the same bits as the separate
+// kernels, and close to a double reference. Sizes: tiles cut at the right edge, a total that is
+// not a multiple of 16 (GELU's scalar tail), the linear as either operand of the add, and a
+// linear with two readers (not fused).
+static void test_fusion(scvrl_ctx *ctx) {
+    int64_t R = 301, I = 45, O1 = 70, O2 = 29;
+    int64_t nx[2] = { R, I }, nw1[2] = { O1, I }, nw2[2] = { O2, O1 }, ns[2] = { R, O2 };
+    scvrl_tensor *x = input(ctx, 2, nx, 110), *w1 = input(ctx, 2, nw1, 111), *b1 = input(ctx, 1, nw1, 112);
+    scvrl_tensor *w2 = input(ctx, 2, nw2, 113), *b2 = input(ctx, 1, nw2, 114), *sk = input(ctx, 2, ns, 115);
+    float *out[2][3];
+    int nfused = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        scvrl__cpu_fuse = pass == 0;
+        scvrl_tensor *h = scvrl_gelu(ctx, scvrl_linear(ctx, x, w1, b1));                    // fused (GELU)
+        scvrl_tensor *y = scvrl_add(ctx, sk, scvrl_linear(ctx, h, w2, b2));                 // fused (ADD, 2nd operand)
+        scvrl_tensor *l3 = scvrl_linear(ctx, h, w2, NULL);
+        scvrl_tensor *z = scvrl_add(ctx, scvrl_add(ctx, l3, y), l3);                        // l3 read twice: not fused
+        scvrl_tensor *outs[3] = { h, y, z };
+        scvrl_graph *g = scvrl_graph_new();
+        for (int k = 0; k < 3; k++) { scvrl_mark_output(outs[k]); scvrl_graph_expand(g, outs[k]); }
+        scvrl_graph_compute(g, NULL, NULL, 0);
+        const scvrl__plan *P = (const scvrl__plan *)g->plan;
+        if (pass == 0) for (int i = 0; i < g->n; i++) nfused += P->fuse[i];
+        for (int k = 0; k < 3; k++) {
+            int64_t n = scvrl_nelements(outs[k]);
+            out[pass][k] = (float *)malloc((size_t)n * sizeof(float));
+            memcpy(out[pass][k], outs[k]->data, (size_t)n * sizeof(float));
+        }
+        if (pass == 0) {   // h and y against double loops (from the float inputs; h as computed)
+            double *rh = (double *)malloc((size_t)(R * O1) * sizeof(double)), *ry = (double *)malloc((size_t)(R * O2) * sizeof(double));
+            for (int64_t r = 0; r < R; r++) for (int64_t o = 0; o < O1; o++) {
+                double a = scvrl_f32(b1)[o];
+                for (int64_t k = 0; k < I; k++) a += (double)scvrl_f32(x)[r * I + k] * scvrl_f32(w1)[o * I + k];
+                rh[r * O1 + o] = 0.5 * a * (1.0 + erf(a / sqrt(2.0)));
+            }
+            for (int64_t r = 0; r < R; r++) for (int64_t o = 0; o < O2; o++) {
+                double a = scvrl_f32(b2)[o] + scvrl_f32(sk)[r * O2 + o];
+                for (int64_t k = 0; k < O1; k++) a += (double)out[0][0][r * O1 + k] * scvrl_f32(w2)[o * O1 + k];
+                ry[r * O2 + o] = a;
+            }
+            double eh = test_rel_err_f(out[0][0], rh, R * O1), ey = test_rel_err_f(out[0][1], ry, R * O2);
+            char name[128];
+            snprintf(name, sizeof name, "linear+gelu, linear+add fused: rel err %.2e, %.2e (%d pairs fused)", eh, ey, nfused);
+            test_check(eh <= 1e-6 && ey <= 1e-6 && nfused == 2, name, "above 1e-6 or not fused");
+            free(rh); free(ry);
+        }
+        scvrl_graph_free(g);
+    }
+    scvrl__cpu_fuse = -1;
+    int same = !memcmp(out[0][0], out[1][0], (size_t)(R * O1) * 4) && !memcmp(out[0][1], out[1][1], (size_t)(R * O2) * 4) &&
+               !memcmp(out[0][2], out[1][2], (size_t)(R * O2) * 4);
+    test_check(same, "fused and separate kernels give the same bytes", "outputs differ");
+    for (int pass = 0; pass < 2; pass++) for (int k = 0; k < 3; k++) free(out[pass][k]);
+}
+
 // Same graph twice gives the same bytes; the plan reuses memory (peak < sum of all nodes).
 static void test_determinism_and_plan(void) {
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -625,6 +680,7 @@ int main(void) {
     test_shape_ops(ctx);
     test_dropout(ctx);
     test_nan_propagates(ctx);
+    test_fusion(ctx);
     test_determinism_and_plan();
     test_rng();
     scvrl_ctx_free(ctx);
