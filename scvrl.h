@@ -1193,10 +1193,16 @@ int scvrl_get_threads(void) {
 #define SCVRL__K5_STORE(i) \
     if (MR_ > i) { _mm512_mask_storeu_ps(c + (i) * ldc, m0, c##i##_0); \
                    _mm512_mask_storeu_ps(c + (i) * ldc + 16, m1, c##i##_1); }
+#define SCVRL__K5_BIAS(i) \
+    if (MR_ > i) { c##i##_0 = _mm512_add_ps(c##i##_0, bc0); c##i##_1 = _mm512_add_ps(c##i##_1, bc1); }
+#define SCVRL__K5_RBIAS(i) \
+    if (MR_ > i) { __m512 rb = _mm512_set1_ps(rbias[i]); \
+                   c##i##_0 = _mm512_add_ps(c##i##_0, rb); c##i##_1 = _mm512_add_ps(c##i##_1, rb); }
 #define SCVRL__K5_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+                                        float *c, int64_t ldc, int n, int load, const float *cn,
+                                        const float *bias, const float *rbias) {
     for (int i = 0; i < MR_; i++) {  // next tile's C (a hint: the address may lie past the matrix)
         uintptr_t r = (uintptr_t)cn + (uintptr_t)(i * ldc) * sizeof(float);
         SCVRL__GEMM_PREFETCHW(r);
@@ -1212,12 +1218,19 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
         a += SCVRL__GEMM_MR;
         b += SCVRL__GEMM_NR;
     }
+    if (bias) {
+        __m512 bc0 = _mm512_maskz_loadu_ps(m0, bias), bc1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        SCVRL__K5_ALL(SCVRL__K5_BIAS)
+    }
+    if (rbias) { SCVRL__K5_ALL(SCVRL__K5_RBIAS) }
     SCVRL__K5_ALL(SCVRL__K5_STORE)
 }
 #undef SCVRL__K5_DECL
 #undef SCVRL__K5_INIT
 #undef SCVRL__K5_STEP
 #undef SCVRL__K5_STORE
+#undef SCVRL__K5_BIAS
+#undef SCVRL__K5_RBIAS
 #undef SCVRL__K5_ALL
 
 #elif defined(SCVRL__GEMM_AVX2)
@@ -1234,10 +1247,16 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
 #define SCVRL__K2_STORE(i) \
     if (MR_ > i) { _mm256_maskstore_ps(c + (i) * ldc, m0, c##i##_0); \
                    _mm256_maskstore_ps(c + (i) * ldc + 8, m1, c##i##_1); }
+#define SCVRL__K2_BIAS(i) \
+    if (MR_ > i) { c##i##_0 = _mm256_add_ps(c##i##_0, bc0); c##i##_1 = _mm256_add_ps(c##i##_1, bc1); }
+#define SCVRL__K2_RBIAS(i) \
+    if (MR_ > i) { __m256 rb = _mm256_set1_ps(rbias[i]); \
+                   c##i##_0 = _mm256_add_ps(c##i##_0, rb); c##i##_1 = _mm256_add_ps(c##i##_1, rb); }
 #define SCVRL__K2_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+                                        float *c, int64_t ldc, int n, int load, const float *cn,
+                                        const float *bias, const float *rbias) {
     for (int i = 0; i < MR_; i++) {  // next tile's C (a hint: the address may lie past the matrix)
         uintptr_t r = (uintptr_t)cn + (uintptr_t)(i * ldc) * sizeof(float);
         SCVRL__GEMM_PREFETCHW(r);
@@ -1254,8 +1273,15 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
         a += SCVRL__GEMM_MR;
         b += SCVRL__GEMM_NR;
     }
+    if (bias) {
+        __m256 bc0 = _mm256_maskload_ps(bias, m0), bc1 = _mm256_maskload_ps(bias + 8, m1);
+        SCVRL__K2_ALL(SCVRL__K2_BIAS)
+    }
+    if (rbias) { SCVRL__K2_ALL(SCVRL__K2_RBIAS) }
     SCVRL__K2_ALL(SCVRL__K2_STORE)
 }
+#undef SCVRL__K2_BIAS
+#undef SCVRL__K2_RBIAS
 #undef SCVRL__K2_DECL
 #undef SCVRL__K2_INIT
 #undef SCVRL__K2_STEP
@@ -1265,7 +1291,8 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
 #else
 
 SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *a, const float *b,
-                                        float *c, int64_t ldc, int n, int load, const float *cn) {
+                                        float *c, int64_t ldc, int n, int load, const float *cn,
+                                        const float *bias, const float *rbias) {
     (void)cn;
     float acc[SCVRL__GEMM_MR][SCVRL__GEMM_NR];
     for (int i = 0; i < MR_; i++)
@@ -1282,33 +1309,35 @@ SCVRL__GEMM_INLINE void scvrl__ukr_body(const int MR_, int64_t kc, const float *
         b += SCVRL__GEMM_NR;
     }
     for (int i = 0; i < MR_; i++)
-        for (int j = 0; j < n; j++) c[i * ldc + j] = acc[i][j];
+        for (int j = 0; j < n; j++)
+            c[i * ldc + j] = bias ? acc[i][j] + bias[j] : rbias ? acc[i][j] + rbias[i] : acc[i][j];
 }
 
 #endif
 
 // One tile; m (1..MR) is dispatched to a specialised copy so that dead rows cost nothing.
+// bias (n values) is added to every row, rbias (m values) to every column, after the last step.
 static void scvrl__gemm_ukr(int m, int n, int64_t kc, const float *a, const float *b, float *c,
-                            int64_t ldc, int load, const float *cn) {
+                            int64_t ldc, int load, const float *cn, const float *bias, const float *rbias) {
     switch (m) {
 #if SCVRL__GEMM_MR > 13
-    case 14: scvrl__ukr_body(14, kc, a, b, c, ldc, n, load, cn); break;
-    case 13: scvrl__ukr_body(13, kc, a, b, c, ldc, n, load, cn); break;
-    case 12: scvrl__ukr_body(12, kc, a, b, c, ldc, n, load, cn); break;
-    case 11: scvrl__ukr_body(11, kc, a, b, c, ldc, n, load, cn); break;
-    case 10: scvrl__ukr_body(10, kc, a, b, c, ldc, n, load, cn); break;
-    case 9: scvrl__ukr_body(9, kc, a, b, c, ldc, n, load, cn); break;
-    case 8: scvrl__ukr_body(8, kc, a, b, c, ldc, n, load, cn); break;
-    case 7: scvrl__ukr_body(7, kc, a, b, c, ldc, n, load, cn); break;
+    case 14: scvrl__ukr_body(14, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 13: scvrl__ukr_body(13, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 12: scvrl__ukr_body(12, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 11: scvrl__ukr_body(11, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 10: scvrl__ukr_body(10, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 9: scvrl__ukr_body(9, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 8: scvrl__ukr_body(8, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 7: scvrl__ukr_body(7, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
 #endif
 #if SCVRL__GEMM_MR > 5
-    case 6: scvrl__ukr_body(6, kc, a, b, c, ldc, n, load, cn); break;
-    case 5: scvrl__ukr_body(5, kc, a, b, c, ldc, n, load, cn); break;
+    case 6: scvrl__ukr_body(6, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 5: scvrl__ukr_body(5, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
 #endif
-    case 4: scvrl__ukr_body(4, kc, a, b, c, ldc, n, load, cn); break;
-    case 3: scvrl__ukr_body(3, kc, a, b, c, ldc, n, load, cn); break;
-    case 2: scvrl__ukr_body(2, kc, a, b, c, ldc, n, load, cn); break;
-    default: scvrl__ukr_body(1, kc, a, b, c, ldc, n, load, cn); break;
+    case 4: scvrl__ukr_body(4, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 3: scvrl__ukr_body(3, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    case 2: scvrl__ukr_body(2, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
+    default: scvrl__ukr_body(1, kc, a, b, c, ldc, n, load, cn, bias, rbias); break;
     }
 }
 
@@ -1471,11 +1500,18 @@ static void scvrl__gemm_pack_b(int transB, const float *B, int64_t ldb, int64_t 
 }
 
 // ----------------------------------------------------------------------------- driver
+// An epilogue called on each finished tile (after its last K step and the bias): c is the tile's
+// top-left element, rows [i0, i0+m) and columns [j0, j0+n) of C.
+typedef void (*scvrl__gemm_epi_fn)(const void *ectx, float *c, int64_t ldc, int64_t i0, int64_t j0, int m, int n);
+
 typedef struct {
     int transA, transB, accumulate;
     int64_t M, N, K, lda, ldb, ldc;
     const float *A, *B;
     float *C;
+    const float *bias, *rbias;   // added after the last K block: bias[j] to column j, rbias[i] to row i
+    scvrl__gemm_epi_fn epi;      // then this, if not NULL
+    const void *ectx;
     float *bpack;      // shared packed B block: up to KC x NC
     int64_t kcb;       // depth of the K blocks (the last may be shorter)
     int64_t mcs;       // rows per work item (multiple of MR, <= MC)
@@ -1562,7 +1598,7 @@ static void scvrl__gemm_item(const scvrl__gemm_args *g, int64_t jc, int64_t nc, 
                              int64_t ic, int64_t mc, int64_t q0, int64_t q1, float *apack) {
     const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR;
     const int64_t ldc = g->ldc;
-    int load = g->accumulate || pc > 0;
+    int load = g->accumulate || pc > 0, last = pc + kc == g->K;
     scvrl__gemm_pack_a(g->transA, g->A, g->lda, ic, mc, pc, kc, apack);
     // A micro-panel stays in L1 while the B panels stream from L2/L3
     for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -1572,7 +1608,9 @@ static void scvrl__gemm_item(const scvrl__gemm_args *g, int64_t jc, int64_t nc, 
             int64_t jr = q * NR;
             int n = (int)(nc - jr < NR ? nc - jr : NR);
             const float *cn = q + 1 < q1 ? ct + jr + NR : ir + MR < mc ? ct + MR * ldc + q0 * NR : ct;
-            scvrl__gemm_ukr(m, n, kc, apack + ir * kc, g->bpack + jr * kc, ct + jr, ldc, load, cn);
+            scvrl__gemm_ukr(m, n, kc, apack + ir * kc, g->bpack + jr * kc, ct + jr, ldc, load, cn,
+                            last && g->bias ? g->bias + jc + jr : NULL, last && g->rbias ? g->rbias + ic + ir : NULL);
+            if (last && g->epi) g->epi(g->ectx, ct + jr, ldc, ic + ir, jc + jr, m, n);
         }
     }
 }
@@ -1613,13 +1651,21 @@ static void scvrl__gemm_worker(const scvrl__gemm_args *g, int nt, float *apack) 
     }
 }
 
-static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
-                         const float *A, int64_t lda, const float *B, int64_t ldb,
-                         float *C, int64_t ldc, int accumulate) {
+// scvrl__sgemm with epilogues: after the last K step, bias[j] (N values, or NULL) is added to
+// column j, rbias[i] (M values, or NULL) to row i (the same bits as the plain product followed by
+// that add), then epi (if not NULL) runs on the finished tile.
+static void scvrl__sgemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                            const float *A, int64_t lda, const float *B, int64_t ldb,
+                            float *C, int64_t ldc, int accumulate, const float *bias, const float *rbias,
+                            scvrl__gemm_epi_fn epi, const void *ectx) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
-        if (!accumulate)
-            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                float c = accumulate ? C[i * ldc + j] : 0.0f;
+                C[i * ldc + j] = bias ? c + bias[j] : rbias ? c + rbias[i] : c;
+            }
+        if (epi) for (int64_t i = 0; i < M; i++) epi(ectx, C + i * ldc, ldc, i, 0, 1, (int)N);
         return;
     }
     const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR;
@@ -1638,7 +1684,7 @@ static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K
     scvrl__gemm_args g;
     g.transA = transA; g.transB = transB; g.accumulate = accumulate;
     g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.A = A; g.B = B; g.C = C;
+    g.A = A; g.B = B; g.C = C; g.bias = bias; g.rbias = bias ? NULL : rbias; g.epi = epi; g.ectx = ectx;
     {   // K blocks of (almost) equal depth, at most KC
         int64_t nkb = (K + SCVRL__GEMM_KC - 1) / SCVRL__GEMM_KC;
         g.kcb = (K + nkb - 1) / nkb;
@@ -1684,6 +1730,17 @@ static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K
 #endif
     }
     scvrl__gemm_put(bblk);
+}
+
+static void scvrl__sgemm_bias(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                              const float *A, int64_t lda, const float *B, int64_t ldb,
+                              float *C, int64_t ldc, int accumulate, const float *bias, const float *rbias) {
+    scvrl__sgemm_ex(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, rbias, NULL, NULL);
+}
+static void scvrl__sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                         const float *A, int64_t lda, const float *B, int64_t ldb,
+                         float *C, int64_t ldc, int accumulate) {
+    scvrl__sgemm_ex(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, NULL, NULL, NULL, NULL);
 }
 
 #ifdef SCVRL__GEMM_POP_OPTIONS
@@ -1845,6 +1902,24 @@ static void scvrl__cpu_CONT(scvrl_tensor *t, const scvrl_graph *g) {
     const uint32_t *X = (const uint32_t *)x_->data;   // F32 and I32 alike: 4-byte copies
     uint32_t *Y = (uint32_t *)t->data;
     SCVRL_ASSERT(scvrl_dtype_size(t->type) == 4, "cont: 4-byte types only");
+#if defined(SCVRL__GEMM_AVX512)
+    if (nd >= 2 && ix != 1 && x_->st[nd - 2] == 1 && n > 0) {
+        // a transpose of the last two dims: 16 x 16 tiles through registers (bits moved unchanged).
+        // Rows i (dim nd-2) of y are contiguous in x; y's column j is x's row j, stride ix.
+        const int64_t R = t->ne[nd - 2], RB = 256, nrb = (R + RB - 1) / RB, ncb = (inner + 15) / 16;
+        const int64_t outer = rows / R, items = outer * nrb * ncb;
+        #pragma omp parallel for schedule(static) if (n > 32768)
+        for (int64_t it = 0; it < items; it++) {
+            int64_t o = it / (nrb * ncb), rb = (it / ncb) % nrb, cb = it % ncb;
+            int64_t r0 = rb * RB, j0 = cb * 16;
+            int64_t kc = R - r0 < RB ? R - r0 : RB, nj = inner - j0 < 16 ? inner - j0 : 16;
+            const uint32_t *src = X + scvrl__row_offs(o * R + r0, nd, x_->ne, x_->st) + j0 * ix;
+            scvrl__gemm_pack_tr((const float *)(const void *)src, ix, (int)nj, kc,
+                                (float *)(void *)(Y + (o * R + r0) * inner + j0), inner, (__mmask16)((1u << nj) - 1u));
+        }
+        return;
+    }
+#endif
     #pragma omp parallel for schedule(static) if (n > 32768)
     for (int64_t r = 0; r < rows; r++) {
         const uint32_t *px = X + scvrl__row_offs(r, nd, x_->ne, x_->st);
@@ -2060,18 +2135,60 @@ static void scvrl__cpu_MATMUL(scvrl_tensor *t, const scvrl_graph *g) {
     }
 }
 
-static void scvrl__add_bias_rows(float *Y, const float *bias, int64_t rows, int64_t n) {
-    #pragma omp parallel for schedule(static) if (rows * n > 32768)
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n; j++) Y[r * n + j] += bias[j];
-}
-
 static void scvrl__cpu_LINEAR(scvrl_tensor *t, const scvrl_graph *g) {
     (void)g;
     const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
-    scvrl__sgemm(0, 1, rows, out, in, (const float *)x->data, in, (const float *)w->data, in, (float *)t->data, out, 0);
-    if (b) scvrl__add_bias_rows((float *)t->data, (const float *)b->data, rows, out);
+    scvrl__sgemm_bias(0, 1, rows, out, in, (const float *)x->data, in, (const float *)w->data, in, (float *)t->data, out, 0,
+                      b ? (const float *)b->data : NULL, NULL);
+}
+
+// LINEAR fused with its only consumer, the next node (see scvrl__fusable): GELU of it, or ADD of
+// it and a tensor of the same shape. The GEMM writes into the consumer's buffer and finishes each
+// tile there with the consumer's operation, the same bits as the two kernels one after the other
+// (GELU: the vector form on all but the tensor's last n % 16 elements, as scvrl__cpu_GELU).
+typedef struct { int gelu; const float *other; int64_t N, lim; } scvrl__lin_epi;
+
+static void scvrl__lin_epi_fn(const void *ectx, float *c, int64_t ldc, int64_t i0, int64_t j0, int m, int n) {
+    const scvrl__lin_epi *e = (const scvrl__lin_epi *)ectx;
+    for (int i = 0; i < m; i++) {
+        float *r = c + i * ldc;
+        int64_t f0 = (i0 + i) * e->N + j0;     // flat index of r[0] in the output
+        if (!e->gelu) {
+            const float *o = e->other + f0;
+            int j = 0;
+#if defined(__AVX512F__)
+            for (; j + 16 <= n; j += 16) _mm512_storeu_ps(r + j, _mm512_add_ps(_mm512_loadu_ps(r + j), _mm512_loadu_ps(o + j)));
+#endif
+            for (; j < n; j++) r[j] = r[j] + o[j];
+            continue;
+        }
+#if defined(__AVX512F__)
+        for (int j = 0; j < n; j += 16) {
+            int wd = n - j < 16 ? n - j : 16;
+            int64_t fj = f0 + j;
+            int wv = fj >= e->lim ? 0 : fj + wd <= e->lim ? wd : (int)(e->lim - fj);
+            if (wv) {
+                __mmask16 mk = (__mmask16)((1u << wv) - 1u);
+                _mm512_mask_storeu_ps(r + j, mk, scvrl__gelu16(_mm512_maskz_loadu_ps(mk, r + j)));
+            }
+            for (int q = wv; q < wd; q++) r[j + q] = scvrl__gelu(r[j + q]);
+        }
+#else
+        for (int j = 0; j < n; j++) r[j] = scvrl__gelu(r[j]);
+#endif
+    }
+}
+
+static void scvrl__cpu_linear_fused(scvrl_tensor *t, scvrl_tensor *u) {
+    const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
+    scvrl__lin_epi e;
+    e.gelu = u->op == SCVRL_OP_GELU;
+    e.other = e.gelu ? NULL : (const float *)(u->src[0] == t ? u->src[1] : u->src[0])->data;
+    e.N = out; e.lim = (rows * out) & ~(int64_t)15;
+    scvrl__sgemm_ex(0, 1, rows, out, in, (const float *)x->data, in, (const float *)w->data, in, (float *)u->data, out, 0,
+                    b ? (const float *)b->data : NULL, NULL, scvrl__lin_epi_fn, &e);
 }
 
 // ============================================================================
@@ -2110,15 +2227,25 @@ static void scvrl__im2col(const float *x, const scvrl__g5 *gx, const scvrl__g5 *
     for (int64_t q = 0; q < P; q++) {
         int64_t ot = q / (gy->H * gy->W), oh = (q / gy->W) % gy->H, ow = q % gy->W;
         float *c = cols + q * K;
+        int64_t iw0 = ow * p->sw - p->pw;
+        int inside_w = iw0 >= 0 && iw0 + p->kw <= gx->W;      // the whole kernel row is in the input
         for (int64_t ci = 0; ci < gx->C; ci++)
             for (int64_t a = 0; a < p->kt; a++) {
                 int64_t it = ot * p->st - p->pt + a;
-                for (int64_t b = 0; b < p->kh; b++) {
+                for (int64_t b = 0; b < p->kh; b++, c += p->kw) {
                     int64_t ih = oh * p->sh - p->ph + b;
+                    if (it < 0 || it >= gx->T || ih < 0 || ih >= gx->H) {
+                        for (int64_t e = 0; e < p->kw; e++) c[e] = 0.0f;
+                        continue;
+                    }
+                    const float *xr = x + ci * gx->sC + it * gx->sT + ih * gx->sH;
+                    if (inside_w && gx->sW == 1) {
+                        for (int64_t e = 0; e < p->kw; e++) c[e] = xr[iw0 + e];
+                        continue;
+                    }
                     for (int64_t e = 0; e < p->kw; e++) {
-                        int64_t iw = ow * p->sw - p->pw + e;
-                        int ok = it >= 0 && it < gx->T && ih >= 0 && ih < gx->H && iw >= 0 && iw < gx->W;
-                        *c++ = ok ? x[ci * gx->sC + it * gx->sT + ih * gx->sH + iw * gx->sW] : 0.0f;
+                        int64_t iw = iw0 + e;
+                        c[e] = iw >= 0 && iw < gx->W ? xr[iw * gx->sW] : 0.0f;
                     }
                 }
             }
@@ -2190,7 +2317,10 @@ static float *scvrl__dw_weights_t(const float *W, int64_t C, int64_t K3) {
     return wt;
 }
 
-// Depthwise conv, channels last (the MViT pooling conv): vectorised over channels.
+// Depthwise conv, channels last (the MViT pooling conv): vectorised over channels. Per output
+// position, each channel's sum starts from the bias and adds x * w tap by tap in (a, b, e) order,
+// a product rounded and then an add (no fused multiply-add), the same in every path. Threads own
+// output rows (n, ot, oh); the AVX-512 path keeps 64 channels in registers over all the taps.
 static void scvrl__conv_dw_ndhwc(const float *X, const scvrl__g5 *gx, const float *W, const float *bias,
                                  float *Y, const scvrl__g5 *gy, const scvrl__convp *p) {
     int64_t C = gx->C, K3 = p->kt * p->kh * p->kw, rows = gy->N * gy->T * gy->H;
@@ -2198,9 +2328,62 @@ static void scvrl__conv_dw_ndhwc(const float *X, const scvrl__g5 *gx, const floa
     #pragma omp parallel for schedule(static) if (rows * gy->W * C > 32768)
     for (int64_t r = 0; r < rows; r++) {
         int64_t n = r / (gy->T * gy->H), ot = (r / gy->H) % gy->T, oh = r % gy->H;
+        int64_t xoff[64], woff[64];          // the valid taps of one output position
+        int use_list = K3 <= 64;
         for (int64_t ow = 0; ow < gy->W; ow++) {
             float *y = Y + n * gy->sN + ot * gy->sT + oh * gy->sH + ow * gy->sW;
+            int nt = 0;
+            if (use_list) {
+                for (int64_t a = 0; a < p->kt; a++) {
+                    int64_t it = ot * p->st - p->pt + a;
+                    if (it < 0 || it >= gx->T) continue;
+                    for (int64_t b = 0; b < p->kh; b++) {
+                        int64_t ih = oh * p->sh - p->ph + b;
+                        if (ih < 0 || ih >= gx->H) continue;
+                        for (int64_t e = 0; e < p->kw; e++) {
+                            int64_t iw = ow * p->sw - p->pw + e;
+                            if (iw < 0 || iw >= gx->W) continue;
+                            xoff[nt] = n * gx->sN + it * gx->sT + ih * gx->sH + iw * gx->sW;
+                            woff[nt] = ((a * p->kh + b) * p->kw + e) * C;
+                            nt++;
+                        }
+                    }
+                }
+            }
+#if defined(__AVX512F__)
+            if (use_list) {
+                for (int64_t c0 = 0; c0 < C; c0 += 64) {
+                    int64_t rem = C - c0;
+                    __mmask16 m0 = (__mmask16)(rem >= 16 ? 0xFFFF : (1u << rem) - 1u);
+                    __mmask16 m1 = (__mmask16)(rem >= 32 ? 0xFFFF : rem <= 16 ? 0 : (1u << (rem - 16)) - 1u);
+                    __mmask16 m2 = (__mmask16)(rem >= 48 ? 0xFFFF : rem <= 32 ? 0 : (1u << (rem - 32)) - 1u);
+                    __mmask16 m3 = (__mmask16)(rem >= 64 ? 0xFFFF : rem <= 48 ? 0 : (1u << (rem - 48)) - 1u);
+                    __m512 y0, y1, y2, y3;
+                    if (bias) {
+                        y0 = _mm512_maskz_loadu_ps(m0, bias + c0); y1 = _mm512_maskz_loadu_ps(m1, bias + c0 + 16);
+                        y2 = _mm512_maskz_loadu_ps(m2, bias + c0 + 32); y3 = _mm512_maskz_loadu_ps(m3, bias + c0 + 48);
+                    } else { y0 = y1 = y2 = y3 = _mm512_setzero_ps(); }
+                    for (int k = 0; k < nt; k++) {
+                        const float *x = X + xoff[k] + c0, *w = wt + woff[k] + c0;
+                        y0 = _mm512_add_ps(y0, _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, x), _mm512_maskz_loadu_ps(m0, w)));
+                        y1 = _mm512_add_ps(y1, _mm512_mul_ps(_mm512_maskz_loadu_ps(m1, x + 16), _mm512_maskz_loadu_ps(m1, w + 16)));
+                        y2 = _mm512_add_ps(y2, _mm512_mul_ps(_mm512_maskz_loadu_ps(m2, x + 32), _mm512_maskz_loadu_ps(m2, w + 32)));
+                        y3 = _mm512_add_ps(y3, _mm512_mul_ps(_mm512_maskz_loadu_ps(m3, x + 48), _mm512_maskz_loadu_ps(m3, w + 48)));
+                    }
+                    _mm512_mask_storeu_ps(y + c0, m0, y0); _mm512_mask_storeu_ps(y + c0 + 16, m1, y1);
+                    _mm512_mask_storeu_ps(y + c0 + 32, m2, y2); _mm512_mask_storeu_ps(y + c0 + 48, m3, y3);
+                }
+                continue;
+            }
+#endif
             for (int64_t c = 0; c < C; c++) y[c] = bias ? bias[c] : 0.0f;
+            if (use_list) {
+                for (int k = 0; k < nt; k++) {
+                    const float *x = X + xoff[k], *w = wt + woff[k];
+                    for (int64_t c = 0; c < C; c++) y[c] += x[c] * w[c];
+                }
+                continue;
+            }
             for (int64_t a = 0; a < p->kt; a++) {
                 int64_t it = ot * p->st - p->pt + a;
                 if (it < 0 || it >= gx->T) continue;
@@ -2235,19 +2418,16 @@ static void scvrl__cpu_CONV3D(scvrl_tensor *t, const scvrl_graph *g) {
     if (scvrl__is_dw_last(&p, &gx, &gy)) { scvrl__conv_dw_ndhwc(X, &gx, W, B, Y, &gy, &p); return; }
     if (p.groups != 1) { scvrl__conv_direct(X, &gx, W, B, Y, &gy, &p); return; }
     int64_t K = gx.C * p.kt * p.kh * p.kw, P = gy.T * gy.H * gy.W;
-    float *cols = (float *)scvrl__xmalloc((size_t)(P * K) * sizeof(float));
+    size_t *cblk;         // (from the GEMM's buffer pool: no fresh pages on every call)
+    float *cols = scvrl__gemm_get((size_t)(P * K) * sizeof(float), &cblk);
+    SCVRL_ASSERT(cols, "conv3d: out of memory");
     for (int64_t n = 0; n < gx.N; n++) {
         scvrl__im2col(X + n * gx.sN, &gx, &gy, &p, cols);
         float *yn = Y + n * gy.sN;
-        if (p.layout == SCVRL_LAYOUT_NCDHW) {
-            scvrl__sgemm(0, 1, gy.C, P, K, W, K, cols, K, yn, P, 0);
-            if (B) for (int64_t c = 0; c < gy.C; c++) for (int64_t q = 0; q < P; q++) yn[c * P + q] += B[c];
-        } else {
-            scvrl__sgemm(0, 1, P, gy.C, K, cols, K, W, K, yn, gy.C, 0);
-            if (B) scvrl__add_bias_rows(yn, B, P, gy.C);
-        }
+        if (p.layout == SCVRL_LAYOUT_NCDHW) scvrl__sgemm_bias(0, 1, gy.C, P, K, W, K, cols, K, yn, P, 0, NULL, B);
+        else scvrl__sgemm_bias(0, 1, P, gy.C, K, cols, K, W, K, yn, gy.C, 0, B, NULL);
     }
-    SCVRL_FREE(cols);
+    scvrl__gemm_put(cblk);
 }
 
 // dx by gathering: each input element sums the taps that read it (no write conflicts).
@@ -2452,6 +2632,60 @@ static inline int64_t scvrl__pool_argmax(const float *x, const scvrl__g5 *gx, co
     return best;
 }
 
+// Channels last (the MViT skip pool): threads own output rows (n, ot, oh), channels are contiguous.
+// Per channel the same rule as scvrl__pool_argmax: the first valid tap, replaced by a later one
+// that is greater or NaN, and a NaN is kept. Returns 0 (not done) if a window has > 64 taps.
+static int scvrl__maxpool_ndhwc(const float *X, const scvrl__g5 *gx, float *Y, const scvrl__g5 *gy, const scvrl__poolp *p) {
+    int64_t C = gx->C, rows = gy->N * gy->T * gy->H;
+    if (p->k[0] * p->k[1] * p->k[2] > 64) return 0;
+    #pragma omp parallel for schedule(static) if (rows * gy->W * C > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t n = r / (gy->T * gy->H), ot = (r / gy->H) % gy->T, oh = r % gy->H;
+        int64_t xoff[64];
+        for (int64_t ow = 0; ow < gy->W; ow++) {
+            float *y = Y + n * gy->sN + ot * gy->sT + oh * gy->sH + ow * gy->sW;
+            int nt = 0;
+            for (int64_t a = 0; a < p->k[0]; a++) {
+                int64_t it = ot * p->s[0] - p->p[0] + a;
+                if (it < 0 || it >= gx->T) continue;
+                for (int64_t b = 0; b < p->k[1]; b++) {
+                    int64_t ih = oh * p->s[1] - p->p[1] + b;
+                    if (ih < 0 || ih >= gx->H) continue;
+                    for (int64_t e = 0; e < p->k[2]; e++) {
+                        int64_t iw = ow * p->s[2] - p->p[2] + e;
+                        if (iw < 0 || iw >= gx->W) continue;
+                        xoff[nt++] = n * gx->sN + it * gx->sT + ih * gx->sH + iw * gx->sW;
+                    }
+                }
+            }
+            if (nt == 0) { for (int64_t c = 0; c < C; c++) y[c] = -INFINITY; continue; }
+            int64_t c = 0;
+#if defined(__AVX512F__)
+            for (; c < C; c += 16) {
+                __mmask16 m = (__mmask16)(C - c >= 16 ? 0xFFFF : (1u << (C - c)) - 1u);
+                __m512 best = _mm512_maskz_loadu_ps(m, X + xoff[0] + c);
+                for (int k = 1; k < nt; k++) {
+                    __m512 v = _mm512_maskz_loadu_ps(m, X + xoff[k] + c);
+                    __mmask16 up = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    up &= (__mmask16)~_mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+                    best = _mm512_mask_mov_ps(best, up, v);
+                }
+                _mm512_mask_storeu_ps(y + c, m, best);
+            }
+#endif
+            for (; c < C; c++) {
+                float bv = X[xoff[0] + c];
+                for (int k = 1; k < nt && bv == bv; k++) {
+                    float v = X[xoff[k] + c];
+                    if (v > bv || v != v) bv = v;
+                }
+                y[c] = bv;
+            }
+        }
+    }
+    return 1;
+}
+
 static void scvrl__cpu_MAXPOOL3D(scvrl_tensor *t, const scvrl_graph *g) {
     (void)g;
     const scvrl_tensor *x = t->src[0];
@@ -2459,6 +2693,7 @@ static void scvrl__cpu_MAXPOOL3D(scvrl_tensor *t, const scvrl_graph *g) {
     scvrl__g5 gx = scvrl__geom(x, p.layout), gy = scvrl__geom(t, p.layout);
     const float *X = (const float *)x->data;
     float *Y = (float *)t->data;
+    if (p.layout == SCVRL_LAYOUT_NDHWC && gx.sC == 1 && gy.sC == 1 && scvrl__maxpool_ndhwc(X, &gx, Y, &gy, &p)) return;
     int64_t planes = gy.N * gy.C;
     #pragma omp parallel for schedule(static) if (planes * gy.T * gy.H * gy.W > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -2504,12 +2739,38 @@ static inline int64_t scvrl__rows(const scvrl_tensor *t, int64_t *D) {
 }
 
 // Row mean and 1/sqrt(var + eps), two passes in float (as PyTorch's CPU kernel, up to order).
+// (AVX-512: the sums in four 8-lane double accumulators, then added up in a fixed order.)
 static inline void scvrl__ln_stats(const float *x, int64_t D, float eps, float *mean, float *rstd) {
-    double s = 0.0;
-    for (int64_t i = 0; i < D; i++) s += x[i];
+    double s = 0.0, v = 0.0;
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    if (D >= 32) {
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i + 32 <= D; i += 32) {
+            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+            a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
+            a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)));
+            a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)));
+        }
+        s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+    }
+#endif
+    for (; i < D; i++) s += x[i];
     float mu = (float)(s / (double)D);
-    double v = 0.0;
-    for (int64_t i = 0; i < D; i++) { double d = (double)x[i] - mu; v += d * d; }
+    i = 0;
+#if defined(__AVX512F__)
+    if (D >= 32) {
+        __m512d m = _mm512_set1_pd((double)mu), a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, d;
+        for (; i + 32 <= D; i += 32) {
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), m); a0 = _mm512_add_pd(a0, _mm512_mul_pd(d, d));
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)), m); a1 = _mm512_add_pd(a1, _mm512_mul_pd(d, d));
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)), m); a2 = _mm512_add_pd(a2, _mm512_mul_pd(d, d));
+            d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)), m); a3 = _mm512_add_pd(a3, _mm512_mul_pd(d, d));
+        }
+        v = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+    }
+#endif
+    for (; i < D; i++) { double d = (double)x[i] - mu; v += d * d; }
     *mean = mu;
     *rstd = (float)(1.0 / sqrt(v / (double)D + (double)eps));
 }
@@ -2525,7 +2786,16 @@ static void scvrl__cpu_LAYER_NORM(scvrl_tensor *t, const scvrl_graph *g) {
         const float *xr = X + r * D;
         float *yr = Y + r * D, mu, rs;
         scvrl__ln_stats(xr, D, eps, &mu, &rs);
-        for (int64_t i = 0; i < D; i++) {
+        int64_t i = 0;
+#if defined(__AVX512F__)
+        __m512 vm = _mm512_set1_ps(mu), vr = _mm512_set1_ps(rs), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+        for (; i + 16 <= D; i += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + i), vm), vr);
+            v = _mm512_mul_ps(v, Wt ? _mm512_loadu_ps(Wt + i) : one);
+            _mm512_storeu_ps(yr + i, _mm512_add_ps(v, B ? _mm512_loadu_ps(B + i) : zero));
+        }
+#endif
+        for (; i < D; i++) {
             float v = (xr[i] - mu) * rs;
             yr[i] = v * (Wt ? Wt[i] : 1.0f) + (B ? B[i] : 0.0f);
         }
@@ -2738,26 +3008,131 @@ static void scvrl__attn_scores(const scvrl__attn *a, int64_t b, int64_t h, int64
     for (int64_t i = 0; i < mb * a->Nk; i++) S[i] *= a->scale;
 }
 
+// Forward, on the GEMM's packed panels and micro-kernel (section 13), transposed so that the
+// softmax runs down columns: per (b, h), K is packed once as MR-key panels ([d][MR]) and V^T as
+// MR-channel panels ([Nk][MR]); per block of SCVRL__ATT_FQB queries (NR-query panels of Q^T):
+//   S^T = K Q^T, micro-kernel tiles of MR keys x NR queries (depth d), stored [Nk][NR] per panel,
+//     which is the packed layout of the next product's B operand;
+//   per query (column): s *= scale, m = max s, p = exp(s - m), z = sum p (in double), p *= 1/z;
+//   O^T = V^T P^T, tiles of MR channels x NR queries (depth Nk), written to O transposed.
+// Every element goes through the same chain of operations as the plain per-row path (sgemm chains
+// for S and for P V, scvrl__softmax_row between), so the result is bit-identical to it, and it
+// does not depend on the thread count.
+#define SCVRL__ATT_FQB (2 * SCVRL__GEMM_NR)
+
+// Column softmax of one [Nk][NR] panel of scores, in place (normalised: the same operations, in
+// the same order per element, as scvrl__softmax_row on the scaled scores; inv is scratch).
+static void scvrl__attn_softmax_cols(float *S, int64_t Nk, float scale, float *inv) {
+    const int NR = SCVRL__GEMM_NR;
+#if defined(SCVRL__GEMM_AVX512)
+    __m512 sc = _mm512_set1_ps(scale), m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    for (int64_t j = 0; j < Nk; j++) {
+        float *r = S + j * NR;
+        __m512 s0 = _mm512_mul_ps(_mm512_load_ps(r), sc), s1 = _mm512_mul_ps(_mm512_load_ps(r + 16), sc);
+        _mm512_store_ps(r, s0); _mm512_store_ps(r + 16, s1);
+        m0 = _mm512_max_ps(m0, s0); m1 = _mm512_max_ps(m1, s1);
+    }
+    __m512d z0 = _mm512_setzero_pd(), z1 = z0, z2 = z0, z3 = z0;
+    const int64_t nv = Nk & ~(int64_t)15;      // as scvrl__exp_row: the last Nk % 16 through expf
+    for (int64_t j = 0; j < Nk; j++) {
+        float *r = S + j * NR;
+        __m512 p0, p1;
+        if (j < nv) {
+            p0 = scvrl__exp16(_mm512_sub_ps(_mm512_load_ps(r), m0));
+            p1 = scvrl__exp16(_mm512_sub_ps(_mm512_load_ps(r + 16), m1));
+            _mm512_store_ps(r, p0); _mm512_store_ps(r + 16, p1);
+        } else {
+            float m[32];
+            _mm512_storeu_ps(m, m0); _mm512_storeu_ps(m + 16, m1);
+            for (int i = 0; i < 32; i++) r[i] = expf(r[i] - m[i]);
+            p0 = _mm512_load_ps(r); p1 = _mm512_load_ps(r + 16);
+        }
+        z0 = _mm512_add_pd(z0, _mm512_cvtps_pd(_mm512_castps512_ps256(p0)));
+        z1 = _mm512_add_pd(z1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p0), 1))));
+        z2 = _mm512_add_pd(z2, _mm512_cvtps_pd(_mm512_castps512_ps256(p1)));
+        z3 = _mm512_add_pd(z3, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p1), 1))));
+    }
+    double z[32];
+    _mm512_storeu_pd(z, z0); _mm512_storeu_pd(z + 8, z1); _mm512_storeu_pd(z + 16, z2); _mm512_storeu_pd(z + 24, z3);
+    for (int i = 0; i < NR; i++) inv[i] = (float)(1.0 / z[i]);
+    __m512 i0 = _mm512_loadu_ps(inv), i1 = _mm512_loadu_ps(inv + 16);
+    for (int64_t j = 0; j < Nk; j++) {
+        float *r = S + j * NR;
+        _mm512_store_ps(r, _mm512_mul_ps(_mm512_load_ps(r), i0)); _mm512_store_ps(r + 16, _mm512_mul_ps(_mm512_load_ps(r + 16), i1));
+    }
+#else
+    float m[SCVRL__GEMM_NR];
+    double z[SCVRL__GEMM_NR];
+    for (int i = 0; i < NR; i++) { m[i] = -INFINITY; z[i] = 0.0; }
+    for (int64_t j = 0; j < Nk; j++)
+        for (int i = 0; i < NR; i++) { float v = S[j * NR + i] * scale; S[j * NR + i] = v; m[i] = v > m[i] ? v : m[i]; }
+    for (int64_t j = 0; j < Nk; j++)
+        for (int i = 0; i < NR; i++) { float p = expf(S[j * NR + i] - m[i]); S[j * NR + i] = p; z[i] += p; }
+    for (int i = 0; i < NR; i++) inv[i] = (float)(1.0 / z[i]);
+    for (int64_t j = 0; j < Nk; j++)
+        for (int i = 0; i < NR; i++) S[j * NR + i] *= inv[i];
+#endif
+}
+
 static void scvrl__cpu_ATTENTION(scvrl_tensor *t, const scvrl_graph *g) {
     (void)g;
     scvrl__attn a = scvrl__attn_geom(t->src[0], t->src[1], t->src[2], t->fp[0]);
     float *O = (float *)t->data;           // [B, Nq, H, d]
-    int64_t nqb = (a.Nq + SCVRL__ATT_QB - 1) / SCVRL__ATT_QB, tasks = a.B * a.H * nqb;
-    #pragma omp parallel
+    const int64_t MR = SCVRL__GEMM_MR, NR = SCVRL__GEMM_NR, QB = SCVRL__ATT_FQB;
+    const int64_t B = a.B, H = a.H, Nq = a.Nq, Nk = a.Nk, d = a.d, BH = B * H;
+    if (BH == 0 || Nq == 0 || d == 0) return;
+    if (Nk == 0) { memset(O, 0, (size_t)(B * Nq * H * d) * sizeof(float)); return; }
+    const int64_t kpan = (Nk + MR - 1) / MR, vpan = (d + MR - 1) / MR;
+    const int64_t ksz = kpan * MR * d, vsz = vpan * MR * Nk;          // floats per (b, h)
+    size_t *pblk;
+    float *pk = scvrl__gemm_get((size_t)(BH * (ksz + vsz)) * sizeof(float), &pblk);
+    SCVRL_ASSERT(pk, "attention: out of memory");
+    float *pv = pk + BH * ksz;
+    const int64_t nqb = (Nq + QB - 1) / QB, tasks = BH * nqb;
+    #pragma omp parallel if (tasks > 1 && (double)Nq * Nk * d > 1e5)
     {
-        float *S = (float *)scvrl__xmalloc((size_t)(SCVRL__ATT_QB * (a.Nk ? a.Nk : 1)) * sizeof(float));
-        #pragma omp for schedule(dynamic)
-        for (int64_t task = 0; task < tasks; task++) {
-            int64_t bh = task / nqb, b = bh / a.H, h = bh % a.H, i0 = (task % nqb) * SCVRL__ATT_QB;
-            int64_t mb = a.Nq - i0 < SCVRL__ATT_QB ? a.Nq - i0 : SCVRL__ATT_QB;
-            scvrl__attn_scores(&a, b, h, i0, mb, S);
-            for (int64_t i = 0; i < mb; i++) scvrl__softmax_row(S + i * a.Nk, S + i * a.Nk, a.Nk);
-            const float *V = a.v + b * a.sv[0] + h * a.sv[1];
-            float *Ob = O + ((b * a.Nq + i0) * a.H + h) * a.d;
-            scvrl__sgemm(0, 0, mb, a.d, a.Nk, S, a.Nk, V, a.sv[2], Ob, a.H * a.d, 0);
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t bh = 0; bh < BH; bh++) {
+            int64_t b = bh / H, h = bh % H;
+            scvrl__gemm_pack_a(0, a.k + b * a.sk[0] + h * a.sk[1], a.sk[2], 0, Nk, 0, d, pk + bh * ksz);
+            scvrl__gemm_pack_a(1, a.v + b * a.sv[0] + h * a.sv[1], a.sv[2], 0, d, 0, Nk, pv + bh * vsz);
         }
-        SCVRL_FREE(S);
+        // (implicit barrier: the panels are complete)
+        size_t *wblk;
+        const int64_t np = QB / NR;
+        float *qp = scvrl__gemm_get((size_t)(np * NR * d + np * NR * Nk + vpan * MR * NR + NR) * sizeof(float), &wblk);
+        SCVRL_ASSERT(qp, "attention: out of memory");
+        float *S = qp + np * NR * d, *Ot = S + np * NR * Nk, *inv = Ot + vpan * MR * NR;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < tasks; task++) {
+            int64_t bh = task / nqb, b = bh / H, h = bh % H, i0 = (task % nqb) * QB;
+            int64_t mb = Nq - i0 < QB ? Nq - i0 : QB, npan = (mb + NR - 1) / NR;
+            const float *Kp = pk + bh * ksz, *Vp = pv + bh * vsz;
+            scvrl__gemm_pack_b(1, a.q + b * a.sq[0] + h * a.sq[1], a.sq[2], i0, mb, 0, d, qp, 0, npan);
+            for (int64_t p = 0; p < npan; p++) {
+                const float *Qp = qp + p * NR * d;
+                float *Sp = S + p * NR * Nk;
+                for (int64_t kp = 0; kp < kpan; kp++) {
+                    int m = (int)(Nk - kp * MR < MR ? Nk - kp * MR : MR);
+                    float *c = Sp + kp * MR * NR;
+                    scvrl__gemm_ukr(m, (int)NR, d, Kp + kp * MR * d, Qp, c, NR, 0, c + MR * NR, NULL, NULL);
+                }
+                scvrl__attn_softmax_cols(Sp, Nk, a.scale, inv);
+                for (int64_t cp = 0; cp < vpan; cp++) {
+                    int m = (int)(d - cp * MR < MR ? d - cp * MR : MR);
+                    float *c = Ot + cp * MR * NR;
+                    scvrl__gemm_ukr(m, (int)NR, Nk, Vp + cp * MR * Nk, Sp, c, NR, 0, c + MR * NR, NULL, NULL);
+                }
+                int64_t nv = mb - p * NR < NR ? mb - p * NR : NR;
+                for (int64_t i = 0; i < nv; i++) {
+                    float *o = O + ((b * Nq + i0 + p * NR + i) * H + h) * d;
+                    for (int64_t c = 0; c < d; c++) o[c] = Ot[c * NR + i];
+                }
+            }
+        }
+        scvrl__gemm_put(wblk);
     }
+    scvrl__gemm_put(pblk);
 }
 
 // Backward, two passes (flash-attention style, deterministic):
@@ -3072,7 +3447,7 @@ static const scvrl__bwd_fn scvrl__bwd_table[] = { SCVRL_OPS(SCVRL__BWD_ENTRY) };
 static const scvrl__kernel_fn scvrl__cpu_table[] = { SCVRL_OPS(SCVRL__CPU_ENTRY) };
 #undef SCVRL__CPU_ENTRY
 
-typedef struct { size_t bytes; void *buf; size_t buf_cap; int planned_n; int64_t *offs; } scvrl__plan;
+typedef struct { size_t bytes; void *buf; size_t buf_cap; int planned_n; int64_t *offs; uint8_t *fuse; } scvrl__plan;
 static uint32_t scvrl__visit_epoch = 0;
 
 scvrl_graph *scvrl_graph_new(void) {
@@ -3086,7 +3461,7 @@ scvrl_graph *scvrl_graph_new(void) {
 void scvrl_graph_free(scvrl_graph *g) {
     if (!g) return;
     scvrl__plan *p = (scvrl__plan *)g->plan;
-    if (p) { SCVRL_FREE(p->buf); SCVRL_FREE(p->offs); }
+    if (p) { SCVRL_FREE(p->buf); SCVRL_FREE(p->offs); SCVRL_FREE(p->fuse); }
     SCVRL_FREE(p);
     SCVRL_FREE(g->nodes);
     SCVRL_FREE(g);
@@ -3212,21 +3587,42 @@ static int scvrl__needs_alloc(const scvrl_tensor *t) {
     return !(t->flags & SCVRL_F_EXTERNAL) && !t->view_src && t->op != SCVRL_OP_LEAF;
 }
 
+// Node i (a LINEAR) and node i+1 may run as one kernel (scvrl__cpu_linear_fused) when i's output
+// is read by nothing but i+1 (uses: source slots of all nodes, views included, that reach i) and
+// is no graph output, and i+1 is GELU of it or ADD of it and a contiguous tensor of its shape.
+// The plan then keeps the buffers freed at step i alive through step i+1, so that i+1's buffer
+// never overlaps i's inputs (a valid plan for every backend; only the CPU one fuses).
+static int scvrl__fusable(const scvrl_graph *g, int i, const int *uses) {
+    if (i + 1 >= g->n) return 0;
+    const scvrl_tensor *t = g->nodes[i], *u = g->nodes[i + 1];
+    if (t->op != SCVRL_OP_LINEAR || t->view_src || (t->flags & (SCVRL_F_OUTPUT | SCVRL_F_EXTERNAL)) || uses[i] != 1) return 0;
+    if (t->type != SCVRL_DT_F32 || u->type != SCVRL_DT_F32 || u->view_src || (u->flags & SCVRL_F_EXTERNAL)) return 0;
+    if (!scvrl__same_shape(t, u)) return 0;
+    if (u->op == SCVRL_OP_GELU) return u->src[0] == t;
+    if (u->op != SCVRL_OP_ADD || (u->src[0] == t) == (u->src[1] == t)) return 0;
+    const scvrl_tensor *o = u->src[0] == t ? u->src[1] : u->src[0];
+    return o->type == SCVRL_DT_F32 && scvrl__same_shape(o, u) && scvrl_is_contiguous(o);
+}
+
 static void scvrl__graph_plan(scvrl_graph *g) {
     scvrl__plan *P = (scvrl__plan *)g->plan;
     int n = g->n;
     for (int i = 0; i < n; i++) g->nodes[i]->id = i;
     SCVRL_FREE(P->offs);
+    SCVRL_FREE(P->fuse);
     P->offs = (int64_t *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int64_t));
+    P->fuse = (uint8_t *)scvrl__xmalloc((size_t)n + 1);
     for (int i = 0; i < n; i++) P->offs[i] = -1;
     int *last = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
-    for (int i = 0; i < n; i++) last[i] = i;
+    int *uses = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) { last[i] = i; uses[i] = 0; }
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         for (int s = 0; s < SCVRL_MAX_SRC; s++) {
             if (!t->src[s]) continue;
             scvrl_tensor *b = scvrl__view_base(t->src[s], NULL);
             if (b->id >= 0 && b->id < n && g->nodes[b->id] == b && last[b->id] < i) last[b->id] = i;
+            if (b->id >= 0 && b->id < n && g->nodes[b->id] == b) uses[b->id]++;
         }
         if (t->flags & SCVRL_F_OUTPUT) {
             scvrl_tensor *b = scvrl__view_base(t, NULL);
@@ -3240,20 +3636,24 @@ static void scvrl__graph_plan(scvrl_graph *g) {
     scvrl__blk *fl = (scvrl__blk *)scvrl__xmalloc(((size_t)n + 1) * sizeof(scvrl__blk));
     int nfl = 0;
     size_t top = 0;
+    for (int i = 0; i < n; i++) P->fuse[i] = (uint8_t)scvrl__fusable(g, i, uses);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (scvrl__needs_alloc(t)) {
             size_t sz = ((size_t)scvrl_nelements(t) * scvrl_dtype_size(t->type) + 63) & ~(size_t)63;
             P->offs[i] = (int64_t)scvrl__plan_alloc(fl, &nfl, &top, sz ? sz : 64);
         }
-        for (int j = head[i]; j >= 0; j = order[j]) {
-            scvrl_tensor *u = g->nodes[j];
-            if (scvrl__needs_alloc(u) && P->offs[j] >= 0) {
-                size_t sz = ((size_t)scvrl_nelements(u) * scvrl_dtype_size(u->type) + 63) & ~(size_t)63;
-                scvrl__plan_free(fl, &nfl, (size_t)P->offs[j], sz ? sz : 64);
+        if (P->fuse[i]) continue;                  // step i's frees wait for step i+1
+        for (int step = i > 0 && P->fuse[i - 1] ? i - 1 : i; step <= i; step++)
+            for (int j = head[step]; j >= 0; j = order[j]) {
+                scvrl_tensor *u = g->nodes[j];
+                if (scvrl__needs_alloc(u) && P->offs[j] >= 0) {
+                    size_t sz = ((size_t)scvrl_nelements(u) * scvrl_dtype_size(u->type) + 63) & ~(size_t)63;
+                    scvrl__plan_free(fl, &nfl, (size_t)P->offs[j], sz ? sz : 64);
+                }
             }
-        }
     }
+    SCVRL_FREE(uses);
     P->bytes = top;
     P->planned_n = n;
     SCVRL_FREE(last); SCVRL_FREE(order); SCVRL_FREE(head); SCVRL_FREE(fl);
@@ -3300,7 +3700,10 @@ static void scvrl__resolve_view(scvrl_tensor *t) {
     t->data = b->data ? (uint8_t *)b->data + offs * (int64_t)scvrl_dtype_size(t->type) : NULL;
 }
 
-// SCVRL_PROFILE=1: seconds per op kind of every CPU compute, printed to stderr at exit.
+// SCVRL_PROFILE=1: seconds per op kind of every CPU compute, printed to stderr at exit; =2 also
+// prints one line per node (op, ms, shapes; "nc": a non-contiguous source) as it runs.
+// SCVRL_PROFILE_CPU=1: time with the calling thread's CPU clock (meaningful with one thread on a
+// loaded machine) instead of the wall clock.
 static double scvrl__prof_s[SCVRL_OP_COUNT];
 static int64_t scvrl__prof_n[SCVRL_OP_COUNT];
 static void scvrl__prof_print(void) {
@@ -3317,17 +3720,23 @@ static void scvrl__prof_print(void) {
         scvrl__prof_n[best] = -1;
     }
 }
+static int scvrl__prof_cpu;   // SCVRL_PROFILE_CPU=1: the calling thread's CPU time (single-thread runs)
 static double scvrl__now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(scvrl__prof_cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+// LINEAR + GELU/ADD fusion (scvrl__fusable) on the CPU: -1 until read from SCVRL_NO_FUSE (=1: off).
+static int scvrl__cpu_fuse = -1;
 
 static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     (void)be;
     if (scvrl__graph_bind(g, err, errlen)) return -1;
+    const uint8_t *fuse = ((const scvrl__plan *)g->plan)->fuse;
+    if (scvrl__cpu_fuse < 0) { const char *e = getenv("SCVRL_NO_FUSE"); scvrl__cpu_fuse = !(e && *e == '1'); }
     static int prof = -1;
-    if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
+    if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && (*e == '1' || *e == '2') ? *e - '0' : 0; e = getenv("SCVRL_PROFILE_CPU"); scvrl__prof_cpu = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
     for (int i = 0; i < g->n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (t->view_src) { scvrl__resolve_view(t); continue; }
@@ -3339,8 +3748,26 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
             continue;
         }
         double t0 = prof ? scvrl__now() : 0;
-        scvrl__cpu_table[t->op](t, g);
-        if (prof) { scvrl__prof_s[t->op] += scvrl__now() - t0; scvrl__prof_n[t->op]++; }
+        if (fuse && fuse[i] && scvrl__cpu_fuse) {
+            scvrl__cpu_linear_fused(t, g->nodes[i + 1]);
+            if (prof == 2) fprintf(stderr, "node (fused with %s)\n", scvrl_op_name(g->nodes[i + 1]->op));
+            i++;                          // (t stays the LINEAR in the profile)
+        } else scvrl__cpu_table[t->op](t, g);
+        if (prof) {
+            double dt = scvrl__now() - t0;
+            scvrl__prof_s[t->op] += dt; scvrl__prof_n[t->op]++;
+            if (prof == 2) {
+                fprintf(stderr, "node %-14s %9.3f ms [", scvrl_op_name(t->op), 1e3 * dt);
+                for (int d = 0; d < t->ndim; d++) fprintf(stderr, "%s%lld", d ? "," : "", (long long)t->ne[d]);
+                fprintf(stderr, "]");
+                for (int s = 0; s < SCVRL_MAX_SRC && t->src[s]; s++) {
+                    fprintf(stderr, " src%d[", s);
+                    for (int d = 0; d < t->src[s]->ndim; d++) fprintf(stderr, "%s%lld", d ? "," : "", (long long)t->src[s]->ne[d]);
+                    fprintf(stderr, "]%s", scvrl_is_contiguous(t->src[s]) ? "" : "nc");
+                }
+                fprintf(stderr, "\n");
+            }
+        }
     }
     return 0;
 }

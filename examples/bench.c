@@ -56,6 +56,10 @@ static double load_note(void) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (l > 0.5) fprintf(stderr, "bench: note: load average %.2f on %ld CPUs before the run: other processes compete, "
                                  "figures may be pessimistic\n", l, ncpu);
+    if (l > 0.5 * (double)ncpu && !getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT"))
+        fprintf(stderr, "bench: note: with the CPUs busy, OpenMP threads that spin at barriers while their partner is "
+                        "descheduled can cost several times the run time: OMP_WAIT_POLICY=passive (for every program "
+                        "compared) avoids it\n");
     return l;
 }
 

@@ -60,6 +60,31 @@ static void run_case(int tA, int tB, int64_t M, int64_t N, int64_t K, int64_t pa
         same1 = same1 && memcmp(C1, C3, csz * sizeof(float)) == 0;
     }
 #endif
+    // the bias epilogues: the same bits as the product followed by the add (any thread count)
+    int64_t bias_bad = 0;
+    {
+        float *bias = malloc((size_t)(N > M ? N : M) * sizeof(float) + 4);
+        for (int64_t j = 0; j < (N > M ? N : M); j++) bias[j] = frand();
+        for (int mode = 0; mode < 2; mode++) {
+            memcpy(C3, C0, csz * sizeof(float));
+#ifdef _OPENMP
+            int keep = omp_get_max_threads();
+            omp_set_num_threads(mode ? 3 : keep);
+#endif
+            scvrl__sgemm_bias(tA, tB, M, N, K, A, lda, B, ldb, C3, ldc, acc, mode ? NULL : bias, mode ? bias : NULL);
+#ifdef _OPENMP
+            omp_set_num_threads(keep);
+#endif
+            for (int64_t i = 0; i < M; i++) {
+                for (int64_t j = 0; j < N; j++) {
+                    float want = C1[i * ldc + j] + (mode ? bias[i] : bias[j]);
+                    if (memcmp(&want, &C3[i * ldc + j], sizeof(float))) bias_bad++;
+                }
+                for (int64_t j = N; j < ldc; j++) if (C3[i * ldc + j] != 12345.0f) bias_bad++;
+            }
+        }
+        free(bias);
+    }
     double maxrel = 0, maxabs = 0;
     int64_t exact_mismatch = 0, pad_bad = 0;
     for (int64_t i = 0; i < M; i += (i == M - 1 ? 1 : sample > 1 ? (i + sample < M ? sample : M - 1 - i) : 1)) {
@@ -88,13 +113,14 @@ static void run_case(int tA, int tB, int64_t M, int64_t N, int64_t K, int64_t pa
             if (C1[i * ldc + j] != 12345.0f) pad_bad++;
         if (i == M - 1) break;
     }
-    int ok = same && same1 && maxrel < 1e-5 && pad_bad == 0 && exact_mismatch == 0;
+    int ok = same && same1 && maxrel < 1e-5 && pad_bad == 0 && exact_mismatch == 0 && bias_bad == 0;
     if (!ok) failures++;
     if (maxrel > worst_rel) worst_rel = maxrel;
     printf("%s tA=%d tB=%d M=%-6lld N=%-5lld K=%-5lld pad=%lld acc=%d  max rel err %.2e, max abs err %.2e, "
-           "repeat-identical %d, 1/3-thread-identical %d, fma-chain mismatches %lld, pad-clobbered %lld\n",
+           "repeat-identical %d, 1/3-thread-identical %d, fma-chain mismatches %lld, pad-clobbered %lld, "
+           "bias/row-bias epilogue mismatches %lld\n",
            ok ? "ok  " : "FAIL", tA, tB, (long long)M, (long long)N, (long long)K, (long long)pad, acc, maxrel,
-           maxabs, same, same1, (long long)exact_mismatch, (long long)pad_bad);
+           maxabs, same, same1, (long long)exact_mismatch, (long long)pad_bad, (long long)bias_bad);
     free(A); free(B); free(C0); free(C1); free(C2); free(C3);
 }
 

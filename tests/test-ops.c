@@ -193,6 +193,69 @@ static void test_conv(scvrl_ctx *ctx) {
       conv_case(ctx, "conv3d ndhwc groups=1", g, 1, wn, 1, s, p, 1); }
 }
 
+// Channels-last depthwise conv and max pool on a strided view (channels [C, 2C) of a wider tensor,
+// as MViT's q/k/v split gives), C past the 64-channel register block, with a ragged tail.
+static void test_ndhwc_strided(scvrl_ctx *ctx) {
+    int64_t N = 2, T = 3, H = 7, W = 6, C = 70;
+    int64_t wide[5] = { N, T, H, W, 2 * C };
+    scvrl_tensor *xw = input(ctx, 5, wide, 55);
+    scvrl_tensor *x = scvrl_slice(ctx, xw, 4, C, C);
+    int64_t g[5] = { N, C, T, H, W }, xne[5] = { N, T, H, W, C };
+    float *xc = (float *)malloc((size_t)(N * T * H * W * C) * sizeof(float));
+    for (int64_t i = 0; i < N * T * H * W; i++) memcpy(xc + i * C, scvrl_f32(xw) + i * 2 * C + C, (size_t)C * sizeof(float));
+    int64_t wn[5] = { C, 1, 3, 3, 3 };
+    scvrl_tensor *w = input(ctx, 5, wn, 56), *b = input(ctx, 1, wn, 57);
+    double *ref = (double *)calloc(200000, sizeof(double));
+    int64_t o[3];
+    { int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+      ref_conv(xc, g, 1, scvrl_f32(w), wn, scvrl_f32(b), s, p, (int)C, ref, o);
+      check(ctx, "conv3d depthwise ndhwc C=70 strided view, bias", scvrl_conv3d(ctx, x, w, b, s, p, (int)C, SCVRL_LAYOUT_NDHWC), ref, 1e-6); }
+    { int s[3] = { 1, 4, 4 }, p[3] = { 1, 1, 1 };
+      ref_conv(xc, g, 1, scvrl_f32(w), wn, NULL, s, p, (int)C, ref, o);
+      check(ctx, "conv3d depthwise ndhwc C=70 strided view s(1,4,4)", scvrl_conv3d(ctx, x, w, NULL, s, p, (int)C, SCVRL_LAYOUT_NDHWC), ref, 1e-6); }
+    // max pool (1,3,3)/(1,2,2) on the same view, then with NaNs planted in the wide tensor
+    int k[3] = { 1, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 0, 1, 1 };
+    for (int i = 0; i < 3; i++) o[i] = (xne[1 + i] + 2 * p[i] - k[i]) / s[i] + 1;
+    int64_t nout = N * o[0] * o[1] * o[2] * C;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            const int64_t at_[3][4] = { { 0, 1, 2, 3 }, { 1, 2, 0, 0 }, { 1, 0, 6, 5 } };   // (n, t, h, w)
+            const int64_t ch[3] = { 0, 17, 69 };
+            for (int q = 0; q < 3; q++) {
+                int64_t i = (((at_[q][0] * T + at_[q][1]) * H + at_[q][2]) * W + at_[q][3]);
+                scvrl_f32(xw)[i * 2 * C + C + ch[q]] = NAN; xc[i * C + ch[q]] = NAN;
+            }
+        }
+        int64_t nnan_ref = 0;
+        for (int64_t n = 0; n < N; n++) for (int64_t t = 0; t < o[0]; t++) for (int64_t h = 0; h < o[1]; h++)
+        for (int64_t ww = 0; ww < o[2]; ww++) for (int64_t c = 0; c < C; c++) {
+            double m = -INFINITY; int nan = 0;
+            for (int a = 0; a < k[0]; a++) for (int bb = 0; bb < k[1]; bb++) for (int e = 0; e < k[2]; e++) {
+                int64_t it = t * s[0] - p[0] + a, ih = h * s[1] - p[1] + bb, iw = ww * s[2] - p[2] + e;
+                if (it < 0 || ih < 0 || iw < 0 || it >= T || ih >= H || iw >= W) continue;
+                float v = xc[(((n * T + it) * H + ih) * W + iw) * C + c];
+                if (v != v) nan = 1; else if (v > m) m = v;
+            }
+            ref[(((n * o[0] + t) * o[1] + h) * o[2] + ww) * C + c] = nan ? NAN : m;
+            nnan_ref += nan;
+        }
+        scvrl_tensor *y = scvrl_maxpool3d(ctx, x, k, s, p, SCVRL_LAYOUT_NDHWC);
+        if (pass == 0) { check(ctx, "maxpool3d ndhwc C=70 strided view", y, ref, 0); continue; }
+        scvrl_mark_output(y);
+        scvrl_graph *gr = scvrl_graph_new();
+        scvrl_graph_expand(gr, y);
+        scvrl_graph_compute(gr, NULL, NULL, 0);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < nout; i++) {
+            double r = ref[i]; float v = scvrl_f32(y)[i];
+            if ((r != r) != (v != v) || (r == r && v != (float)r)) bad++;
+        }
+        test_check(bad == 0 && nnan_ref > 0, "maxpool3d ndhwc: NaN in a window gives NaN, the rest exact", "%lld mismatches", (long long)bad);
+        scvrl_graph_free(gr);
+    }
+    free(ref); free(xc);
+}
+
 static void pool_case(scvrl_ctx *ctx, const char *name, const int64_t g[5], int layout, const int k[3], const int s[3], const int p[3]) {
     int64_t xne[5] = { g[0], g[1], g[2], g[3], g[4] };
     if (layout) { xne[1] = g[2]; xne[2] = g[3]; xne[3] = g[4]; xne[4] = g[1]; }
@@ -264,6 +327,35 @@ static void test_rows(scvrl_ctx *ctx) {
     check(ctx, "cross_entropy", scvrl_cross_entropy(ctx, x, tg), ce, 1e-6);
 }
 
+// Rows long enough for the vector paths (D = 100: three 32-blocks and a tail; D = 96), with and
+// without affine parameters, values offset from 0 so the mean matters.
+static void test_layer_norm_long(scvrl_ctx *ctx) {
+    for (int64_t D = 96; D <= 100; D += 4) {
+        int64_t ne[2] = { 7, D };
+        scvrl_tensor *x = input(ctx, 2, ne, 73), *w = input(ctx, 1, &D, 74), *b = input(ctx, 1, &D, 75);
+        for (int64_t i = 0; i < 7 * D; i++) scvrl_f32(x)[i] = 3.0f + 2.0f * scvrl_f32(x)[i];
+        double *ref = (double *)malloc((size_t)(7 * D) * sizeof(double)), *ref2 = (double *)malloc((size_t)(7 * D) * sizeof(double));
+        for (int64_t r = 0; r < 7; r++) {
+            const float *xr = scvrl_f32(x) + r * D;
+            double mu = 0, var = 0;
+            for (int64_t i = 0; i < D; i++) mu += xr[i];
+            mu /= (double)D;
+            for (int64_t i = 0; i < D; i++) var += (xr[i] - mu) * (xr[i] - mu);
+            var /= (double)D;
+            for (int64_t i = 0; i < D; i++) {
+                ref2[r * D + i] = (xr[i] - mu) / sqrt(var + 1e-6);
+                ref[r * D + i] = ref2[r * D + i] * scvrl_f32(w)[i] + scvrl_f32(b)[i];
+            }
+        }
+        char name[64];
+        snprintf(name, sizeof name, "layer_norm D=%lld", (long long)D);
+        check(ctx, name, scvrl_layer_norm(ctx, x, w, b, 1e-6f), ref, 1e-6);
+        snprintf(name, sizeof name, "layer_norm D=%lld no affine", (long long)D);
+        check(ctx, name, scvrl_layer_norm(ctx, x, NULL, NULL, 1e-6f), ref2, 1e-6);
+        free(ref); free(ref2);
+    }
+}
+
 static void test_attention(scvrl_ctx *ctx) {
     int64_t B = 2, H = 3, Nq = 70, Nk = 19, d = 8;      // Nq spans two query blocks
     int64_t nq[4] = { B, H, Nq, d }, nk[4] = { B, H, Nk, d };
@@ -288,6 +380,63 @@ static void test_attention(scvrl_ctx *ctx) {
     free(ref);
 }
 
+// Attention through the blocked kernel: q/k/v strided as MViT's qkv split gives them
+// ([B, N, 3, h, d] permuted to [3, B, h, N, d] and sliced), Nk not a multiple of the key panel,
+// Nq = 1 and Nq just past a query panel or block, several heads, d past a channel panel.
+static void attention_case(scvrl_ctx *ctx, int64_t B, int64_t H, int64_t Nq, int64_t Nk, int64_t d, float sc, int strided) {
+    scvrl_tensor *q, *k, *v;
+    const float *Q, *K, *V;          // the data, and element strides of (b, h, n); c is contiguous
+    int64_t sq[3], sk[3];
+    if (strided) {
+        int64_t nq5[5] = { B, Nq, 3, H, d }, nk5[5] = { B, Nk, 3, H, d };
+        int perm[5] = { 2, 0, 3, 1, 4 };
+        scvrl_tensor *bq = input(ctx, 5, nq5, 83), *bkv = input(ctx, 5, nk5, 84);
+        scvrl_tensor *xq = scvrl_permute(ctx, bq, perm), *xkv = scvrl_permute(ctx, bkv, perm);
+        q = scvrl_reshape_4d(ctx, scvrl_slice(ctx, xq, 0, 0, 1), B, H, Nq, d);
+        k = scvrl_reshape_4d(ctx, scvrl_slice(ctx, xkv, 0, 1, 1), B, H, Nk, d);
+        v = scvrl_reshape_4d(ctx, scvrl_slice(ctx, xkv, 0, 2, 1), B, H, Nk, d);
+        Q = scvrl_f32(bq); K = scvrl_f32(bkv) + H * d; V = scvrl_f32(bkv) + 2 * H * d;
+        sq[0] = Nq * 3 * H * d; sq[1] = d; sq[2] = 3 * H * d;
+        sk[0] = Nk * 3 * H * d; sk[1] = d; sk[2] = 3 * H * d;
+    } else {
+        int64_t nq[4] = { B, H, Nq, d }, nk[4] = { B, H, Nk, d };
+        q = input(ctx, 4, nq, 85); k = input(ctx, 4, nk, 86); v = input(ctx, 4, nk, 87);
+        Q = scvrl_f32(q); K = scvrl_f32(k); V = scvrl_f32(v);
+        sq[0] = H * Nq * d; sq[1] = Nq * d; sq[2] = d;
+        sk[0] = H * Nk * d; sk[1] = Nk * d; sk[2] = d;
+    }
+    double *ref = (double *)malloc((size_t)(B * Nq * H * d) * sizeof(double)), *s = (double *)malloc((size_t)Nk * sizeof(double));
+    for (int64_t b = 0; b < B; b++) for (int64_t h = 0; h < H; h++) for (int64_t i = 0; i < Nq; i++) {
+        double m = -INFINITY, z = 0;
+        for (int64_t j = 0; j < Nk; j++) {
+            double acc = 0;
+            for (int64_t c = 0; c < d; c++)
+                acc += (double)Q[b * sq[0] + h * sq[1] + i * sq[2] + c] * K[b * sk[0] + h * sk[1] + j * sk[2] + c];
+            s[j] = acc * sc; m = s[j] > m ? s[j] : m;
+        }
+        for (int64_t j = 0; j < Nk; j++) { s[j] = exp(s[j] - m); z += s[j]; }
+        for (int64_t c = 0; c < d; c++) {
+            double o = 0;
+            for (int64_t j = 0; j < Nk; j++) o += s[j] / z * V[b * sk[0] + h * sk[1] + j * sk[2] + c];
+            ref[((b * Nq + i) * H + h) * d + c] = o;
+        }
+    }
+    char name[128];
+    snprintf(name, sizeof name, "attention B=%lld h=%lld Nq=%lld Nk=%lld d=%lld scale %.3g%s", (long long)B, (long long)H,
+             (long long)Nq, (long long)Nk, (long long)d, sc, strided ? " (qkv-strided)" : "");
+    check(ctx, name, scvrl_attention(ctx, q, k, v, sc), ref, 1e-6);
+    free(ref); free(s);
+}
+
+static void test_attention_blocked(scvrl_ctx *ctx) {
+    attention_case(ctx, 1, 2, 130, 393, 96, 0.10206f, 1);   // MViT stage shapes (Nq cut short), 3 query blocks
+    attention_case(ctx, 2, 3, 1, 29, 20, 0.5f, 1);          // one query
+    attention_case(ctx, 1, 4, 33, 15, 16, 0.25f, 0);        // a query panel + 1, a key panel + 1
+    attention_case(ctx, 1, 1, 65, 1, 14, 0.3f, 1);          // one key
+    attention_case(ctx, 1, 2, 40, 70, 30, 4.0f, 0);         // peaked softmax
+    attention_case(ctx, 1, 2, 40, 70, 30, -0.7f, 1);        // negative scale
+}
+
 static void test_shape_ops(scvrl_ctx *ctx) {
     int64_t ne[3] = { 3, 4, 5 };
     scvrl_tensor *x = input(ctx, 3, ne, 90);
@@ -303,6 +452,21 @@ static void test_shape_ops(scvrl_ctx *ctx) {
     // reshape of a transposed view (forces a copy) 
     for (int i = 0; i < 3; i++) for (int j = 0; j < 4; j++) for (int k = 0; k < 5; k++) r[(i * 5 + k) * 4 + j] = X[(i * 4 + j) * 5 + k];
     check(ctx, "reshape of transposed", scvrl_reshape_2d(ctx, scvrl_transpose(ctx, x, 1, 2), 15, 4), r, 0);
+    // transposed copies big enough for the tiled path: ragged 16-tiles both ways, and a leading dim
+    {
+        int64_t nb3[3] = { 3, 21, 37 };
+        scvrl_tensor *xb = input(ctx, 3, nb3, 93);
+        double *rb = (double *)malloc(3 * 21 * 37 * sizeof(double));
+        for (int i = 0; i < 3; i++) for (int j = 0; j < 21; j++) for (int k = 0; k < 37; k++)
+            rb[(i * 37 + k) * 21 + j] = scvrl_f32(xb)[(i * 21 + j) * 37 + k];
+        check(ctx, "cont of a transpose [3,37,21]", scvrl_cont(ctx, scvrl_transpose(ctx, xb, 1, 2)), rb, 0);
+        int64_t n2[2] = { 300, 40 };
+        scvrl_tensor *x2 = input(ctx, 2, n2, 94);
+        double *r2 = (double *)malloc(300 * 40 * sizeof(double));
+        for (int j = 0; j < 300; j++) for (int k = 0; k < 40; k++) r2[k * 300 + j] = scvrl_f32(x2)[j * 40 + k];
+        check(ctx, "cont of a transpose [40,300]", scvrl_cont(ctx, scvrl_transpose(ctx, x2, 0, 1)), r2, 0);
+        free(rb); free(r2);
+    }
     // sum over dims
     double s1[15], s0[20], sall[1] = { 0 };
     for (int i = 0; i < 3; i++) for (int k = 0; k < 5; k++) { s1[i * 5 + k] = 0; for (int j = 0; j < 4; j++) s1[i * 5 + k] += X[(i * 4 + j) * 5 + k]; }
@@ -370,6 +534,61 @@ static void test_dropout(scvrl_ctx *ctx) {
     test_check(rows_bad == 0 && fabs((double)dropped / 2000 - 0.25) < 0.04, "drop_path drops whole rows",
                "%lld bad rows, %lld dropped", (long long)rows_bad, (long long)dropped);
     scvrl_graph_free(g); scvrl_graph_free(g2);
+}
+
+// LINEAR fused with the GELU or ADD that follows it (CPU backend): the same bits as the separate
+// kernels, and close to a double reference. Sizes: tiles cut at the right edge, a total that is
+// not a multiple of 16 (GELU's scalar tail), the linear as either operand of the add, and a
+// linear with two readers (not fused).
+static void test_fusion(scvrl_ctx *ctx) {
+    int64_t R = 301, I = 45, O1 = 70, O2 = 29;
+    int64_t nx[2] = { R, I }, nw1[2] = { O1, I }, nw2[2] = { O2, O1 }, ns[2] = { R, O2 };
+    scvrl_tensor *x = input(ctx, 2, nx, 110), *w1 = input(ctx, 2, nw1, 111), *b1 = input(ctx, 1, nw1, 112);
+    scvrl_tensor *w2 = input(ctx, 2, nw2, 113), *b2 = input(ctx, 1, nw2, 114), *sk = input(ctx, 2, ns, 115);
+    float *out[2][3];
+    int nfused = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        scvrl__cpu_fuse = pass == 0;
+        scvrl_tensor *h = scvrl_gelu(ctx, scvrl_linear(ctx, x, w1, b1));                    // fused (GELU)
+        scvrl_tensor *y = scvrl_add(ctx, sk, scvrl_linear(ctx, h, w2, b2));                 // fused (ADD, 2nd operand)
+        scvrl_tensor *l3 = scvrl_linear(ctx, h, w2, NULL);
+        scvrl_tensor *z = scvrl_add(ctx, scvrl_add(ctx, l3, y), l3);                        // l3 read twice: not fused
+        scvrl_tensor *outs[3] = { h, y, z };
+        scvrl_graph *g = scvrl_graph_new();
+        for (int k = 0; k < 3; k++) { scvrl_mark_output(outs[k]); scvrl_graph_expand(g, outs[k]); }
+        scvrl_graph_compute(g, NULL, NULL, 0);
+        const scvrl__plan *P = (const scvrl__plan *)g->plan;
+        if (pass == 0) for (int i = 0; i < g->n; i++) nfused += P->fuse[i];
+        for (int k = 0; k < 3; k++) {
+            int64_t n = scvrl_nelements(outs[k]);
+            out[pass][k] = (float *)malloc((size_t)n * sizeof(float));
+            memcpy(out[pass][k], outs[k]->data, (size_t)n * sizeof(float));
+        }
+        if (pass == 0) {   // h and y against double loops (from the float inputs; h as computed)
+            double *rh = (double *)malloc((size_t)(R * O1) * sizeof(double)), *ry = (double *)malloc((size_t)(R * O2) * sizeof(double));
+            for (int64_t r = 0; r < R; r++) for (int64_t o = 0; o < O1; o++) {
+                double a = scvrl_f32(b1)[o];
+                for (int64_t k = 0; k < I; k++) a += (double)scvrl_f32(x)[r * I + k] * scvrl_f32(w1)[o * I + k];
+                rh[r * O1 + o] = 0.5 * a * (1.0 + erf(a / sqrt(2.0)));
+            }
+            for (int64_t r = 0; r < R; r++) for (int64_t o = 0; o < O2; o++) {
+                double a = scvrl_f32(b2)[o] + scvrl_f32(sk)[r * O2 + o];
+                for (int64_t k = 0; k < O1; k++) a += (double)out[0][0][r * O1 + k] * scvrl_f32(w2)[o * O1 + k];
+                ry[r * O2 + o] = a;
+            }
+            double eh = test_rel_err_f(out[0][0], rh, R * O1), ey = test_rel_err_f(out[0][1], ry, R * O2);
+            char name[128];
+            snprintf(name, sizeof name, "linear+gelu, linear+add fused: rel err %.2e, %.2e (%d pairs fused)", eh, ey, nfused);
+            test_check(eh <= 1e-6 && ey <= 1e-6 && nfused == 2, name, "above 1e-6 or not fused");
+            free(rh); free(ry);
+        }
+        scvrl_graph_free(g);
+    }
+    scvrl__cpu_fuse = -1;
+    int same = !memcmp(out[0][0], out[1][0], (size_t)(R * O1) * 4) && !memcmp(out[0][1], out[1][1], (size_t)(R * O2) * 4) &&
+               !memcmp(out[0][2], out[1][2], (size_t)(R * O2) * 4);
+    test_check(same, "fused and separate kernels give the same bytes", "outputs differ");
+    for (int pass = 0; pass < 2; pass++) for (int k = 0; k < 3; k++) free(out[pass][k]);
 }
 
 // Same graph twice gives the same bytes; the plan reuses memory (peak < sum of all nodes).
@@ -453,11 +672,15 @@ int main(void) {
     test_linear(ctx);
     test_conv(ctx);
     test_pool(ctx);
+    test_ndhwc_strided(ctx);
     test_rows(ctx);
+    test_layer_norm_long(ctx);
     test_attention(ctx);
+    test_attention_blocked(ctx);
     test_shape_ops(ctx);
     test_dropout(ctx);
     test_nan_propagates(ctx);
+    test_fusion(ctx);
     test_determinism_and_plan();
     test_rng();
     scvrl_ctx_free(ctx);
