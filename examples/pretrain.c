@@ -33,18 +33,20 @@
 // ---------------------------------------------------------------------------------------------
 typedef struct {
     const char *data, *val, *model, *out, *resume, *device, *objective, *temporal_loss, *pool, *encoder_note;
-    int steps, epochs, batch, threads, save_every, keep, knn_every, frames, stride, size, kt, nt, group;
+    int steps, epochs, batch, threads, save_every, keep, knn_every, frames, stride, size, kt, nt, group, heldout_nt;
     int shared_head, momentum_droppath, warmup, quiet, inject_nan_step;
     int64_t queue, seed;
     double lr, lr_start, lr_end, wd, tau, lambda_v, momentum, beta, clip_grad, drop_path, crop_min, fps;
+    double p_flip, p_gray, p_blur, p_jitter;
 } pt_cfg;
 
 static pt_cfg C = {
     .model = "mvit-b", .out = "runs/scvrl", .device = "cpu", .objective = "scvrl", .temporal_loss = "nce",
     .pool = "cls", .steps = 0, .epochs = 0, .batch = 4, .threads = 0, .save_every = 500, .keep = 3,
-    .knn_every = 0, .frames = 16, .stride = 4, .size = 224, .kt = 2, .nt = 12, .group = 2, .warmup = -1,
+    .knn_every = 0, .frames = 16, .stride = 4, .size = 224, .kt = 2, .nt = 12, .heldout_nt = 12, .group = 2, .warmup = -1,
     .queue = 65536, .seed = 0, .inject_nan_step = -1, .lr = 1e-4, .lr_start = 1e-6, .lr_end = 1e-6, .wd = 0.05, .tau = 0.1,
     .lambda_v = 1.0, .momentum = 0.999, .beta = 5.0, .clip_grad = 0.0, .drop_path = 0.2, .crop_min = 0.08, .fps = 30,
+    .p_flip = 0.5, .p_gray = 0.2, .p_blur = 0.5, .p_jitter = 0.8,
 };
 
 static const char *const objectives[] = { "scvrl", "cvrl", NULL };
@@ -72,6 +74,7 @@ static const cli_flag flags[] = {
     { "--stride", CLI_INT, &C.stride, "S", "frame step within a clip", 1, 64, NULL, 0 },
     { "--size", CLI_INT, &C.size, "PX", "crop size (multiple of 32)", 32, 1024, NULL, 0 },
     { "--nt", CLI_INT, &C.nt, "N", "shuffled negatives per sample (N_T)", 1, 64, NULL, 0 },
+    { "--heldout-nt", CLI_INT, &C.heldout_nt, "N", "shuffles per clip of the held-out temporal accuracy (chance 1/(N+1))", 1, 64, NULL, 0 },
     { "--group", CLI_INT, &C.group, "G", "frames per shuffled group", 1, 64, NULL, 0 },
     { "--queue", CLI_INT64, &C.queue, "K", "visual negatives in the queue (N_V)", 1, 1 << 24, NULL, 0 },
     { "--momentum", CLI_DOUBLE, &C.momentum, "M", "momentum-encoder EMA (MoCo's value)", 0, 1, NULL, 0 },
@@ -87,6 +90,10 @@ static const cli_flag flags[] = {
     { "--drop-path", CLI_DOUBLE, &C.drop_path, "P", "stochastic depth of the last block", 0, 0.99, NULL, 0 },
     { "--fps", CLI_DOUBLE, &C.fps, "F", "frame rate given to frame-folder videos", 0.01, 1000, NULL, 0 },
     { "--crop-min", CLI_DOUBLE, &C.crop_min, "A", "smallest random-resized-crop area fraction", 0.01, 1, NULL, 0 },
+    { "--flip", CLI_DOUBLE, &C.p_flip, "P", "horizontal-flip probability of each view", 0, 1, NULL, 0 },
+    { "--gray", CLI_DOUBLE, &C.p_gray, "P", "grayscale probability of each view", 0, 1, NULL, 0 },
+    { "--blur", CLI_DOUBLE, &C.p_blur, "P", "Gaussian-blur probability of each view", 0, 1, NULL, 0 },
+    { "--color-jitter", CLI_DOUBLE, &C.p_jitter, "P", "colour-jitter probability of each view (brightness, contrast, saturation 0.4)", 0, 1, NULL, 0 },
     { "--beta", CLI_DOUBLE, &C.beta, "B", "targeted-sampling temperature (inf: uniform)", 1e-6, INFINITY, NULL, 0 },
     { "--seed", CLI_INT64, &C.seed, "N", "seed of every random draw", 0, 1e18, NULL, 0 },
     { "--save-every", CLI_INT, &C.save_every, "N", "checkpoint every N steps (and at the end)", 1, 1 << 30, NULL, 0 },
@@ -324,6 +331,9 @@ static const char *pt_config_string(char *buf, size_t n) {
              "batch=%d nt=%d group=%d queue=%lld momentum=%g tau=%g lambda=%g lr=%g wd=%g beta=%g crop_min=%g seed=%lld",
              C.model, C.objective, C.temporal_loss, C.shared_head, C.pool, C.kt, C.frames, C.stride, C.size, C.batch,
              C.nt, C.group, (long long)C.queue, C.momentum, C.tau, C.lambda_v, C.lr, C.wd, C.beta, C.crop_min, (long long)C.seed);
+    size_t used = strlen(buf);      // augmentation probabilities only when not the paper's (older checkpoints resume)
+    if (used < n && (C.p_flip != 0.5 || C.p_gray != 0.2 || C.p_blur != 0.5 || C.p_jitter != 0.8))
+        snprintf(buf + used, n - used, " flip=%g gray=%g blur=%g color_jitter=%g", C.p_flip, C.p_gray, C.p_blur, C.p_jitter);
     return buf;
 }
 
@@ -512,7 +522,7 @@ static double pt_knn(pt_state *S, pt_val *V, scvrl_backend *be) {
 // from the momentum encoder, as in training but on videos never trained on (epoch 1e6).
 static double pt_heldout_acc_t(pt_state *S, pt_val *V, scvrl_backend *be) {
     if (!S->temporal || S->ce) return NAN;
-    int64_t B = C.batch, nt = C.nt, clip = 3LL * C.frames * C.size * C.size, hit = 0, tot = 0;
+    int64_t B = C.batch, nt = V->L.n_shuffles, clip = 3LL * C.frames * C.size * C.size, hit = 0, tot = 0;
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     scvrl_tensor *xa = pt_input(ctx, B, "xa"), *xm = pt_input(ctx, B * (1 + nt), "xm");
     scvrl_tensor *qa = scvrl_l2_normalize(ctx, con_head(ctx, &S->H, S->ht, mvit_forward(ctx, &S->on, xa, 0, 0, NULL)), 1e-12f);
@@ -649,14 +659,18 @@ static void pt_open_data(pt_data *D, pt_val *V, const char *out) {
     D->L.group = C.group;
     D->L.beta = C.beta;
     D->L.aug.scale_min = (float)C.crop_min;
+    D->L.aug.p_flip = (float)C.p_flip; D->L.aug.p_gray = (float)C.p_gray;
+    D->L.aug.p_blur = (float)C.p_blur; D->L.aug.p_jitter = (float)C.p_jitter;
     D->L.folder_fps = C.fps;
     D->L.n_shuffles = !strcmp(C.objective, "cvrl") ? 0 : !strcmp(C.temporal_loss, "ce") ? 1 : C.nt;
     if (D->L.n_shuffles) {
         int perms_ok = 1;
         double f = 1;
         for (int k = 2; k <= C.frames / C.group && f < 1e9; k++) f *= k;
-        if (C.frames % C.group || f - 1 < D->L.n_shuffles) perms_ok = 0;
-        if (!perms_ok) die("--frames %d in groups of --group %d gives too few distinct shuffles for --nt %d", C.frames, C.group, C.nt);
+        int most = D->L.n_shuffles > C.heldout_nt ? D->L.n_shuffles : C.heldout_nt;
+        if (C.frames % C.group || f - 1 < most) perms_ok = 0;
+        if (!perms_ok) die("--frames %d in groups of --group %d gives too few distinct shuffles for --nt %d / --heldout-nt %d",
+                           C.frames, C.group, C.nt, C.heldout_nt);
         const char *w = clip_shuffle_kernel_warning(C.frames, C.group, C.kt, 2, C.kt == 2 ? 0 : 1);
         if (w) fprintf(stderr, "warning: %s\n", w);
     }
@@ -675,7 +689,8 @@ static void pt_open_data(pt_data *D, pt_val *V, const char *out) {
     if (C.val) {
         if (ds_load(C.val, NULL, &V->list, err, sizeof err)) die("%s", err);
         ld_init(&V->L, &V->list, C.frames, C.stride, C.size, (uint64_t)C.seed + 1);
-        V->L.group = C.group; V->L.n_shuffles = D->L.n_shuffles; V->L.beta = INFINITY; V->L.folder_fps = C.fps;
+        V->L.group = C.group; V->L.n_shuffles = D->L.n_shuffles ? C.heldout_nt : 0; V->L.beta = INFINITY; V->L.folder_fps = C.fps;
+        V->L.aug = D->L.aug;        // the held-out temporal accuracy sees the training augmentation
         V->have = 1;
     }
     (void)out;
@@ -792,7 +807,7 @@ int main(int argc, char **argv) {
     if (g_stop) { fprintf(stderr, "stopped at step %lld and saved; continue with --resume %s\n", (long long)S.step, C.out); return 0; }
     double knn = V.have ? pt_knn(&S, &V, be) : NAN, hat = V.have ? pt_heldout_acc_t(&S, &V, be) : NAN;
     if (D.skipped) fprintf(stderr, "%lld unreadable videos were skipped (last: %s)\n", (long long)D.skipped, D.last_err);
-    if (V.have) fprintf(stderr, "held-out (%s): kNN top-1 %.3f, temporal accuracy %.3f (chance %.3f)\n", C.val, knn, hat, 1.0 / (C.nt + 1));
+    if (V.have) fprintf(stderr, "held-out (%s): kNN top-1 %.3f, temporal accuracy %.3f (chance %.3f)\n", C.val, knn, hat, 1.0 / (C.heldout_nt + 1));
     char hs[32] = "null", ks[32] = "null";          // JSON has no NaN: null when not measured
     if (isfinite(hat)) snprintf(hs, sizeof hs, "%.4f", hat);
     if (isfinite(knn)) snprintf(ks, sizeof ks, "%.4f", knn);
