@@ -551,7 +551,7 @@ static int cmd_mvit(int argc, char **argv) {
                       flags, (int)(sizeof flags / sizeof *flags), mvit_print_presets, NULL };
     cli_parse(&spec, argc, argv, 2, NULL, 0);
     mvit_config cfg;
-    if (mvit_preset(o.model, &cfg)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny)", o.model);
+    if (mvit_preset(o.model, &cfg)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny, mvit-micro)", o.model);
     cfg.kt = o.kt; cfg.frames = o.frames; cfg.size = o.size;
     char err[512];
     if (mvit_check_config(&cfg, err, sizeof err)) cli_usage_error(&spec, "%s", err);

@@ -263,7 +263,7 @@ static void parse(embed_opts *o, int argc, char **argv) {
     int vt, vs;
     if (sscanf(o->views, "%dx%d", &vt, &vs) != 2 || vt < 1 || vs < 1) cli_usage_error(&spec, "--views wants TxS, e.g. 10x3, not '%s'", o->views);
     mvit_config cfg;
-    if (mvit_preset(o->model, &cfg)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny)", o->model);
+    if (mvit_preset(o->model, &cfg)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny, mvit-micro)", o->model);
     cfg.kt = o->kt; cfg.frames = o->frames; cfg.size = o->size;
     char err[256];
     if (mvit_check_config(&cfg, err, sizeof err)) cli_usage_error(&spec, "%s", err);

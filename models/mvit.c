@@ -31,12 +31,16 @@ static const mvit_block_cfg mvit__tiny_blocks[] = {
     { 1, 32, 64, Q0, { 1, 4, 4 } }, { 2, 64, 128, Q2, { 1, 2, 2 } }, { 4, 128, 256, Q2, { 1, 1, 1 } },
     { 8, 256, 256, Q0, { 1, 1, 1 } },
 };
+static const mvit_block_cfg mvit__micro_blocks[] = {
+    { 1, 16, 32, Q0, { 1, 4, 4 } }, { 2, 32, 64, Q2, { 1, 2, 2 } }, { 2, 64, 64, Q0, { 1, 2, 2 } },
+};
 #undef Q0
 #undef Q2
 static const mvit__preset mvit__presets[] = {
     { "mvit-b", "MViT-B 16x4 (torchvision mvit_v1_b): 16 blocks, 96->768, 36.6M params", 16, mvit__b_blocks },
     { "mvit-s", "8 blocks, 96->768: MViT-B's stages shortened, 15.5M params", 8, mvit__s_blocks },
     { "mvit-tiny", "4 blocks, 32->256, 1.4M params: CPU tests and demos", 4, mvit__tiny_blocks },
+    { "mvit-micro", "3 blocks, 16->64, 0.08M params: the CPU learning test at 32 px", 3, mvit__micro_blocks },
 };
 #define MVIT__NPRESETS ((int)(sizeof(mvit__presets) / sizeof(mvit__presets[0])))
 

@@ -27,7 +27,7 @@ typedef struct {
     int pool_avg;         // 0: CLS token output; 1: mean of the grid tokens (Table 8d ablation)
 } mvit_config;
 
-// Presets: "mvit-b" (torchvision mvit_v1_b), "mvit-s", "mvit-tiny". Sets depth and blocks and the
+// Presets: "mvit-b" (torchvision mvit_v1_b), "mvit-s", "mvit-tiny", "mvit-micro". Sets depth and blocks and the
 // defaults kt 2, frames 16, size 224, classes 0, drop_path 0.2. Returns 0, or -1 if unknown.
 int mvit_preset(const char *name, mvit_config *cfg);
 void mvit_print_presets(FILE *f);

@@ -1024,7 +1024,8 @@ static void probe__infer_shapes(const scvrl_st_file *f, const char *prefix, prob
         if (sscanf(f->e[i].name + pl, "blocks.%d.norm1.weigh%n", &b, &pos) == 1 && pos > 0 && b + 1 > depth) depth = b + 1;
     }
     if (!w->model[0]) {
-        const char *m = depth == 16 ? "mvit-b" : depth == 8 ? "mvit-s" : depth == 4 && c0 == 32 ? "mvit-tiny" : "";
+        const char *m = depth == 16 ? "mvit-b" : depth == 8 ? "mvit-s" : depth == 4 && c0 == 32 ? "mvit-tiny"
+                      : depth == 3 && c0 == 16 ? "mvit-micro" : "";
         snprintf(w->model, sizeof w->model, "%s", m);
     }
 }
@@ -1059,7 +1060,7 @@ static int probe__read_wmeta(const char *path, const char *prefix, probe__wmeta 
 // Settings: the flag, else the checkpoint's, else the paper's default.
 static int probe__resolve_cfg(probe_encoder *e, const probe_encoder_opts *o, const probe__wmeta *w, char *err, size_t errlen) {
     const char *model = o->model ? o->model : w->model[0] ? w->model : "mvit-b";
-    if (mvit_preset(model, &e->cfg)) { probe__err(err, errlen, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny)", model); return -1; }
+    if (mvit_preset(model, &e->cfg)) { probe__err(err, errlen, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny, mvit-micro)", model); return -1; }
     e->cfg.kt = o->kt ? o->kt : w->kt ? w->kt : 2;
     e->cfg.frames = o->frames ? o->frames : w->frames ? w->frames : 16;
     e->cfg.size = o->size ? o->size : w->size ? w->size : 224;
