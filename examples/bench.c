@@ -717,7 +717,7 @@ static int cmd_scvrl(int argc, char **argv) {
                       flags, (int)(sizeof flags / sizeof *flags), mvit_print_presets, NULL };
     cli_parse(&spec, argc, argv, 2, NULL, 0);
     mvit_config mc;
-    if (mvit_preset(model, &mc)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny)", model);
+    if (mvit_preset(model, &mc)) cli_usage_error(&spec, "unknown --model '%s' (mvit-b, mvit-s, mvit-tiny, mvit-micro)", model);
     mc.frames = frames; mc.size = size;
     char err[1024];
     if (mvit_check_config(&mc, err, sizeof err)) cli_usage_error(&spec, "%s", err);
