@@ -25,8 +25,9 @@
 //  * Scratch: one grow-only device buffer for per-op temporaries (im2col columns, attention row
 //    statistics, reduction partials); its size is found by a pass over the graph before running.
 // Kernels reproduce the CPU kernels of scvrl.h sections 14-16 (same formulas, same reduction
-// precision where the CPU uses double); GEMMs go through cuBLAS in fp32 (TF32 tensor cores with
-// SCVRL_CUDA_TF32=1 or scvrl_cuda_set_precision). Atomics (not bit-deterministic) are used only by
+// precision where the CPU uses double); GEMMs go through cuBLAS in fp32, or on TF32 or bf16 tensor
+// cores (scvrl_cuda_set_precision, or SCVRL_CUDA_PRECISION=fp32|tf32|bf16 in the environment;
+// storage and accumulation stay fp32). Atomics (not bit-deterministic) are used only by
 // MAXPOOL3D_BACK and by INDEX_ADD with more than 4096 indices.
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
 
@@ -47,7 +48,7 @@
 #include <unordered_map>
 #include <vector>
 
-extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
+extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int prec);
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
@@ -112,7 +113,7 @@ struct Cuda {
     cublasLtHandle_t lt = nullptr;                    // linear layers: GEMM + bias epilogue
     void *lt_ws = nullptr; size_t lt_ws_bytes = 0;    // its workspace
     std::unordered_map<std::string, LtPlan> lt_plans; // by shape, precision and operand alignment
-    int tf32 = 0;
+    int prec = SCVRL_PREC_FP32;      // GEMM compute: SCVRL_PREC_FP32, _TF32 or _BF16 (fp32 storage, fp32 accumulation)
     char *act = nullptr; size_t act_cap = 0;          // activation arena
     char *mir = nullptr; size_t mir_cap = 0;          // leaf / external mirror arena
     char *stage = nullptr; size_t stage_cap = 0;      // pinned host staging for the mirror
@@ -1004,6 +1005,13 @@ const void *host_of(const scvrl_tensor *t) {
     return (const char *)b->data + o * (int64_t)scvrl_dtype_size(t->type);
 }
 
+// cuBLAS compute type of a precision: fp32 exact, TF32 tensor cores (10-bit mantissa inputs), or bf16
+// tensor cores (inputs rounded to bf16 inside the GEMM, 8-bit mantissa); fp32 storage and fp32
+// accumulation in all three.
+static cublasComputeType_t compute_type(int prec) {
+    return prec == SCVRL_PREC_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF : prec == SCVRL_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
 // Row-major batched GEMM through cuBLAS: C[M,N] (ldc) = op(A)[M,K] op(B)[K,N] (+ beta C).
 int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t sA,
          const float *B, int64_t ldb, int64_t sB, float *Cm, int64_t ldc, int64_t sC, int64_t batch, float beta) {
@@ -1016,7 +1024,7 @@ int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A
         return 0;
     }
     const float alpha = 1.0f;
-    cublasComputeType_t ct = R.C->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasComputeType_t ct = compute_type(R.C->prec);
     cublasOperation_t oa = tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (lda < 1) lda = 1;
     if (ldb < 1) ldb = 1;
@@ -1168,13 +1176,13 @@ uint32_t align_of(const void *p) { uintptr_t a = (uintptr_t)p; return a % 16 == 
 int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, const float *W, const float *b, float *Y) {
     Cuda *C = R.C;
     char key[160];
-    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->tf32, b != nullptr,
+    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
              align_of(X), align_of(W), align_of(Y), b ? align_of(b) : 16u);
     auto it = C->lt_plans.find(key);
     if (it == C->lt_plans.end()) {
         LtPlan P;
         memset(&P, 0, sizeof P);
-        cublasComputeType_t ct = C->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+        cublasComputeType_t ct = compute_type(C->prec);
         cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
         cublasLtEpilogue_t ep = b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
         SC_BLAS(cublasLtMatmulDescCreate(&P.op, ct, CUDA_R_32F));
@@ -1747,7 +1755,7 @@ __global__ void k_row_softmax_back(int64_t rows, int64_t Nk, const float *Pm, fl
 int gemm_ptrs(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, float alpha, const void *const *A, int64_t lda,
               const void *const *B, int64_t ldb, float beta, void *const *Cm, int64_t ldc, int64_t batch) {
     if (M <= 0 || N <= 0 || K <= 0 || batch <= 0) return 0;
-    cublasComputeType_t ct = R.C->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasComputeType_t ct = compute_type(R.C->prec);
     cublasOperation_t oa = tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
     SC_BLAS(cublasGemmBatchedEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, A, CUDA_R_32F,
                                 (int)lda, &beta, Cm, CUDA_R_32F, (int)ldc, (int)batch, ct, CUBLAS_GEMM_DEFAULT));
@@ -2303,8 +2311,13 @@ int cuda_init(Cuda *C, int device, char *err, size_t errlen) {
     SC_BLAS(cublasLtCreate(&C->lt));
     C->lt_ws_bytes = (size_t)32 << 20;
     if (dev_alloc(C, &C->lt_ws, C->lt_ws_bytes, "the cuBLASLt workspace", err, errlen)) return -1;
-    const char *e = getenv("SCVRL_CUDA_TF32");
-    C->tf32 = e && atoi(e) != 0;
+    const char *e = getenv("SCVRL_CUDA_TF32"), *p = getenv("SCVRL_CUDA_PRECISION");
+    if (e && atoi(e) != 0) C->prec = SCVRL_PREC_TF32;
+    if (p && *p) {
+        int v = scvrl_precision_parse(p);
+        if (v < 0) { seterr(err, errlen, "cuda: SCVRL_CUDA_PRECISION='%s' is not fp32, tf32 or bf16", p); return -1; }
+        C->prec = v;
+    }
     return 0;
 }
 
@@ -2332,8 +2345,6 @@ extern "C" scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errle
     return be;
 }
 
-// Matrix products in fp32 (tf32 = 0, the default) or on TF32 tensor cores (tf32 = 1; also
-// SCVRL_CUDA_TF32=1 in the environment). Returns the previous setting, or -1 if be is not CUDA.
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) { seterr(err, errlen, "scvrl_cuda_resident: not the CUDA backend"); return -1; }
     Cuda *C = (Cuda *)be->priv;
@@ -2366,10 +2377,11 @@ extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be) {
     return C->act_cap + C->mir_cap + C->scratch_cap;
 }
 
-extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int tf32) {
+extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int prec) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;
+    if (prec < SCVRL_PREC_FP32 || prec > SCVRL_PREC_BF16) return -1;
     Cuda *C = (Cuda *)be->priv;
-    int old = C->tf32;
-    C->tf32 = tf32 != 0;
+    int old = C->prec;
+    C->prec = prec;
     return old;
 }

@@ -439,11 +439,18 @@ struct scvrl_backend {
 };
 scvrl_backend *scvrl_backend_cpu(void);
 void scvrl_backend_free(scvrl_backend *be);
+// Compute precision of a GPU backend's matrix products (GEMMs, convolutions, attention): full fp32,
+// TF32 tensor cores, or bf16 tensor cores. Storage, accumulation, normalisation, softmax, losses,
+// optimizer and EMA stay fp32 in every mode (as PyTorch's autocast keeps them). The CPU is fp32.
+enum { SCVRL_PREC_FP32 = 0, SCVRL_PREC_TF32 = 1, SCVRL_PREC_BF16 = 2 };
+int scvrl_precision_parse(const char *name);    // "fp32" | "tf32" | "bf16" -> SCVRL_PREC_*, else -1
+const char *scvrl_precision_name(int prec);     // the inverse ("?" if out of range)
 #ifdef SCVRL_CUDA
 scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errlen);
-// GEMMs in fp32 (tf32 = 0, default) or on TF32 tensor cores (1; also SCVRL_CUDA_TF32=1).
-// Returns the previous setting, or -1 if be is not the CUDA backend.
-int scvrl_cuda_set_precision(scvrl_backend *be, int tf32);
+// Sets SCVRL_PREC_*; the default is fp32, or SCVRL_CUDA_PRECISION=fp32|tf32|bf16 from the
+// environment (SCVRL_CUDA_TF32=1: tf32). Returns the previous setting, or -1 if be is not the CUDA
+// backend or prec is not a SCVRL_PREC_* value.
+int scvrl_cuda_set_precision(scvrl_backend *be, int prec);
 /* Device memory the backend holds now (activation arena + parameter/input mirror + scratch; the
  * arenas only grow, so after a run this is its peak). 0 for other backends. */
 size_t scvrl_cuda_device_bytes(scvrl_backend *be);
@@ -3774,6 +3781,17 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
 
 static int scvrl__cpu_supports(scvrl_backend *be, const scvrl_tensor *t) { (void)be; (void)t; return 1; }
 static void scvrl__cpu_free(scvrl_backend *be) { (void)be; }
+
+int scvrl_precision_parse(const char *name) {
+    static const char *const names[] = { "fp32", "tf32", "bf16" };
+    for (int i = 0; name && i < 3; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -1;
+}
+
+const char *scvrl_precision_name(int prec) {
+    return prec == SCVRL_PREC_FP32 ? "fp32" : prec == SCVRL_PREC_TF32 ? "tf32" : prec == SCVRL_PREC_BF16 ? "bf16" : "?";
+}
 
 scvrl_backend *scvrl_backend_cpu(void) {
     static scvrl_backend cpu = { "cpu", NULL, scvrl__cpu_supports, scvrl__cpu_compute, scvrl__cpu_free, NULL };

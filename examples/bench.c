@@ -16,6 +16,7 @@
 #include "dataset.h"
 #include "loader.h"
 #include "video.h"
+#include "probe.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -378,7 +379,7 @@ static double fixture_error(const mvit_config *cfg, const float *feat, int64_t B
 }
 
 typedef struct {
-    const char *model, *device, *inputs;
+    const char *model, *device, *inputs, *precision;
     int kt, frames, size, batch, warmup, fwd_only;
     double load;             // 1-minute load average before the run
 } mvit_opts;
@@ -415,17 +416,23 @@ static double time_graph(scvrl_graph *g, scvrl_backend *be, mvit_model *m, int t
     return nt % 2 ? ts[nt / 2] : 0.5 * (ts[nt / 2 - 1] + ts[nt / 2]);
 }
 
-static scvrl_backend *mvit_backend(const char *device) {
-    if (!strcmp(device, "cpu")) return scvrl_backend_cpu();
-#ifdef SCVRL_CUDA
+static const char *const precisions[] = { "bf16", "tf32", "fp32", NULL };
+
+// The backend, and the precision it computes in ("fp32" on the CPU; SCVRL_CUDA_PRECISION overrides
+// the flag on the GPU).
+static scvrl_backend *mvit_backend(const char *device, const char *precision, const char **actual) {
     char err[512];
-    scvrl_backend *be = scvrl_backend_cuda(0, err, sizeof err);
-    if (!be) { fprintf(stderr, "bench mvit: CUDA device 0: %s\n", err); exit(1); }
-    return be;
-#else
-    fprintf(stderr, "bench mvit: --device cuda: this build has no CUDA backend (rebuild where nvcc is on PATH: make CUDA=1)\n");
-    exit(2);
+    scvrl_backend *be = probe_backend(device, precision, err, sizeof err);
+    if (!be) { fprintf(stderr, "bench: --device %s: %s\n", device, err); exit(strcmp(device, "cpu") ? 1 : 2); }
+    *actual = "fp32";
+#ifdef SCVRL_CUDA
+    if (strcmp(device, "cpu")) {
+        int p = scvrl_cuda_set_precision(be, SCVRL_PREC_FP32);
+        scvrl_cuda_set_precision(be, p);
+        *actual = scvrl_precision_name(p);
+    }
 #endif
+    return be;
 }
 
 // What bench mvit measures: seconds per clip (median and fastest; fwdbwd < 0: not measured),
@@ -460,8 +467,7 @@ static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figu
     snprintf(fb, sizeof fb, r->fwdbwd >= 0 ? "%.4f" : "null", r->fwdbwd);
     snprintf(fbb, sizeof fbb, r->fwdbwd >= 0 ? "%.4f" : "null", r->fwdbwd_best);
     snprintf(fbc, sizeof fbc, r->fwdbwd >= 0 ? "%.4f" : "null", r->fwdbwd_cpu);
-    const char *prec = "fp32";
-    if (strcmp(o->device, "cpu")) { const char *e = getenv("SCVRL_CUDA_TF32"); prec = e && *e == '1' ? "tf32" : "fp32"; }
+    const char *prec = o->precision;
     char tc[32];
     snprintf(tc, sizeof tc, r->fwdbwd > 0 ? "%.2f" : "null", r->fwdbwd > 0 ? 1.0 / r->fwdbwd : 0.0);
     if (r->gpu_bytes) printf("GPU memory held by the backend (peak): %.1f MiB\n", (double)r->gpu_bytes / 1048576.0);
@@ -526,7 +532,7 @@ static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, f
 
 static int cmd_mvit(int argc, char **argv) {
     static const char *devices[] = { "cpu", "cuda", NULL };
-    mvit_opts o = { "mvit-b", "cpu", "device", 2, 16, 224, 1, 1, 0, -1 };
+    mvit_opts o = { "mvit-b", "cpu", "device", "bf16", 2, 16, 224, 1, 1, 0, -1 };
     static const char *inputs[] = { "device", "host", NULL };
     const cli_flag flags[] = {
         { "--model", CLI_STR, &o.model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
@@ -535,6 +541,7 @@ static int cmd_mvit(int argc, char **argv) {
         { "--size", CLI_INT, &o.size, "S", "frame height = width (multiple of 32)", 32, 4096, NULL, 0 },
         { "--kt", CLI_INT, &o.kt, "K", "stem temporal kernel: 2 (SCVRL) or 3 (torchvision)", 2, 3, NULL, 0 },
         { "--device", CLI_CHOICE, &o.device, NULL, "backend (cuda needs a CUDA build)", 0, 0, devices, 0 },
+        { "--precision", CLI_CHOICE, &o.precision, NULL, "GPU matrix products: bf16 or tf32 tensor cores, or fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
         { "--threads", CLI_INT, &opt_threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
         { "--reps", CLI_INT, &opt_reps, "N", "timed runs of each graph (0: 3, fewer past 30 s)", 0, 64, NULL, 0 },
         { "--warmup", CLI_INT, &o.warmup, "N", "untimed runs before them", 0, 64, NULL, 0 },
@@ -555,7 +562,7 @@ static int cmd_mvit(int argc, char **argv) {
     cfg.kt = o.kt; cfg.frames = o.frames; cfg.size = o.size;
     char err[512];
     if (mvit_check_config(&cfg, err, sizeof err)) cli_usage_error(&spec, "%s", err);
-    scvrl_backend *be = mvit_backend(o.device);
+    scvrl_backend *be = mvit_backend(o.device, o.precision, &o.precision);
     scvrl_set_threads(opt_threads);
     mvit_model m;
     if (mvit_init(&m, &cfg, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); return 1; }
@@ -695,7 +702,7 @@ static void scvrl_fill_inputs(scm_graphs *G, const scm_cfg *c, float *xm[2], flo
 
 static int cmd_scvrl(int argc, char **argv) {
     static const char *devices[] = { "cpu", "cuda", NULL };
-    const char *model = "mvit-b", *device = "cpu";
+    const char *model = "mvit-b", *device = "cpu", *precision = "bf16";
     int batch = 8, frames = 16, size = 224, nt = 12, warmup = 1;
     int64_t queue = 65536;
     const cli_flag flags[] = {
@@ -706,6 +713,7 @@ static int cmd_scvrl(int argc, char **argv) {
         { "--nt", CLI_INT, &nt, "N", "shuffled negatives per sample", 1, 64, NULL, 0 },
         { "--queue", CLI_INT64, &queue, "K", "keys in the queue", 1, 1 << 24, NULL, 0 },
         { "--device", CLI_CHOICE, &device, NULL, "backend (cuda needs a CUDA build)", 0, 0, devices, 0 },
+        { "--precision", CLI_CHOICE, &precision, NULL, "GPU matrix products: bf16 or tf32 tensor cores, or fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
         { "--threads", CLI_INT, &opt_threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
         { "--reps", CLI_INT, &opt_reps, "N", "timed steps (0: 5, fewer past 30 s)", 0, 64, NULL, 0 },
         { "--warmup", CLI_INT, &warmup, "N", "untimed steps before them", 0, 64, NULL, 0 },
@@ -721,7 +729,8 @@ static int cmd_scvrl(int argc, char **argv) {
     mc.frames = frames; mc.size = size;
     char err[1024];
     if (mvit_check_config(&mc, err, sizeof err)) cli_usage_error(&spec, "%s", err);
-    scvrl_backend *be = mvit_backend(device);
+    const char *prec = precision;
+    scvrl_backend *be = mvit_backend(device, precision, &prec);
     scvrl_set_threads(opt_threads);
     scm_cfg c = { 1, 0, 0, nt, frames, size, batch, 0, queue, 0.1, 1.0, 0.999, 0.05, 0.0, 1 };
     scm_state S;
@@ -757,7 +766,6 @@ static int cmd_scvrl(int argc, char **argv) {
 #ifdef SCVRL_CUDA
     gpu = scvrl_cuda_device_bytes(be);
 #endif
-    const char *e = getenv("SCVRL_CUDA_TF32"), *prec = strcmp(device, "cpu") && e && *e == '1' ? "tf32" : "fp32";
     printf("SCVRL step: %s kt %d, %dx%dx%d, batch %d, N_T %d, queue %lld, device %s (%s)\n", model, mc.kt, frames, size, size,
            batch, nt, (long long)queue, device, prec);
     printf("  %.3f s per step (fastest %.3f), %.2f samples/s, %d momentum + %d online clips per step\n", med, ts[0],

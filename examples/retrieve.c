@@ -40,16 +40,17 @@
 #define RT_BAR_W 140
 
 typedef struct {
-    const char *weights, *encoder, *model, *pool, *index, *grid, *device;
+    const char *weights, *encoder, *model, *pool, *index, *grid, *device, *precision;
     int kt, frames, stride, size, interpolate, k, thumb, batch, threads, quiet, keep_self;
     int64_t seed;
 } rt_cfg;
 
-static rt_cfg C = { .encoder = "online", .device = "cpu", .k = 5, .thumb = 96, .batch = 8 };
+static rt_cfg C = { .encoder = "online", .device = "cpu", .precision = "bf16", .k = 5, .thumb = 96, .batch = 8 };
 
 static const char *const encoders[] = { "online", "momentum", NULL };
 static const char *const pools[] = { "cls", "avg", NULL };
 static const char *const devices[] = { "cpu", "cuda", NULL };
+static const char *const precisions[] = { "bf16", "tf32", "fp32", NULL };
 
 static const cli_flag flags[] = {
     { "--weights", CLI_STR, &C.weights, "FILE", "encoder checkpoint (default: " RT_DEFAULT_MODEL " in <program dir>/../models/ or ./models/)", 0, 0, NULL, CLI_NO_DEFAULT },
@@ -69,6 +70,7 @@ static const cli_flag flags[] = {
     { "--batch", CLI_INT, &C.batch, "N", "clips per forward", 1, 4096, NULL, 0 },
     { "--threads", CLI_INT, &C.threads, "N", "CPU threads (0: all)", 0, 1024, NULL, 0 },
     { "--device", CLI_CHOICE, &C.device, NULL, "compute device", 0, 0, devices, 0 },
+    { "--precision", CLI_CHOICE, &C.precision, NULL, "GPU matrix products: bf16 or tf32 tensor cores, or full fp32 (storage, norms, softmax, losses, optimizer: fp32 always; SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
     { "--seed", CLI_INT64, &C.seed, "N", "random initialisation seed (when no model is found)", 0, 1e18, NULL, 0 },
     { "--quiet", CLI_BOOL, &C.quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
 };
@@ -478,7 +480,7 @@ static void rt_open_encoder(probe_encoder *e, const char *argv0) {
     probe_encoder_opts o;
     memset(&o, 0, sizeof o);
     o.weights = w; o.encoder = C.encoder; o.model = C.model; o.kt = C.kt; o.frames = C.frames; o.stride = C.stride;
-    o.size = C.size; o.pool = C.pool; o.interpolate = C.interpolate; o.device = C.device; o.batch = C.batch;
+    o.size = C.size; o.pool = C.pool; o.interpolate = C.interpolate; o.device = C.device; o.precision = C.precision; o.batch = C.batch;
     o.seed = (uint64_t)C.seed; o.quiet = 1;
     if (!w) {        // the demo's settings
         o.model = o.model ? o.model : "mvit-tiny"; o.frames = o.frames ? o.frames : 8;

@@ -7,6 +7,10 @@
 #include "scvrl.h"
 #include "models/mvit.h"
 #include "test.h"
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #ifndef SCVRL_CUDA
@@ -408,7 +412,7 @@ static void fill_sym(float *x, int64_t n, uint64_t seed, const char *stream) {
     for (int64_t i = 0; i < n; i++) x[i] = 2.0f * scvrl_rng_uniform(seed, st, (uint64_t)i) - 1.0f;
 }
 
-static void run_mvit(const char *preset, int frames, int size, int batch, int train, int tf32, uint64_t seed, double tol) {
+static void run_mvit(const char *preset, int frames, int size, int batch, int train, int prec, uint64_t seed, double tol) {
     char err[512], name[400];
     mvit_config cfg;
     mvit_preset(preset, &cfg);
@@ -440,7 +444,7 @@ static void run_mvit(const char *preset, int frames, int size, int batch, int tr
     double tcpu = now_s() - t0;
     memcpy(cf, feat->data, (size_t)nf * 4); memcpy(cl, logits->data, (size_t)nl * 4); memcpy(cg, m.P.g, (size_t)np * 4);
     {
-        int old = scvrl_cuda_set_precision(gpu, tf32);
+        int old = scvrl_cuda_set_precision(gpu, prec);
         double tg[3] = { 0, 0, 0 };
         int rc = 0;
         for (int rep = 0; rep < 3 && !rc; rep++) {
@@ -460,7 +464,7 @@ static void run_mvit(const char *preset, int frames, int size, int batch, int tr
         }
         snprintf(name, sizeof name, "cuda %s %dx%d batch %d%s%s fwd+bwd vs cpu: features %.2e, logits %.2e, all grads %.2e, "
                  "worst tensor %.2e (%s); %d nodes, %.0f MB activations; cpu %.2f s, gpu %.1f ms (first %.1f ms)",
-                 preset, frames, size, batch, train ? " train" : "", tf32 ? " tf32" : "", ef, el, eg, worst_p, wn, g->n,
+                 preset, frames, size, batch, train ? " train" : "", prec ? (prec == SCVRL_PREC_TF32 ? " tf32" : " bf16") : "", ef, el, eg, worst_p, wn, g->n,
                  (double)scvrl_graph_activation_bytes(g) / 1e6, tcpu, 1e3 * (tg[1] < tg[2] ? tg[1] : tg[2]), 1e3 * tg[0]);
         test_check(ef <= tol && el <= tol && worst_p <= 10 * tol && eg <= tol, name, "above %.0e", tol);
     }
@@ -603,6 +607,73 @@ static void test_resident(void) {
     scvrl_ctx_free(ctx);
 }
 
+// ---------------------------------------------------------------------------------------------
+// examples/pretrain on both backends: 20 SCVRL steps of mvit-tiny on the same synthetic videos
+// (JPEG folders when built with stb, as on a GPU machine without FFmpeg), same seed and flags;
+// the per-step losses of the GPU run against the CPU run's: fp32 within 1e-4, bf16 within 2e-2.
+// ---------------------------------------------------------------------------------------------
+#define PT_DIR "build/tests/cuda-pretrain"
+#define PT_FLAGS "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 4 --queue 16 --momentum 0.99 --nt 4 " \
+    "--crop-min 0.5 --lr 5e-4 --steps 20 --seed 3 --save-every 100000 --quiet "
+
+static int sh(const char *cmd) {
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// The per-step losses of a run's metrics.jsonl into L[0..max); returns how many.
+static int read_losses(const char *path, double *L, int max) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char buf[2048];
+    int k = 0;
+    long long s;
+    while (k < max && fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "{\"step\": %lld, \"loss\": %lf", &s, &L[k]) == 2) k++;
+    fclose(f);
+    return k;
+}
+
+static void test_pretrain_backends(void) {
+    struct stat st;
+    if (stat("examples/pretrain", &st) || stat("examples/synth", &st)) { test_skip("pretrain cpu vs cuda", "examples not built"); return; }
+#if defined(SCVRL_STB)
+#define PT_FORMAT "jpg"
+#elif defined(SCVRL_FFMPEG)
+#define PT_FORMAT "mp4"
+#else
+    test_skip("pretrain cpu vs cuda", "built without stb and FFmpeg: no video can be written or read");
+    return;
+#define PT_FORMAT "jpg"
+#endif
+    if (sh("rm -rf " PT_DIR " && ./examples/synth --out " PT_DIR "/data --per-class 1 --pretrain 32 --splits val --quiet --format " PT_FORMAT)) {
+        test_fail("pretrain cpu vs cuda", "examples/synth failed");
+        return;
+    }
+    static const struct { const char *dev, *prec; double tol; } runs[] = { { "cpu", "fp32", 0 }, { "cuda", "fp32", 1e-4 }, { "cuda", "bf16", 2e-2 } };
+    double L[3][32];
+    int n[3];
+    for (int r = 0; r < 3; r++) {
+        char cmd[1024], path[256];
+        snprintf(cmd, sizeof cmd, "env -u SCVRL_CUDA_PRECISION -u SCVRL_CUDA_TF32 ./examples/pretrain --data " PT_DIR "/data/pretrain.csv "
+                 PT_FLAGS "--device %s --precision %s --out " PT_DIR "/%s-%s > " PT_DIR "/%s-%s.log 2>&1",
+                 runs[r].dev, runs[r].prec, runs[r].dev, runs[r].prec, runs[r].dev, runs[r].prec);
+        int rc = sh(cmd);
+        snprintf(path, sizeof path, PT_DIR "/%s-%s/metrics.jsonl", runs[r].dev, runs[r].prec);
+        n[r] = rc ? 0 : read_losses(path, L[r], 32);
+        if (n[r] != 20) { test_fail("pretrain cpu vs cuda", "%s %s: exit %d, %d steps logged (see " PT_DIR "/%s-%s.log)", runs[r].dev, runs[r].prec, rc, n[r], runs[r].dev, runs[r].prec); return; }
+    }
+    for (int r = 1; r < 3; r++) {
+        double worst = 0;
+        int at = 0;
+        for (int i = 0; i < 20; i++) if (fabs(L[r][i] - L[0][i]) > worst) { worst = fabs(L[r][i] - L[0][i]); at = i + 1; }
+        char name[256];
+        snprintf(name, sizeof name, "pretrain, 20 SCVRL steps, cuda %s vs cpu: worst loss difference %.2e (step %d; losses %.4f -> %.4f on the cpu)",
+                 runs[r].prec, worst, at, L[0][0], L[0][19]);
+        test_check(worst <= runs[r].tol, name, "above %.0e", runs[r].tol);
+    }
+}
+
 int main(int argc, char **argv) {
     char err[512];
     err[0] = 0;
@@ -632,11 +703,13 @@ int main(int argc, char **argv) {
     // the CPU: a 1e-5 relative perturbation of the input moves no gradient tensor by 1e-5).
     run_mvit("mvit-tiny", 8, 64, 2, 0, 0, 2, 1e-5);
     run_mvit("mvit-tiny", 8, 64, 2, 1, 0, 99, 1e-5);      // train: drop-path masks must agree
-    run_mvit("mvit-tiny", 8, 64, 2, 0, 1, 2, 1e-2);       // TF32 GEMMs: looser
+    run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_TF32, 2, 1e-2);     // TF32 GEMMs (10-bit mantissa inputs): looser
+    run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_BF16, 2, 5e-2);     // bf16 GEMMs (8-bit mantissa inputs)
     test_params_ops();
     test_params_train();
     test_resident();
     if (!quick) run_mvit("mvit-b", 8, 64, 1, 0, 0, 99, 1e-5);
+    test_pretrain_backends();
     scvrl_backend_free(gpu);
     return test_done();
 }

@@ -965,11 +965,16 @@ int probe_cache_save(const char *path, const char *key, const char *about, int64
 // ============================================================================
 // 7. The MViT encoder
 // ============================================================================
-scvrl_backend *probe_backend(const char *device, char *err, size_t errlen) {
+scvrl_backend *probe_backend(const char *device, const char *precision, char *err, size_t errlen) {
+    int prec = scvrl_precision_parse(precision ? precision : "bf16");
+    if (prec < 0) { probe__err(err, errlen, "unknown precision '%s' (fp32, tf32 or bf16)", precision); return NULL; }
     if (!device || !strcmp(device, "cpu")) return scvrl_backend_cpu();
     if (strcmp(device, "cuda")) { probe__err(err, errlen, "unknown device '%s' (cpu or cuda)", device); return NULL; }
 #ifdef SCVRL_CUDA
-    return scvrl_backend_cuda(0, err, errlen);
+    scvrl_backend *be = scvrl_backend_cuda(0, err, errlen);
+    const char *ep = getenv("SCVRL_CUDA_PRECISION"), *et = getenv("SCVRL_CUDA_TF32");
+    if (be && !(ep && *ep) && !(et && *et)) scvrl_cuda_set_precision(be, prec);    // the environment wins (benchmarks, tests)
+    return be;
 #else
     probe__err(err, errlen, "--device cuda: this build has no CUDA backend (install the CUDA toolkit, then make clean && make)");
     return NULL;
@@ -1151,7 +1156,7 @@ int probe_encoder_open(probe_encoder *e, const probe_encoder_opts *o, char *err,
     e->D = mvit_width(&e->cfg);
     e->classes = o->classes;
     e->batch = o->batch > 0 ? o->batch : 8;
-    e->be = probe_backend(o->device, err, errlen);
+    e->be = probe_backend(o->device, o->precision, err, errlen);
     if (!e->be) { mvit_free(&e->m); return -1; }
     probe__describe(e, o);
     return 0;
