@@ -39,6 +39,7 @@
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -118,6 +119,7 @@ struct Cuda {
     char *mir = nullptr; size_t mir_cap = 0;          // leaf / external mirror arena
     char *stage = nullptr; size_t stage_cap = 0;      // pinned host staging for the mirror
     char *scratch = nullptr; size_t scratch_cap = 0;  // per-op temporaries
+    char *h16 = nullptr; size_t h16_cap = 0;          // bf16 mode: GEMM operands rounded to bf16
     std::unordered_map<const void *, size_t> slot_of; // host ptr -> index in slots (rebuilt per compute)
     std::vector<MirrorSlot> slots;
     std::vector<const void *> slot_host;
@@ -1005,11 +1007,36 @@ const void *host_of(const scvrl_tensor *t) {
     return (const char *)b->data + o * (int64_t)scvrl_dtype_size(t->type);
 }
 
-// cuBLAS compute type of a precision: fp32 exact, TF32 tensor cores (10-bit mantissa inputs), or bf16
-// tensor cores (inputs rounded to bf16 inside the GEMM, 8-bit mantissa); fp32 storage and fp32
-// accumulation in all three.
+// cuBLAS compute type of a precision for fp32 operands: fp32 exact or TF32 tensor cores (10-bit
+// mantissa inputs). bf16 mode rounds the operands to bf16 first (to_bf16 below: cuBLAS's
+// 32F_FAST_16BF was measured to give the TF32 kernels' bits on an H100) and then multiplies bf16 x
+// bf16 with fp32 accumulation; the pointer-array attention GEMMs stay TF32 in bf16 mode.
 static cublasComputeType_t compute_type(int prec) {
-    return prec == SCVRL_PREC_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF : prec == SCVRL_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    return prec == SCVRL_PREC_FP32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+}
+
+// dst[b][r][c] = bf16(src[b * sb + r * ld + c]), round to nearest even: a batch of row-major
+// matrices [rows, cols] with leading dimension ld packed contiguously.
+__global__ void k_to_bf16(const float *__restrict__ src, int64_t rows, int64_t cols, int64_t ld, int64_t sb, int64_t n,
+                          __nv_bfloat16 *__restrict__ dst) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = i % cols, r = (i / cols) % rows, b = i / (cols * rows);
+        dst[i] = __float2bfloat16_rn(src[b * sb + r * ld + c]);
+    }
+}
+
+// Contiguous bf16 copies of two strided matrix batches in the backend's h16 buffer (grow-only):
+// A stored [ra, ca] (ld lda, batch stride sA, 0: one matrix shared by the batch), B likewise.
+int to_bf16(Run &R, const float *A, int64_t ra, int64_t ca, int64_t lda, int64_t sA, const float *B, int64_t rb, int64_t cb,
+            int64_t ldb, int64_t sB, int64_t batch, __nv_bfloat16 **a16, __nv_bfloat16 **b16) {
+    int64_t na = ra * ca * (sA ? batch : 1), nb = rb * cb * (sB ? batch : 1), offb = (na + 63) / 64 * 64;
+    if (grow(R.C, &R.C->h16, &R.C->h16_cap, (size_t)(offb + nb) * 2, "bf16 GEMM operands", R.err, R.errlen)) return -1;
+    *a16 = (__nv_bfloat16 *)R.C->h16; *b16 = *a16 + offb;
+    k_to_bf16<<<grid_for(na), 256, 0, R.s>>>(A, ra, ca, lda, sA, na, *a16);
+    SC_LAUNCH();
+    k_to_bf16<<<grid_for(nb), 256, 0, R.s>>>(B, rb, cb, ldb, sB, nb, *b16);
+    SC_LAUNCH();
+    return 0;
 }
 
 // Row-major batched GEMM through cuBLAS: C[M,N] (ldc) = op(A)[M,K] op(B)[K,N] (+ beta C).
@@ -1028,6 +1055,16 @@ int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A
     cublasOperation_t oa = tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (lda < 1) lda = 1;
     if (ldb < 1) ldb = 1;
+    if (R.C->prec == SCVRL_PREC_BF16) {      // operands rounded to bf16, packed (ld = stored columns)
+        int64_t ra = tA ? K : M, ca = tA ? M : K, rb = tB ? N : K, cb = tB ? K : N;
+        __nv_bfloat16 *a16, *b16;
+        if (to_bf16(R, A, ra, ca, lda, sA, B, rb, cb, ldb, sB, batch, &a16, &b16)) return -1;
+        long long pa = sA ? (long long)(ra * ca) : 0, pb = sB ? (long long)(rb * cb) : 0;
+        SC_BLAS(cublasGemmStridedBatchedEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, b16, CUDA_R_16BF, (int)cb, pb,
+                                           a16, CUDA_R_16BF, (int)ca, pa, &beta, Cm, CUDA_R_32F, (int)ldc, (long long)sC,
+                                           (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return 0;
+    }
     if (batch == 1)
         SC_BLAS(cublasGemmEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, A, CUDA_R_32F, (int)lda,
                              &beta, Cm, CUDA_R_32F, (int)ldc, ct, CUBLAS_GEMM_DEFAULT));
@@ -1182,15 +1219,16 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, con
     if (it == C->lt_plans.end()) {
         LtPlan P;
         memset(&P, 0, sizeof P);
-        cublasComputeType_t ct = compute_type(C->prec);
+        cublasComputeType_t ct = C->prec == SCVRL_PREC_BF16 ? CUBLAS_COMPUTE_32F : compute_type(C->prec);
         cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
         cublasLtEpilogue_t ep = b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
         SC_BLAS(cublasLtMatmulDescCreate(&P.op, ct, CUDA_R_32F));
         SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
         SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
         SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
-        SC_BLAS(cublasLtMatrixLayoutCreate(&P.a, CUDA_R_32F, (uint64_t)in, (uint64_t)out, (int64_t)in));
-        SC_BLAS(cublasLtMatrixLayoutCreate(&P.b, CUDA_R_32F, (uint64_t)in, (uint64_t)rows, (int64_t)in));
+        cudaDataType_t ty = C->prec == SCVRL_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;   // bf16: operands rounded first
+        SC_BLAS(cublasLtMatrixLayoutCreate(&P.a, ty, (uint64_t)in, (uint64_t)out, (int64_t)in));
+        SC_BLAS(cublasLtMatrixLayoutCreate(&P.b, ty, (uint64_t)in, (uint64_t)rows, (int64_t)in));
         SC_BLAS(cublasLtMatrixLayoutCreate(&P.c, CUDA_R_32F, (uint64_t)out, (uint64_t)rows, (int64_t)out));
         cublasLtMatmulPreference_t pref;
         SC_BLAS(cublasLtMatmulPreferenceCreate(&pref));
@@ -1212,7 +1250,13 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, con
     if (!P.ok) return 0;
     if (b) SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
     const float alpha = 1.0f, beta = 0.0f;
-    SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, W, P.a, X, P.b, &beta, Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
+    const void *w = W, *x = X;
+    if (C->prec == SCVRL_PREC_BF16) {
+        __nv_bfloat16 *w16, *x16;
+        if (to_bf16(R, W, out, in, in, 0, X, rows, in, in, 0, 1, &w16, &x16)) return -1;
+        w = w16; x = x16;
+    }
+    SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, w, P.a, x, P.b, &beta, Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
     return 1;
 }
 
@@ -2281,6 +2325,7 @@ void cuda_free(scvrl_backend *be) {
             if (scvrl_params_to_host(P, e, sizeof e)) { fprintf(stderr, "scvrl: %s\n", e); C->bound.pop_back(); P->dev = nullptr; }
         }
         if (C->act) cudaFree(C->act);
+        if (C->h16) cudaFree(C->h16);
         if (C->mir) cudaFree(C->mir);
         if (C->scratch) cudaFree(C->scratch);
         if (C->stage) cudaFreeHost(C->stage);

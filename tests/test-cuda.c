@@ -610,7 +610,8 @@ static void test_resident(void) {
 // ---------------------------------------------------------------------------------------------
 // examples/pretrain on both backends: 20 SCVRL steps of mvit-tiny on the same synthetic videos
 // (JPEG folders when built with stb, as on a GPU machine without FFmpeg), same seed and flags;
-// the per-step losses of the GPU run against the CPU run's: fp32 within 1e-4, bf16 within 2e-2.
+// the per-step losses of the GPU run against the CPU run's: fp32 within 1e-4, bf16 within 2e-2, as
+// relative differences |gpu - cpu| / max(1, |cpu|) (the SCVRL loss here runs from ~1.7 to ~5.6).
 // ---------------------------------------------------------------------------------------------
 #define PT_DIR "build/tests/cuda-pretrain"
 #define PT_FLAGS "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 4 --queue 16 --momentum 0.99 --nt 4 " \
@@ -666,9 +667,12 @@ static void test_pretrain_backends(void) {
     for (int r = 1; r < 3; r++) {
         double worst = 0;
         int at = 0;
-        for (int i = 0; i < 20; i++) if (fabs(L[r][i] - L[0][i]) > worst) { worst = fabs(L[r][i] - L[0][i]); at = i + 1; }
+        for (int i = 0; i < 20; i++) {
+            double d = fabs(L[r][i] - L[0][i]) / fmax(1.0, fabs(L[0][i]));
+            if (d > worst) { worst = d; at = i + 1; }
+        }
         char name[256];
-        snprintf(name, sizeof name, "pretrain, 20 SCVRL steps, cuda %s vs cpu: worst loss difference %.2e (step %d; losses %.4f -> %.4f on the cpu)",
+        snprintf(name, sizeof name, "pretrain, 20 SCVRL steps, cuda %s vs cpu: worst relative loss difference %.2e (step %d; losses %.4f -> %.4f on the cpu)",
                  runs[r].prec, worst, at, L[0][0], L[0][19]);
         test_check(worst <= runs[r].tol, name, "above %.0e", runs[r].tol);
     }
