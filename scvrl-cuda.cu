@@ -193,7 +193,8 @@ void prof_add(const scvrl_tensor *t, double ms) {
     {   // shape table: add to a known shape, else replace the cheapest of the 4
         char sh[64];
         int k = 0; sh[0] = 0;
-        const scvrl_tensor *r = t;
+        // weight gradients and attention gradients are keyed by their first input (dY, q): the output's shape says little
+        const scvrl_tensor *r = t->op == SCVRL_OP_CONV3D_BACK_W || t->op == SCVRL_OP_ATTENTION_BACK ? t->src[0] : t;
         for (int d = 0; d < r->ndim && k < 60; d++) k += snprintf(sh + k, sizeof sh - k, d ? "x%lld" : "[%lld", (long long)r->ne[d]);
         if (k < 62) snprintf(sh + k, sizeof sh - k, "]");
         int slot = -1, low = 0;
@@ -208,7 +209,8 @@ void prof_add(const scvrl_tensor *t, double ms) {
     ProfNode p; p.ms = ms; p.op = t->op;
     snprintf(p.name, sizeof p.name, "%s", t->name);
     int k = 0; p.shape[0] = 0;
-    for (int d = 0; d < t->ndim && k < 60; d++) k += snprintf(p.shape + k, sizeof p.shape - k, d ? "x%lld" : "[%lld", (long long)t->ne[d]);
+    const scvrl_tensor *r = t->op == SCVRL_OP_CONV3D_BACK_W || t->op == SCVRL_OP_ATTENTION_BACK ? t->src[0] : t;
+    for (int d = 0; d < r->ndim && k < 60; d++) k += snprintf(p.shape + k, sizeof p.shape - k, d ? "x%lld" : "[%lld", (long long)r->ne[d]);
     if (k < 62) snprintf(p.shape + k, sizeof p.shape - k, "]");
     prof_top.push_back(p);
     std::sort(prof_top.begin(), prof_top.end(), [](const ProfNode &a, const ProfNode &b) { return a.ms > b.ms; });

@@ -239,6 +239,7 @@ static const ccase cases[] = {
     { "conv3d_stem", 3, { 5, 5, 1 }, { { 2, 3, 4, 32, 32 }, { 96, 3, 2, 7, 7 }, { 96 } }, 7, b_conv_stem },
     { "conv3d_pool_s2_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
     { "conv3d_pool_s8_c96", 2, { 5, 5 }, { { 2, 4, 16, 16, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool8 },
+    { "conv3d_pool_s2_c40", 2, { 5, 5 }, { { 2, 3, 6, 7, 40 }, { 40, 1, 3, 3, 3 } }, 3, b_conv_pool2 },   // a partial channel group of 32
     { "conv3d_depthwise_ncdhw", 3, { 5, 5, 1 }, { { 2, 5, 3, 6, 7 }, { 5, 1, 3, 3, 3 }, { 5 } }, 7, b_conv_dw_cf },
     { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
     { "layer_norm_768", 3, { 3, 1, 1 }, { { 3, 17, 768 }, { 768 }, { 768 } }, 7, b_ln },
