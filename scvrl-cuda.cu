@@ -1899,12 +1899,260 @@ int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK,
     }
     return 0;
 }
+// ---------------------------------------------------------------------------------------------
+// Fused attention (flash style) on bf16 tensor cores: mma.sync m16n8k16 (bf16 inputs, fp32
+// accumulators), online softmax in fp32 (exp2 of log2e-scaled scores), no Nq x Nk matrix in
+// memory. Served in BF16 precision for head dims d = 16, 32, ..., 128 with 16-byte aligned
+// operands; everything else (fp32: exact; TF32; other d) takes the cuBLAS path above.
+// SCVRL_CUDA_ATTN=gemm forces the cuBLAS path, =flash uses this kernel in TF32 mode too (its
+// products then round to bf16, not tf32).
+//  1. k_attn_kv_bf16: K and V of every (b, h) pair to bf16 in scratch, [BH, Nkp, d] contiguous,
+//     Nkp = Nk rounded up to the key tile, zero rows beyond Nk (P = 0 there, so V must be finite).
+//  2. k_attn_fwd<D>: a block = 4 warps = 64 query rows of one (b, h) pair; Q read from fp32 (any
+//     row stride), rounded to bf16 in shared memory, kept in registers as mma A fragments; K/V
+//     tiles of 64 keys double-buffered through cp.async; per tile S = Q K^T (fp32 registers),
+//     masked beyond Nk, running max / sum per row, P rounded to bf16 straight from the S
+//     accumulators (the C layout of two n8 tiles is the A layout of one k16 step), O += P V with
+//     V fragments from ldmatrix.trans. O = acc / l written as [B, Nq, H, d].
+// ---------------------------------------------------------------------------------------------
+#define FA_BQ 64
+#define FA_BK 64
+#define FA_WARPS 4
+
+// Attention path: 0 auto (flash in BF16), 1 force the cuBLAS path, 2 flash in TF32 as well.
+int att_mode() {
+    static int mode = -1;
+    if (mode < 0) {
+        const char *e = getenv("SCVRL_CUDA_ATTN");
+        mode = e && !strcmp(e, "gemm") ? 1 : e && !strcmp(e, "flash") ? 2 : 0;
+    }
+    return mode;
+}
+// Does the fused kernel take this attention (forward)? Precision, mode and head dim only (so that
+// the scratch pre-pass knows); unaligned operands are read with scalar loads.
+bool att_flash_ok(int prec, int64_t d, int64_t Nq, int64_t Nk) {
+    int m = att_mode();
+    if (m == 1 || prec == SCVRL_PREC_FP32 || (prec == SCVRL_PREC_TF32 && m != 2)) return false;
+    return d >= 16 && d <= 128 && d % 16 == 0 && Nq >= 1 && Nk >= 1;
+}
+// 16-byte loads possible: base 16-byte aligned and every stride a multiple of 4 floats
+__host__ __device__ inline bool al16(const float *p, const int64_t *s) {
+    return !(((uintptr_t)p & 15) | ((s[0] | s[1] | s[2]) & 3));
+}
+__device__ __forceinline__ float4 ld4(const float *p, bool al) {
+    return al ? *(const float4 *)p : make_float4(p[0], p[1], p[2], p[3]);
+}
+int64_t att_nkp(int64_t Nk) { return (Nk + FA_BK - 1) / FA_BK * FA_BK; }
+size_t scratch_flash(int64_t BH, int64_t Nk, int64_t d) { return (size_t)(2 * BH * att_nkp(Nk) * d) * 2 + 256; }
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&p);
+}
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+// D += A B: m16n8k16, A row-major bf16 (4 regs), B col-major bf16 (2 regs), fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float *c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
+
+// K and V of every (b, h) pair to bf16 [BH, Nkp, d], rows >= Nk zero. A thread per 4 elements.
+__global__ void k_attn_kv_bf16(AttG a, int64_t Nkp, __nv_bfloat16 *Kb, __nv_bfloat16 *Vb) {
+    int64_t d4 = a.d / 4, total = a.B * a.H * Nkp * d4;
+    const bool kal = al16(a.k, a.sk), val = al16(a.v, a.sv);
+    GRID_STRIDE(i, total) {
+        int64_t c = (i % d4) * 4, r = (i / d4) % Nkp, bh = i / (d4 * Nkp), b = bh / a.H, h = bh % a.H;
+        float4 kx = make_float4(0.f, 0.f, 0.f, 0.f), vx = kx;
+        if (r < a.Nk) {
+            kx = ld4(a.k + b * a.sk[0] + h * a.sk[1] + r * a.sk[2] + c, kal);
+            vx = ld4(a.v + b * a.sv[0] + h * a.sv[1] + r * a.sv[2] + c, val);
+        }
+        uint2 ko, vo;
+        ko.x = pack_bf16(kx.x, kx.y); ko.y = pack_bf16(kx.z, kx.w);
+        vo.x = pack_bf16(vx.x, vx.y); vo.y = pack_bf16(vx.z, vx.w);
+        *(uint2 *)(Kb + i * 4) = ko;
+        *(uint2 *)(Vb + i * 4) = vo;
+    }
+}
+
+template <int D> struct FaSmem {
+    static constexpr int LD = D + 8;                     // bf16 row stride: 16 B of padding (no ldmatrix bank conflicts)
+    static constexpr int Q = FA_BQ * LD, KV = FA_BK * LD;
+    static constexpr size_t bytes = (size_t)(Q + 4 * KV) * 2;   // Q, K[2], V[2]
+};
+
+template <int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt, int64_t Nkp, const __nv_bfloat16 *Kb,
+                                                            const __nv_bfloat16 *Vb, float *O) {
+    constexpr int LD = FaSmem<D>::LD, NT = FA_BK / 8, ND = D / 8, KS = D / 16;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)fa_smem, *Ks = Qs + FaSmem<D>::Q, *Vs = Ks + 2 * FaSmem<D>::KV;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int64_t bh = blockIdx.x / nqt, i0 = (blockIdx.x % nqt) * FA_BQ, b = bh / a.H, h = bh % a.H;
+    const __nv_bfloat16 *Kg = Kb + bh * Nkp * D, *Vg = Vb + bh * Nkp * D;
+    const int ntile = (int)(Nkp / FA_BK);
+
+    // K/V tile loader: 2 x 64 rows x D bf16 in 16-byte pieces
+    auto load_kv = [&](int tile, int buf) {
+        constexpr int PR = D / 8, TOT = FA_BK * PR;   // 16-byte pieces per row, per tile
+        const __nv_bfloat16 *ks = Kg + (int64_t)tile * FA_BK * D, *vs = Vg + (int64_t)tile * FA_BK * D;
+        __nv_bfloat16 *kd = Ks + buf * FaSmem<D>::KV, *vd = Vs + buf * FaSmem<D>::KV;
+        for (int p = tid; p < TOT; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 8;
+            cp_async16(smem_u32(kd + r * LD + c), ks + r * D + c);
+            cp_async16(smem_u32(vd + r * LD + c), vs + r * D + c);
+        }
+        cp_async_commit();
+    };
+    load_kv(0, 0);
+    // Q tile: fp32 rows -> bf16 shared (rows beyond Nq are zero)
+    {
+        constexpr int PR = D / 4, TOT = FA_BQ * PR;
+        const float *qb = a.q + b * a.sq[0] + h * a.sq[1];
+        const bool qal = al16(a.q, a.sq);
+        for (int p = tid; p < TOT; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4;
+            float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (i0 + r < a.Nq) x = ld4(qb + (i0 + r) * a.sq[2] + c, qal);
+            uint2 o; o.x = pack_bf16(x.x, x.y); o.y = pack_bf16(x.z, x.w);
+            *(uint2 *)(Qs + r * LD + c) = o;
+        }
+    }
+    __syncthreads();
+    uint32_t qf[KS][4];
+    {
+        const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = (lane >> 4) * 8;
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) ldsm_x4(qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], smem_u32(Qs + r * LD + ks * 16 + c));
+    }
+    float o[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const float sl2 = a.scale * 1.4426950408889634f;
+    // per-lane ldmatrix offsets: K (non-transposed B fragments of two n8 tiles), V (transposed)
+    const int kr = (lane & 7) + (lane >> 4) * 8, kc = ((lane >> 3) & 1) * 8;
+    const int vr = (lane & 7) + ((lane >> 3) & 1) * 8, vc = (lane >> 4) * 8;
+
+    for (int tile = 0; tile < ntile; tile++) {
+        const int buf = tile & 1;
+        if (tile + 1 < ntile) { load_kv(tile + 1, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
+        __syncthreads();
+        const __nv_bfloat16 *Kt = Ks + buf * FaSmem<D>::KV, *Vt = Vs + buf * FaSmem<D>::KV;
+        float s[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4(b0, b1, b2, b3, smem_u32(Kt + (np * 16 + kr) * LD + ks * 16 + kc));
+                mma_bf16(s[2 * np], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
+                mma_bf16(s[2 * np + 1], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b2, b3);
+            }
+        }
+        // online softmax (rows g and g + 8 of this warp's 16)
+        const int64_t j0 = (int64_t)tile * FA_BK;
+        const bool tail = j0 + FA_BK > a.Nk;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = s[n][e] * sl2;
+                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= a.Nk) x = -INFINITY;
+                s[n][e] = x;
+            }
+            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+        m0 = mn0; m1 = mn1;
+        float su0 = 0.f, su1 = 0.f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            s[n][0] = exp2f(s[n][0] - mn0); s[n][1] = exp2f(s[n][1] - mn0);
+            s[n][2] = exp2f(s[n][2] - mn1); s[n][3] = exp2f(s[n][3] - mn1);
+            su0 += s[n][0] + s[n][1]; su1 += s[n][2] + s[n][3];
+        }
+        l0 = l0 * al0 + su0; l1 = l1 * al1 + su1;
+#pragma unroll
+        for (int n = 0; n < ND; n++) { o[n][0] *= al0; o[n][1] *= al0; o[n][2] *= al1; o[n][3] *= al1; }
+        // O += P V, P from the S accumulators (k16 step kk = n8 tiles 2kk and 2kk + 1)
+#pragma unroll
+        for (int kk = 0; kk < NT / 2; kk++) {
+            uint32_t p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            uint32_t p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < ND / 2; dp++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4_t(b0, b1, b2, b3, smem_u32(Vt + (kk * 16 + vr) * LD + dp * 16 + vc));
+                mma_bf16(o[2 * dp], p0, p1, p2, p3, b0, b1);
+                mma_bf16(o[2 * dp + 1], p0, p1, p2, p3, b2, b3);
+            }
+        }
+        __syncthreads();     // the next iteration's loads overwrite this buffer
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
+    float *O0 = O + ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, *O1 = O + ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        if (r0 < a.Nq) *(float2 *)(O0 + n * 8) = make_float2(o[n][0] * inv0, o[n][1] * inv0);
+        if (r1 < a.Nq) *(float2 *)(O1 + n * 8) = make_float2(o[n][2] * inv1, o[n][3] * inv1);
+    }
+}
+
+template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O) {
+    int64_t BH = a.B * a.H, Nkp = att_nkp(a.Nk), nqt = (a.Nq + FA_BQ - 1) / FA_BQ;
+    __nv_bfloat16 *Kb = (__nv_bfloat16 *)R.C->scratch, *Vb = Kb + BH * Nkp * D;
+    k_attn_kv_bf16<<<grid_for(BH * Nkp * D / 4), 256, 0, R.s>>>(a, Nkp, Kb, Vb);
+    SC_LAUNCH();
+    SC_CU(cudaFuncSetAttribute(k_attn_fwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FaSmem<D>::bytes));
+    int64_t nb = BH * nqt;
+    if (nb > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention: %lld blocks", (long long)nb); return -1; }
+    k_attn_fwd<D><<<(unsigned)nb, FA_WARPS * 32, FaSmem<D>::bytes, R.s>>>(a, nqt, Nkp, Kb, Vb, O);
+    SC_LAUNCH();
+    return 0;
+}
+int attn_flash_fwd(Run &R, const AttG &a, float *O) {
+    switch (a.d) {
+    case 16: return attn_flash_fwd_d<16>(R, a, O);
+    case 32: return attn_flash_fwd_d<32>(R, a, O);
+    case 48: return attn_flash_fwd_d<48>(R, a, O);
+    case 64: return attn_flash_fwd_d<64>(R, a, O);
+    case 80: return attn_flash_fwd_d<80>(R, a, O);
+    case 96: return attn_flash_fwd_d<96>(R, a, O);
+    case 112: return attn_flash_fwd_d<112>(R, a, O);
+    case 128: return attn_flash_fwd_d<128>(R, a, O);
+    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
+    }
+}
+
 int op_attention(Run &R, scvrl_tensor *t) {
     AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
     float *O = F(R, t);
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
+    if (att_flash_ok(R.C->prec, a.d, a.Nq, a.Nk)) return attn_flash_fwd(R, a, O);
     return attn_gemm_fwd(R, a, O);
 }
 int op_attention_back(Run &R, scvrl_tensor *t) {
@@ -1917,14 +2165,18 @@ int op_attention_back(Run &R, scvrl_tensor *t) {
     return attn_gemm_back(R, a, DO, DQ, DK, DV);
 }
 
-size_t scratch_of(const scvrl_tensor *t) {
+size_t scratch_of(const Cuda *C, const scvrl_tensor *t) {
     switch (t->op) {
     case SCVRL_OP_MATMUL: return scratch_matmul(t);
     case SCVRL_OP_SUM_TO: return scratch_sum_to(t);
     case SCVRL_OP_LAYER_NORM_BACK_WB: return scratch_ln_wb(t);
     case SCVRL_OP_CONV3D: case SCVRL_OP_CONV3D_BACK_X: case SCVRL_OP_CONV3D_BACK_W: return scratch_conv(t);
     case SCVRL_OP_ATTENTION_BACK: return scratch_attn(t, 2);
-    case SCVRL_OP_ATTENTION: return scratch_attn(t, 1);
+    case SCVRL_OP_ATTENTION: {
+        const scvrl_tensor *q = t->src[0], *k = t->src[1];
+        if (att_flash_ok(C->prec, q->ne[3], q->ne[2], k->ne[2])) return scratch_flash(q->ne[0] * q->ne[1], k->ne[2], q->ne[3]);
+        return scratch_attn(t, 1);
+    }
     default: return 0;
     }
 }
@@ -2050,7 +2302,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     }
     // 2. scratch
     size_t scr = 0;
-    for (int i = 0; i < n; i++) { size_t s = scratch_of(g->nodes[i]); if (s > scr) scr = s; }
+    for (int i = 0; i < n; i++) { size_t s = scratch_of(C, g->nodes[i]); if (s > scr) scr = s; }
     if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
 
     // 3. device pointers
