@@ -1921,13 +1921,10 @@ int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK,
 #define FA_WARPS 4
 
 // Attention path: 0 auto (flash in BF16), 1 force the cuBLAS path, 2 flash in TF32 as well.
+// Read at every call (the scratch pre-pass and the op of one compute agree; tests switch it).
 int att_mode() {
-    static int mode = -1;
-    if (mode < 0) {
-        const char *e = getenv("SCVRL_CUDA_ATTN");
-        mode = e && !strcmp(e, "gemm") ? 1 : e && !strcmp(e, "flash") ? 2 : 0;
-    }
-    return mode;
+    const char *e = getenv("SCVRL_CUDA_ATTN");
+    return e && !strcmp(e, "gemm") ? 1 : e && !strcmp(e, "flash") ? 2 : 0;
 }
 // Does the fused kernel take this attention (forward)? Precision, mode and head dim only (so that
 // the scratch pre-pass knows); unaligned operands are read with scalar loads.

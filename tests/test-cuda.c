@@ -488,8 +488,8 @@ static void run_attn_prec(const ccase *c, int prec, double tol) {
             double e = rel_err(gbuf[i], gcpu[i], scvrl_nelements(in[i]));
             if (e > eg || !(e == e)) eg = e;
         }
-        snprintf(name, sizeof name, "cuda attention %s %s: forward %.2e, backward %.2e, gradients %.2e", prec == SCVRL_PREC_BF16 ? "bf16" : "tf32",
-                 c->name, ef, eb, eg);
+        snprintf(name, sizeof name, "cuda attention %s%s %s: forward %.2e, backward %.2e, gradients %.2e", prec == SCVRL_PREC_BF16 ? "bf16" : "tf32",
+                 prec == SCVRL_PREC_TF32 && getenv("SCVRL_CUDA_ATTN") ? "+flash" : "", c->name, ef, eb, eg);
         test_check(ef <= tol && eb <= tol && eg <= tol, name, "above %.0e", tol);
     }
 done:
@@ -796,6 +796,15 @@ int main(int argc, char **argv) {
     test_views_and_errors();
     for (int i = 0; i < (int)(sizeof attn_prec_cases / sizeof attn_prec_cases[0]); i++)
         run_attn_prec(&attn_prec_cases[i], SCVRL_PREC_BF16, 2e-2);
+    {   // TF32 mode with SCVRL_CUDA_ATTN=flash: the same fused bf16 kernels (a few cases)
+        const char *old = getenv("SCVRL_CUDA_ATTN");
+        char keep[32];
+        snprintf(keep, sizeof keep, "%s", old ? old : "");
+        setenv("SCVRL_CUDA_ATTN", "flash", 1);
+        for (int i = 0; i < (int)(sizeof attn_prec_cases / sizeof attn_prec_cases[0]); i += 3)
+            run_attn_prec(&attn_prec_cases[i], SCVRL_PREC_TF32, 2e-2);
+        if (old) setenv("SCVRL_CUDA_ATTN", keep, 1); else unsetenv("SCVRL_CUDA_ATTN");
+    }
     // Input seeds: max-pool (the pooled skip connections) routes each window's gradient to its
     // argmax, so a window whose two largest values are within rounding of each other can pick a
     // different element on the GPU and the CPU: a discrete jump in the gradients (seen with
