@@ -27,7 +27,8 @@
 // Kernels reproduce the CPU kernels of scvrl.h sections 14-16 (same formulas, same reduction
 // precision where the CPU uses double); GEMMs go through cuBLAS in fp32, or on TF32 or bf16 tensor
 // cores (scvrl_cuda_set_precision, or SCVRL_CUDA_PRECISION=fp32|tf32|bf16 in the environment;
-// storage and accumulation stay fp32). Atomics (not bit-deterministic) are used only by
+// storage and accumulation stay fp32); in BF16 mode attention (forward and backward) runs in fused
+// flash-style kernels on bf16 tensor cores (see "Fused attention"). Atomics (not bit-deterministic) are used only by
 // MAXPOOL3D_BACK and by INDEX_ADD with more than 4096 indices.
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
 
@@ -1901,12 +1902,610 @@ int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK,
     }
     return 0;
 }
+// ---------------------------------------------------------------------------------------------
+// Fused attention (flash style) on bf16 tensor cores: mma.sync m16n8k16 (bf16 inputs, fp32
+// accumulators), online softmax in fp32 (exp2 of log2e-scaled scores), no Nq x Nk matrix in
+// memory. Served in BF16 precision for head dims d = 16, 32, ..., 128 with 16-byte aligned
+// operands; everything else (fp32: exact; TF32; other d) takes the cuBLAS path above.
+// SCVRL_CUDA_ATTN=gemm forces the cuBLAS path, =flash uses this kernel in TF32 mode too (its
+// products then round to bf16, not tf32).
+//  1. k_rows_bf16: K and V of every (b, h) pair to bf16 in scratch, [BH, Nkp, d] contiguous,
+//     Nkp = Nk rounded up to the key tile, zero rows beyond Nk (P = 0 there, so V must be finite).
+//  2. k_attn_fwd<D>: a block = 4 warps = 64 query rows of one (b, h) pair; Q read from fp32 (any
+//     row stride), rounded to bf16 in shared memory, kept in registers as mma A fragments; K/V
+//     tiles of 64 keys double-buffered through cp.async; per tile S = Q K^T (fp32 registers),
+//     masked beyond Nk, running max / sum per row, P rounded to bf16 straight from the S
+//     accumulators (the C layout of two n8 tiles is the A layout of one k16 step), O += P V with
+//     V fragments from ldmatrix.trans. O = acc / l written as [B, Nq, H, d].
+// ---------------------------------------------------------------------------------------------
+#define FA_BQ 64
+#define FA_BK 64
+#define FA_WARPS 4
+
+// Attention path: 0 auto (flash in BF16), 1 force the cuBLAS path, 2 flash in TF32 as well.
+// Read at every call (the scratch pre-pass and the op of one compute agree; tests switch it).
+int att_mode() {
+    const char *e = getenv("SCVRL_CUDA_ATTN");
+    return e && !strcmp(e, "gemm") ? 1 : e && !strcmp(e, "flash") ? 2 : 0;
+}
+// Does the fused kernel take this attention (forward)? Precision, mode and head dim only (so that
+// the scratch pre-pass knows); unaligned operands are read with scalar loads.
+bool att_flash_ok(int prec, int64_t d, int64_t Nq, int64_t Nk) {
+    int m = att_mode();
+    if (m == 1 || prec == SCVRL_PREC_FP32 || (prec == SCVRL_PREC_TF32 && m != 2)) return false;
+    return d >= 16 && d <= 128 && d % 16 == 0 && Nq >= 1 && Nk >= 1;
+}
+// 16-byte loads possible: base 16-byte aligned and every stride a multiple of 4 floats
+__host__ __device__ inline bool al16(const float *p, const int64_t *s) {
+    return !(((uintptr_t)p & 15) | ((s[0] | s[1] | s[2]) & 3));
+}
+__device__ __forceinline__ float4 ld4(const float *p, bool al) {
+    return al ? *(const float4 *)p : make_float4(p[0], p[1], p[2], p[3]);
+}
+int64_t att_nkp(int64_t Nk) { return (Nk + FA_BK - 1) / FA_BK * FA_BK; }
+size_t scratch_flash(int64_t BH, int64_t Nk, int64_t d) { return (size_t)(2 * BH * att_nkp(Nk) * d) * 2 + 256; }
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&p);
+}
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+// D += A B: m16n8k16, A row-major bf16 (4 regs), B col-major bf16 (2 regs), fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float *c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
+
+// Rows of a [B, H, N, d] fp32 operand (strides s0, s1, s2; last dim contiguous) to bf16
+// [B H, Np, d] contiguous, rows N..Np-1 zero. A thread per 4 elements; al: 16-byte loads possible.
+__global__ void k_rows_bf16(const float *src, int64_t s0, int64_t s1, int64_t s2, int64_t H, int64_t N, int64_t Np, int64_t d,
+                            int64_t BH, bool al, __nv_bfloat16 *dst) {
+    int64_t d4 = d / 4, total = BH * Np * d4;
+    GRID_STRIDE(i, total) {
+        int64_t c = (i % d4) * 4, r = (i / d4) % Np, bh = i / (d4 * Np);
+        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (r < N) x = ld4(src + (bh / H) * s0 + (bh % H) * s1 + r * s2 + c, al);
+        uint2 o;
+        o.x = pack_bf16(x.x, x.y); o.y = pack_bf16(x.z, x.w);
+        *(uint2 *)(dst + i * 4) = o;
+    }
+}
+int rows_bf16(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, __nv_bfloat16 *dst) {
+    int64_t st[3] = { s[0], s[1], N == 1 ? d : s[2] };
+    k_rows_bf16<<<grid_for(BH * Np * d / 4), 256, 0, R.s>>>(src, st[0], st[1], st[2], H, N, Np, d, BH, al16(src, st), dst);
+    SC_LAUNCH();
+    return 0;
+}
+
+template <int D> struct FaSmem {
+    static constexpr int LD = D + 8;                     // bf16 row stride: 16 B of padding (no ldmatrix bank conflicts)
+    static constexpr int Q = FA_BQ * LD, KV = FA_BK * LD;
+    static constexpr size_t bytes = (size_t)(Q + 4 * KV) * 2;   // Q, K[2], V[2]
+};
+
+template <int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt, int64_t Nkp, const __nv_bfloat16 *Kb,
+                                                            const __nv_bfloat16 *Vb, float *O) {
+    constexpr int LD = FaSmem<D>::LD, NT = FA_BK / 8, ND = D / 8, KS = D / 16;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)fa_smem, *Ks = Qs + FaSmem<D>::Q, *Vs = Ks + 2 * FaSmem<D>::KV;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int64_t bh = blockIdx.x / nqt, i0 = (blockIdx.x % nqt) * FA_BQ, b = bh / a.H, h = bh % a.H;
+    const __nv_bfloat16 *Kg = Kb + bh * Nkp * D, *Vg = Vb + bh * Nkp * D;
+    const int ntile = (int)(Nkp / FA_BK);
+
+    // K/V tile loader: 2 x 64 rows x D bf16 in 16-byte pieces
+    auto load_kv = [&](int tile, int buf) {
+        constexpr int PR = D / 8, TOT = FA_BK * PR;   // 16-byte pieces per row, per tile
+        const __nv_bfloat16 *ks = Kg + (int64_t)tile * FA_BK * D, *vs = Vg + (int64_t)tile * FA_BK * D;
+        __nv_bfloat16 *kd = Ks + buf * FaSmem<D>::KV, *vd = Vs + buf * FaSmem<D>::KV;
+        for (int p = tid; p < TOT; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 8;
+            cp_async16(smem_u32(kd + r * LD + c), ks + r * D + c);
+            cp_async16(smem_u32(vd + r * LD + c), vs + r * D + c);
+        }
+        cp_async_commit();
+    };
+    load_kv(0, 0);
+    // Q tile: fp32 rows -> bf16 shared (rows beyond Nq are zero)
+    {
+        constexpr int PR = D / 4, TOT = FA_BQ * PR;
+        const float *qb = a.q + b * a.sq[0] + h * a.sq[1];
+        const bool qal = al16(a.q, a.sq);
+        for (int p = tid; p < TOT; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4;
+            float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (i0 + r < a.Nq) x = ld4(qb + (i0 + r) * a.sq[2] + c, qal);
+            uint2 o; o.x = pack_bf16(x.x, x.y); o.y = pack_bf16(x.z, x.w);
+            *(uint2 *)(Qs + r * LD + c) = o;
+        }
+    }
+    __syncthreads();
+    uint32_t qf[KS][4];
+    {
+        const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = (lane >> 4) * 8;
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) ldsm_x4(qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], smem_u32(Qs + r * LD + ks * 16 + c));
+    }
+    float o[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const float sl2 = a.scale * 1.4426950408889634f;
+    // per-lane ldmatrix offsets: K (non-transposed B fragments of two n8 tiles), V (transposed)
+    const int kr = (lane & 7) + (lane >> 4) * 8, kc = ((lane >> 3) & 1) * 8;
+    const int vr = (lane & 7) + ((lane >> 3) & 1) * 8, vc = (lane >> 4) * 8;
+
+    for (int tile = 0; tile < ntile; tile++) {
+        const int buf = tile & 1;
+        if (tile + 1 < ntile) { load_kv(tile + 1, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
+        __syncthreads();
+        const __nv_bfloat16 *Kt = Ks + buf * FaSmem<D>::KV, *Vt = Vs + buf * FaSmem<D>::KV;
+        float s[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4(b0, b1, b2, b3, smem_u32(Kt + (np * 16 + kr) * LD + ks * 16 + kc));
+                mma_bf16(s[2 * np], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
+                mma_bf16(s[2 * np + 1], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b2, b3);
+            }
+        }
+        // online softmax (rows g and g + 8 of this warp's 16)
+        const int64_t j0 = (int64_t)tile * FA_BK;
+        const bool tail = j0 + FA_BK > a.Nk;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = s[n][e] * sl2;
+                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= a.Nk) x = -INFINITY;
+                s[n][e] = x;
+            }
+            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+        m0 = mn0; m1 = mn1;
+        float su0 = 0.f, su1 = 0.f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            s[n][0] = exp2f(s[n][0] - mn0); s[n][1] = exp2f(s[n][1] - mn0);
+            s[n][2] = exp2f(s[n][2] - mn1); s[n][3] = exp2f(s[n][3] - mn1);
+            su0 += s[n][0] + s[n][1]; su1 += s[n][2] + s[n][3];
+        }
+        l0 = l0 * al0 + su0; l1 = l1 * al1 + su1;
+#pragma unroll
+        for (int n = 0; n < ND; n++) { o[n][0] *= al0; o[n][1] *= al0; o[n][2] *= al1; o[n][3] *= al1; }
+        // O += P V, P from the S accumulators (k16 step kk = n8 tiles 2kk and 2kk + 1)
+#pragma unroll
+        for (int kk = 0; kk < NT / 2; kk++) {
+            uint32_t p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            uint32_t p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < ND / 2; dp++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4_t(b0, b1, b2, b3, smem_u32(Vt + (kk * 16 + vr) * LD + dp * 16 + vc));
+                mma_bf16(o[2 * dp], p0, p1, p2, p3, b0, b1);
+                mma_bf16(o[2 * dp + 1], p0, p1, p2, p3, b2, b3);
+            }
+        }
+        __syncthreads();     // the next iteration's loads overwrite this buffer
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
+    float *O0 = O + ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, *O1 = O + ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        if (r0 < a.Nq) *(float2 *)(O0 + n * 8) = make_float2(o[n][0] * inv0, o[n][1] * inv0);
+        if (r1 < a.Nq) *(float2 *)(O1 + n * 8) = make_float2(o[n][2] * inv1, o[n][3] * inv1);
+    }
+}
+
+template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O) {
+    int64_t BH = a.B * a.H, Nkp = att_nkp(a.Nk), nqt = (a.Nq + FA_BQ - 1) / FA_BQ;
+    __nv_bfloat16 *Kb = (__nv_bfloat16 *)R.C->scratch, *Vb = Kb + BH * Nkp * D;
+    if (rows_bf16(R, a.k, a.sk, a.H, a.Nk, Nkp, D, BH, Kb) || rows_bf16(R, a.v, a.sv, a.H, a.Nk, Nkp, D, BH, Vb)) return -1;
+    SC_CU(cudaFuncSetAttribute(k_attn_fwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FaSmem<D>::bytes));
+    int64_t nb = BH * nqt;
+    if (nb > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention: %lld blocks", (long long)nb); return -1; }
+    k_attn_fwd<D><<<(unsigned)nb, FA_WARPS * 32, FaSmem<D>::bytes, R.s>>>(a, nqt, Nkp, Kb, Vb, O);
+    SC_LAUNCH();
+    return 0;
+}
+int attn_flash_fwd(Run &R, const AttG &a, float *O) {
+    switch (a.d) {
+    case 16: return attn_flash_fwd_d<16>(R, a, O);
+    case 32: return attn_flash_fwd_d<32>(R, a, O);
+    case 48: return attn_flash_fwd_d<48>(R, a, O);
+    case 64: return attn_flash_fwd_d<64>(R, a, O);
+    case 80: return attn_flash_fwd_d<80>(R, a, O);
+    case 96: return attn_flash_fwd_d<96>(R, a, O);
+    case 112: return attn_flash_fwd_d<112>(R, a, O);
+    case 128: return attn_flash_fwd_d<128>(R, a, O);
+    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused attention backward (same tensor-core recipe, bf16 operands, fp32 accumulation and
+// statistics; deterministic, no atomics). Q, dO, K, V are first rounded to bf16 in scratch
+// ([BH, Np, d], zero rows past N; the query side padded to 64, the key side to 64). Then
+//  A. k_attn_bwd_q<D>: a block = 64 query rows (4 warps x 16). Pass 1 over the key tiles:
+//     S = Q K^T and dP = dO V^T, online row max m, sum l = sum exp(S - m) and
+//     Du = sum exp(S - m) dP (rescaled like O in the forward), so that LSE = m + log2 l and
+//     D = Du / l = rowsum(P dP) come out of one pass; both are stored per row (LSE = +inf, D = 0
+//     on padded rows). Pass 2: S and dP again, P = exp2(S - LSE), dS = P (dP - D) scale,
+//     dQ += dS K (dS rounded to bf16 straight from the accumulators). dQ written [B, H, Nq, d].
+//  B. k_attn_bwd_kv<D>: a block = 64 keys (4 warps x 16), over a range of query tiles of 32:
+//     S^T = K Q^T, dP^T = V dO^T (K, V fragments in registers), P^T = exp2(S^T - LSE),
+//     dV += P^T dO, dS^T = P^T (dP^T - D) scale, dK += dS^T Q. When there are too few
+//     (b, h, key block) triples to fill the GPU, the query range is split and each split
+//     writes fp32 partial dK / dV into scratch, summed in a fixed order by k_sum_parts.
+// ---------------------------------------------------------------------------------------------
+#define FB_QT 32                 // kernel B: queries per tile
+#define FB_KT 32                 // kernel A: keys per tile
+#define FB_TARGET_BLOCKS 528     // kernel B: split the query range until about this many blocks
+
+struct FbGeom { int64_t BH, Nqp, Nkp, nkb, splits, tps; };
+FbGeom fb_geom(int64_t BH, int64_t Nq, int64_t Nk) {
+    FbGeom G;
+    G.BH = BH; G.Nqp = (Nq + FA_BQ - 1) / FA_BQ * FA_BQ; G.Nkp = att_nkp(Nk); G.nkb = G.Nkp / FA_BQ;
+    int64_t nqt = G.Nqp / FB_QT, blocks = BH * G.nkb;
+    int64_t sp = (FB_TARGET_BLOCKS + blocks - 1) / blocks, maxsp = nqt / 8 > 1 ? nqt / 8 : 1;    // >= 8 tiles a split
+    if (sp > maxsp) sp = maxsp;
+    if (sp < 1) sp = 1;
+    G.tps = (nqt + sp - 1) / sp;
+    G.splits = (nqt + G.tps - 1) / G.tps;
+    return G;
+}
+size_t scratch_flash_back(int64_t BH, int64_t Nq, int64_t Nk, int64_t d) {
+    FbGeom G = fb_geom(BH, Nq, Nk);
+    size_t b16 = (size_t)(2 * BH * (G.Nqp + G.Nkp) * d) * 2, st = (size_t)(2 * BH * G.Nqp) * 4;
+    size_t part = G.splits > 1 ? (size_t)(2 * G.splits * BH * Nk * d) * 4 : 0;
+    return b16 + st + part + 1024;
+}
+
+template <int D> struct FbSmemA {
+    static constexpr int LD = D + 8;
+    static constexpr size_t bytes = (size_t)(2 * FA_BQ * LD + 4 * FB_KT * LD) * 2;    // Q, dO, K[2], V[2]
+};
+template <int D> struct FbSmemB {
+    static constexpr int LD = D + 8;
+    static constexpr size_t bytes = (size_t)(2 * FA_BQ * LD + 4 * FB_QT * LD) * 2 + 4 * FB_QT * 4;  // K, V, Q[2], dO[2], LSE[2], D[2]
+};
+
+template <int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_t Nk, float scale, int64_t nqt, int64_t Nqp, int64_t Nkp,
+                                                              const __nv_bfloat16 *Qb, const __nv_bfloat16 *dOb, const __nv_bfloat16 *Kb,
+                                                              const __nv_bfloat16 *Vb, float *LSE, float *Dd, float *DQ) {
+    constexpr int LD = D + 8, NT = FB_KT / 8, ND = D / 8, KS = D / 16, PR = D / 8;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)fa_smem, *dOs = Qs + FA_BQ * LD, *Ks = dOs + FA_BQ * LD, *Vs = Ks + 2 * FB_KT * LD;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int64_t bh = blockIdx.x / nqt, i0 = (blockIdx.x % nqt) * FA_BQ;
+    const __nv_bfloat16 *Kg = Kb + bh * Nkp * D, *Vg = Vb + bh * Nkp * D;
+    const int ntile = (int)(Nkp / FB_KT), total = 2 * ntile;
+    {   // Q and dO tiles (joined to the first K/V group)
+        const __nv_bfloat16 *qs = Qb + (bh * Nqp + i0) * D, *ds = dOb + (bh * Nqp + i0) * D;
+        for (int p = tid; p < FA_BQ * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 8;
+            cp_async16(smem_u32(Qs + r * LD + c), qs + r * D + c);
+            cp_async16(smem_u32(dOs + r * LD + c), ds + r * D + c);
+        }
+    }
+    auto load_kv = [&](int tile, int buf) {
+        const __nv_bfloat16 *ks = Kg + (int64_t)tile * FB_KT * D, *vs = Vg + (int64_t)tile * FB_KT * D;
+        __nv_bfloat16 *kd = Ks + buf * FB_KT * LD, *vd = Vs + buf * FB_KT * LD;
+        for (int p = tid; p < FB_KT * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 8;
+            cp_async16(smem_u32(kd + r * LD + c), ks + r * D + c);
+            cp_async16(smem_u32(vd + r * LD + c), vs + r * D + c);
+        }
+        cp_async_commit();
+    };
+    load_kv(0, 0);
+    uint32_t qf[KS][4], of[KS][4];
+    float dq[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f, u0 = 0.f, u1 = 0.f;    // pass 1 -> LSE (m), D (u)
+    const float sl2 = scale * 1.4426950408889634f;
+    const int kr = (lane & 7) + (lane >> 4) * 8, kc = ((lane >> 3) & 1) * 8;
+    const int vr = (lane & 7) + ((lane >> 3) & 1) * 8, vc = (lane >> 4) * 8;
+
+    for (int it = 0; it < total; it++) {
+        const int buf = it & 1, tile = it < ntile ? it : it - ntile;
+        if (it + 1 < total) { load_kv((it + 1) % ntile, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
+        __syncthreads();
+        if (it == 0) {
+            const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = (lane >> 4) * 8;
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                ldsm_x4(qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], smem_u32(Qs + r * LD + ks * 16 + c));
+                ldsm_x4(of[ks][0], of[ks][1], of[ks][2], of[ks][3], smem_u32(dOs + r * LD + ks * 16 + c));
+            }
+        }
+        const __nv_bfloat16 *Kt = Ks + buf * FB_KT * LD, *Vt = Vs + buf * FB_KT * LD;
+        float s[NT][4], dp[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4(b0, b1, b2, b3, smem_u32(Kt + (np * 16 + kr) * LD + ks * 16 + kc));
+                mma_bf16(s[2 * np], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
+                mma_bf16(s[2 * np + 1], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b2, b3);
+                ldsm_x4(b0, b1, b2, b3, smem_u32(Vt + (np * 16 + kr) * LD + ks * 16 + kc));
+                mma_bf16(dp[2 * np], of[ks][0], of[ks][1], of[ks][2], of[ks][3], b0, b1);
+                mma_bf16(dp[2 * np + 1], of[ks][0], of[ks][1], of[ks][2], of[ks][3], b2, b3);
+            }
+        }
+        const int64_t j0 = (int64_t)tile * FB_KT;
+        const bool tail = j0 + FB_KT > Nk;
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = s[n][e] * sl2;
+                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= Nk) x = -INFINITY;
+                s[n][e] = x;
+            }
+        if (it < ntile) {      // pass 1: running statistics
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NT; n++) { mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1])); mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3])); }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1), al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+            m0 = mn0; m1 = mn1;
+            float sl0 = 0.f, sl1 = 0.f, su0 = 0.f, su1 = 0.f;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                float p0 = exp2f(s[n][0] - mn0), p1 = exp2f(s[n][1] - mn0), p2 = exp2f(s[n][2] - mn1), p3 = exp2f(s[n][3] - mn1);
+                sl0 += p0 + p1; sl1 += p2 + p3;
+                su0 += p0 * dp[n][0] + p1 * dp[n][1]; su1 += p2 * dp[n][2] + p3 * dp[n][3];
+            }
+            l0 = l0 * al0 + sl0; l1 = l1 * al1 + sl1;
+            u0 = u0 * al0 + su0; u1 = u1 * al1 + su1;
+            if (it == ntile - 1) {   // finish: m <- LSE, u <- D
+                l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+                l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+                u0 += __shfl_xor_sync(0xffffffffu, u0, 1); u0 += __shfl_xor_sync(0xffffffffu, u0, 2);
+                u1 += __shfl_xor_sync(0xffffffffu, u1, 1); u1 += __shfl_xor_sync(0xffffffffu, u1, 2);
+                m0 += log2f(l0); m1 += log2f(l1);
+                u0 /= l0; u1 /= l1;
+                const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
+                if (t4 == 0) {
+                    LSE[bh * Nqp + r0] = r0 < Nq ? m0 : INFINITY; Dd[bh * Nqp + r0] = r0 < Nq ? u0 : 0.f;
+                    LSE[bh * Nqp + r1] = r1 < Nq ? m1 : INFINITY; Dd[bh * Nqp + r1] = r1 < Nq ? u1 : 0.f;
+                }
+            }
+        } else {               // pass 2: dS and dQ += dS K
+#pragma unroll
+            for (int kk = 0; kk < NT / 2; kk++) {
+                float ds[2][4];
+#pragma unroll
+                for (int h2 = 0; h2 < 2; h2++) {
+                    const int n = 2 * kk + h2;
+                    ds[h2][0] = exp2f(s[n][0] - m0) * (dp[n][0] - u0) * scale;
+                    ds[h2][1] = exp2f(s[n][1] - m0) * (dp[n][1] - u0) * scale;
+                    ds[h2][2] = exp2f(s[n][2] - m1) * (dp[n][2] - u1) * scale;
+                    ds[h2][3] = exp2f(s[n][3] - m1) * (dp[n][3] - u1) * scale;
+                }
+                uint32_t a0 = pack_bf16(ds[0][0], ds[0][1]), a1 = pack_bf16(ds[0][2], ds[0][3]);
+                uint32_t a2 = pack_bf16(ds[1][0], ds[1][1]), a3 = pack_bf16(ds[1][2], ds[1][3]);
+#pragma unroll
+                for (int dd = 0; dd < ND / 2; dd++) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4_t(b0, b1, b2, b3, smem_u32(Kt + (kk * 16 + vr) * LD + dd * 16 + vc));
+                    mma_bf16(dq[2 * dd], a0, a1, a2, a3, b0, b1);
+                    mma_bf16(dq[2 * dd + 1], a0, a1, a2, a3, b2, b3);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
+    float *D0 = DQ + (bh * Nq + r0) * D + 2 * t4, *D1 = DQ + (bh * Nq + r1) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        if (r0 < Nq) *(float2 *)(D0 + n * 8) = make_float2(dq[n][0], dq[n][1]);
+        if (r1 < Nq) *(float2 *)(D1 + n * 8) = make_float2(dq[n][2], dq[n][3]);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_kv(int64_t Nk, float scale, FbGeom G, const __nv_bfloat16 *Qb,
+                                                               const __nv_bfloat16 *dOb, const __nv_bfloat16 *Kb, const __nv_bfloat16 *Vb,
+                                                               const float *LSE, const float *Dd, float *DK, float *DV, int64_t pstride) {
+    constexpr int LD = D + 8, NT = FB_QT / 8, ND = D / 8, KS = D / 16, PR = D / 8;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    __nv_bfloat16 *Ks = (__nv_bfloat16 *)fa_smem, *Vs = Ks + FA_BQ * LD, *Qs = Vs + FA_BQ * LD, *dOs = Qs + 2 * FB_QT * LD;
+    float *Ls = (float *)(dOs + 2 * FB_QT * LD), *Ds = Ls + 2 * FB_QT;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int64_t kb = blockIdx.x % G.nkb, sp = (blockIdx.x / G.nkb) % G.splits, bh = blockIdx.x / (G.nkb * G.splits);
+    const int64_t j0 = kb * FA_BQ, nqt = G.Nqp / FB_QT, t0 = sp * G.tps, t1 = t0 + G.tps < nqt ? t0 + G.tps : nqt;
+    const __nv_bfloat16 *Qg = Qb + bh * G.Nqp * D, *dOg = dOb + bh * G.Nqp * D;
+    const float *Lg = LSE + bh * G.Nqp, *Dg = Dd + bh * G.Nqp;
+    {
+        const __nv_bfloat16 *ks = Kb + (bh * G.Nkp + j0) * D, *vs = Vb + (bh * G.Nkp + j0) * D;
+        for (int p = tid; p < FA_BQ * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 8;
+            cp_async16(smem_u32(Ks + r * LD + c), ks + r * D + c);
+            cp_async16(smem_u32(Vs + r * LD + c), vs + r * D + c);
+        }
+    }
+    auto load_q = [&](int64_t t, int buf) {
+        const __nv_bfloat16 *qs = Qg + t * FB_QT * D, *ds = dOg + t * FB_QT * D;
+        __nv_bfloat16 *qd = Qs + buf * FB_QT * LD, *dd = dOs + buf * FB_QT * LD;
+        for (int p = tid; p < FB_QT * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 8;
+            cp_async16(smem_u32(qd + r * LD + c), qs + r * D + c);
+            cp_async16(smem_u32(dd + r * LD + c), ds + r * D + c);
+        }
+        if (tid < FB_QT / 4) cp_async16(smem_u32(Ls + buf * FB_QT + tid * 4), Lg + t * FB_QT + tid * 4);
+        else if (tid < FB_QT / 2) cp_async16(smem_u32(Ds + buf * FB_QT + (tid - FB_QT / 4) * 4), Dg + t * FB_QT + (tid - FB_QT / 4) * 4);
+        cp_async_commit();
+    };
+    load_q(t0, 0);
+    uint32_t kf[KS][4], vf[KS][4];
+    float dk[ND][4], dv[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f;
+    const float sl2 = scale * 1.4426950408889634f;
+    const int kr = (lane & 7) + (lane >> 4) * 8, kc = ((lane >> 3) & 1) * 8;
+    const int vr = (lane & 7) + ((lane >> 3) & 1) * 8, vc = (lane >> 4) * 8;
+    for (int64_t t = t0; t < t1; t++) {
+        const int buf = (int)((t - t0) & 1);
+        if (t + 1 < t1) { load_q(t + 1, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
+        __syncthreads();
+        if (t == t0) {
+            const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, c = (lane >> 4) * 8;
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                ldsm_x4(kf[ks][0], kf[ks][1], kf[ks][2], kf[ks][3], smem_u32(Ks + r * LD + ks * 16 + c));
+                ldsm_x4(vf[ks][0], vf[ks][1], vf[ks][2], vf[ks][3], smem_u32(Vs + r * LD + ks * 16 + c));
+            }
+        }
+        const __nv_bfloat16 *Qt = Qs + buf * FB_QT * LD, *dOt = dOs + buf * FB_QT * LD;
+        const float *Lt = Ls + buf * FB_QT, *Dt = Ds + buf * FB_QT;
+        float s[NT][4], dp[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4(b0, b1, b2, b3, smem_u32(Qt + (np * 16 + kr) * LD + ks * 16 + kc));
+                mma_bf16(s[2 * np], kf[ks][0], kf[ks][1], kf[ks][2], kf[ks][3], b0, b1);
+                mma_bf16(s[2 * np + 1], kf[ks][0], kf[ks][1], kf[ks][2], kf[ks][3], b2, b3);
+                ldsm_x4(b0, b1, b2, b3, smem_u32(dOt + (np * 16 + kr) * LD + ks * 16 + kc));
+                mma_bf16(dp[2 * np], vf[ks][0], vf[ks][1], vf[ks][2], vf[ks][3], b0, b1);
+                mma_bf16(dp[2 * np + 1], vf[ks][0], vf[ks][1], vf[ks][2], vf[ks][3], b2, b3);
+            }
+        }
+        // P^T = exp2(S^T scale log2e - LSE[query]), dS^T = P^T (dP^T - D[query]) scale; rows = keys, cols = queries
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int q = n * 8 + 2 * t4 + (e & 1);
+                const float p = exp2f(s[n][e] * sl2 - Lt[q]);
+                s[n][e] = p;
+                dp[n][e] = p * (dp[n][e] - Dt[q]) * scale;
+            }
+#pragma unroll
+        for (int kk = 0; kk < NT / 2; kk++) {
+            uint32_t p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            uint32_t p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint32_t d0 = pack_bf16(dp[2 * kk][0], dp[2 * kk][1]), d1 = pack_bf16(dp[2 * kk][2], dp[2 * kk][3]);
+            uint32_t d2 = pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]), d3 = pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+#pragma unroll
+            for (int dd = 0; dd < ND / 2; dd++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4_t(b0, b1, b2, b3, smem_u32(dOt + (kk * 16 + vr) * LD + dd * 16 + vc));
+                mma_bf16(dv[2 * dd], p0, p1, p2, p3, b0, b1);
+                mma_bf16(dv[2 * dd + 1], p0, p1, p2, p3, b2, b3);
+                ldsm_x4_t(b0, b1, b2, b3, smem_u32(Qt + (kk * 16 + vr) * LD + dd * 16 + vc));
+                mma_bf16(dk[2 * dd], d0, d1, d2, d3, b0, b1);
+                mma_bf16(dk[2 * dd + 1], d0, d1, d2, d3, b2, b3);
+            }
+        }
+        __syncthreads();
+    }
+    const int64_t r0 = j0 + warp * 16 + g, r1 = r0 + 8;
+    float *K0 = DK + sp * pstride + (bh * Nk + r0) * D + 2 * t4, *K1 = DK + sp * pstride + (bh * Nk + r1) * D + 2 * t4;
+    float *V0 = DV + sp * pstride + (bh * Nk + r0) * D + 2 * t4, *V1 = DV + sp * pstride + (bh * Nk + r1) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        if (r0 < Nk) { *(float2 *)(K0 + n * 8) = make_float2(dk[n][0], dk[n][1]); *(float2 *)(V0 + n * 8) = make_float2(dv[n][0], dv[n][1]); }
+        if (r1 < Nk) { *(float2 *)(K1 + n * 8) = make_float2(dk[n][2], dk[n][3]); *(float2 *)(V1 + n * 8) = make_float2(dv[n][2], dv[n][3]); }
+    }
+}
+
+// out[i] = sum over s of part[s * n + i], in order (4 floats a thread; n a multiple of 4)
+__global__ void k_sum_parts(const float *part, int64_t n, int64_t splits, float *out) {
+    GRID_STRIDE(i, n / 4) {
+        float4 acc = ((const float4 *)part)[i];
+        for (int64_t s = 1; s < splits; s++) {
+            float4 x = ((const float4 *)(part + s * n))[i];
+            acc.x += x.x; acc.y += x.y; acc.z += x.z; acc.w += x.w;
+        }
+        ((float4 *)out)[i] = acc;
+    }
+}
+
+template <int D> int attn_flash_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+    const int64_t BH = a.B * a.H;
+    FbGeom G = fb_geom(BH, a.Nq, a.Nk);
+    __nv_bfloat16 *Qb = (__nv_bfloat16 *)R.C->scratch, *dOb = Qb + BH * G.Nqp * D, *Kb = dOb + BH * G.Nqp * D, *Vb = Kb + BH * G.Nkp * D;
+    float *LSE = (float *)(Vb + BH * G.Nkp * D), *Dd = LSE + BH * G.Nqp, *part = Dd + BH * G.Nqp;
+    const int64_t sdo[3] = { a.Nq * a.H * a.d, a.d, a.H * a.d };     // dO [B, Nq, H, d]
+    if (rows_bf16(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb) || rows_bf16(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb) ||
+        rows_bf16(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb) || rows_bf16(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb)) return -1;
+    const int64_t nqt = G.Nqp / FA_BQ, nbA = BH * nqt, nbB = BH * G.nkb * G.splits;
+    if (nbA > 0x7fffffff || nbB > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention backward: too many blocks"); return -1; }
+    SC_CU(cudaFuncSetAttribute(k_attn_bwd_q<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FbSmemA<D>::bytes));
+    k_attn_bwd_q<D><<<(unsigned)nbA, FA_WARPS * 32, FbSmemA<D>::bytes, R.s>>>(a.Nq, a.Nk, a.scale, nqt, G.Nqp, G.Nkp, Qb, dOb, Kb, Vb, LSE, Dd, DQ);
+    SC_LAUNCH();
+    SC_CU(cudaFuncSetAttribute(k_attn_bwd_kv<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FbSmemB<D>::bytes));
+    const int64_t n = BH * a.Nk * D;
+    float *pk = G.splits > 1 ? part : DK, *pv = G.splits > 1 ? part + G.splits * n : DV;
+    k_attn_bwd_kv<D><<<(unsigned)nbB, FA_WARPS * 32, FbSmemB<D>::bytes, R.s>>>(a.Nk, a.scale, G, Qb, dOb, Kb, Vb, LSE, Dd, pk, pv, n);
+    SC_LAUNCH();
+    if (G.splits > 1) {
+        k_sum_parts<<<grid_for(n / 4), 256, 0, R.s>>>(pk, n, G.splits, DK);
+        SC_LAUNCH();
+        k_sum_parts<<<grid_for(n / 4), 256, 0, R.s>>>(pv, n, G.splits, DV);
+        SC_LAUNCH();
+    }
+    return 0;
+}
+int attn_flash_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+    switch (a.d) {
+    case 16: return attn_flash_back_d<16>(R, a, DO, DQ, DK, DV);
+    case 32: return attn_flash_back_d<32>(R, a, DO, DQ, DK, DV);
+    case 48: return attn_flash_back_d<48>(R, a, DO, DQ, DK, DV);
+    case 64: return attn_flash_back_d<64>(R, a, DO, DQ, DK, DV);
+    case 80: return attn_flash_back_d<80>(R, a, DO, DQ, DK, DV);
+    case 96: return attn_flash_back_d<96>(R, a, DO, DQ, DK, DV);
+    case 112: return attn_flash_back_d<112>(R, a, DO, DQ, DK, DV);
+    case 128: return attn_flash_back_d<128>(R, a, DO, DQ, DK, DV);
+    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
+    }
+}
+
 int op_attention(Run &R, scvrl_tensor *t) {
     AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
     float *O = F(R, t);
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
+    if (att_flash_ok(R.C->prec, a.d, a.Nq, a.Nk)) return attn_flash_fwd(R, a, O);
     return attn_gemm_fwd(R, a, O);
 }
 int op_attention_back(Run &R, scvrl_tensor *t) {
@@ -1916,17 +2515,26 @@ int op_attention_back(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk || !a.Nq) { SC_CU(cudaMemsetAsync(DQ, 0, (size_t)n * 4, R.s)); return 0; }
+    if (att_flash_ok(R.C->prec, a.d, a.Nq, a.Nk)) return attn_flash_back(R, a, DO, DQ, DK, DV);
     return attn_gemm_back(R, a, DO, DQ, DK, DV);
 }
 
-size_t scratch_of(const scvrl_tensor *t) {
+size_t scratch_of(const Cuda *C, const scvrl_tensor *t) {
     switch (t->op) {
     case SCVRL_OP_MATMUL: return scratch_matmul(t);
     case SCVRL_OP_SUM_TO: return scratch_sum_to(t);
     case SCVRL_OP_LAYER_NORM_BACK_WB: return scratch_ln_wb(t);
     case SCVRL_OP_CONV3D: case SCVRL_OP_CONV3D_BACK_X: case SCVRL_OP_CONV3D_BACK_W: return scratch_conv(t);
-    case SCVRL_OP_ATTENTION_BACK: return scratch_attn(t, 2);
-    case SCVRL_OP_ATTENTION: return scratch_attn(t, 1);
+    case SCVRL_OP_ATTENTION_BACK: {
+        const scvrl_tensor *q = t->src[0], *k = t->src[1];
+        if (att_flash_ok(C->prec, q->ne[3], q->ne[2], k->ne[2])) return scratch_flash_back(q->ne[0] * q->ne[1], q->ne[2], k->ne[2], q->ne[3]);
+        return scratch_attn(t, 2);
+    }
+    case SCVRL_OP_ATTENTION: {
+        const scvrl_tensor *q = t->src[0], *k = t->src[1];
+        if (att_flash_ok(C->prec, q->ne[3], q->ne[2], k->ne[2])) return scratch_flash(q->ne[0] * q->ne[1], k->ne[2], q->ne[3]);
+        return scratch_attn(t, 1);
+    }
     default: return 0;
     }
 }
@@ -2052,7 +2660,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     }
     // 2. scratch
     size_t scr = 0;
-    for (int i = 0; i < n; i++) { size_t s = scratch_of(g->nodes[i]); if (s > scr) scr = s; }
+    for (int i = 0; i < n; i++) { size_t s = scratch_of(C, g->nodes[i]); if (s > scr) scr = s; }
     if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
 
     // 3. device pointers

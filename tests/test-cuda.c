@@ -406,6 +406,101 @@ static void test_views_and_errors(void) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Attention at reduced precision (BF16: the fused tensor-core kernel where it applies, the cuBLAS
+// path elsewhere) against the CPU's fp32: only the ATTENTION / ATTENTION_BACK nodes and the input
+// gradients are compared, by normalised error.
+// ---------------------------------------------------------------------------------------------
+static scvrl_tensor *b_attn_mvit_kv(scvrl_ctx *c, scvrl_tensor **x) {
+    // q from one qkv-shaped tensor [B, Nq, 3, h, d], k and v from another [B, Nk, 3, h, d] (as after
+    // pooling with different strides): every operand a strided view
+    int perm[5] = { 2, 0, 3, 1, 4 };
+    int64_t B = x[0]->ne[0], Nq = x[0]->ne[1], Nk = x[1]->ne[1], h = x[0]->ne[3], d = x[0]->ne[4];
+    scvrl_tensor *pq = scvrl_permute(c, x[0], perm), *pk = scvrl_permute(c, x[1], perm);
+    scvrl_tensor *q = scvrl_reshape_4d(c, scvrl_slice(c, pq, 0, 0, 1), B, h, Nq, d);
+    scvrl_tensor *k = scvrl_reshape_4d(c, scvrl_slice(c, pk, 0, 1, 1), B, h, Nk, d);
+    scvrl_tensor *v = scvrl_reshape_4d(c, scvrl_slice(c, pk, 0, 2, 1), B, h, Nk, d);
+    return scvrl_attention(c, q, k, v, 1.0f / sqrtf((float)d));
+}
+static scvrl_tensor *b_attn_unaligned(scvrl_ctx *c, scvrl_tensor **x) {
+    // rows of 33 floats, operands start one float in: no 16-byte loads possible
+    int64_t d = x[0]->ne[3] - 1;
+    return scvrl_attention(c, scvrl_slice(c, x[0], 3, 1, d), scvrl_slice(c, x[1], 3, 1, d), scvrl_slice(c, x[2], 3, 0, d), 0.25f);
+}
+static const ccase attn_prec_cases[] = {
+    { "mvit_s3_b2_h4_1569x393_d96", 2, { 5, 5 }, { { 2, 1569, 3, 4, 96 }, { 2, 393, 3, 4, 96 } }, 3, b_attn_mvit_kv },
+    { "mvit_s2_b1_h2_3137x393_d96", 2, { 5, 5 }, { { 1, 3137, 3, 2, 96 }, { 1, 393, 3, 2, 96 } }, 3, b_attn_mvit_kv },
+    { "mvit_s4_b2_h8_398x393_d96", 1, { 5 }, { { 2, 398, 3, 8, 96 } }, 1, b_attn_mvit },
+    { "d16_37x70", 3, { 4, 4, 4 }, { { 2, 3, 37, 16 }, { 2, 3, 70, 16 }, { 2, 3, 70, 16 } }, 7, b_attn_plain },
+    { "d32_100x37_perm", 3, { 4, 4, 4 }, { { 2, 100, 3, 32 }, { 2, 3, 37, 32 }, { 2, 3, 37, 32 } }, 7, b_attn },
+    { "d64_129x65", 3, { 4, 4, 4 }, { { 1, 2, 129, 64 }, { 1, 2, 65, 64 }, { 1, 2, 65, 64 } }, 7, b_attn_plain },
+    { "d128_40x65_perm", 3, { 4, 4, 4 }, { { 1, 40, 1, 128 }, { 1, 1, 65, 128 }, { 1, 1, 65, 128 } }, 7, b_attn },
+    { "d32_unaligned_50x45", 3, { 4, 4, 4 }, { { 1, 2, 50, 33 }, { 1, 2, 45, 33 }, { 1, 2, 45, 33 } }, 7, b_attn_unaligned },
+    { "d16_nk1", 3, { 4, 4, 4 }, { { 2, 2, 5, 16 }, { 2, 2, 1, 16 }, { 2, 2, 1, 16 } }, 7, b_attn_plain },
+    { "d40_fallback", 3, { 4, 4, 4 }, { { 1, 45, 2, 40 }, { 1, 2, 33, 40 }, { 1, 2, 33, 40 } }, 7, b_attn },
+};
+
+static void run_attn_prec(const ccase *c, int prec, double tol) {
+    char err[512], name[256];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    scvrl_tensor *in[MAXIN];
+    float *gbuf[MAXIN], *gcpu[MAXIN] = { 0 };
+    for (int i = 0; i < c->nin; i++) {
+        in[i] = scvrl_new_data(ctx, SCVRL_DT_F32, c->nd[i], c->ne[i]);
+        fill_input(scvrl_f32(in[i]), scvrl_nelements(in[i]), 500 + (uint64_t)i);
+        gbuf[i] = (float *)calloc((size_t)scvrl_nelements(in[i]) + 1, sizeof(float));
+        if (c->grad_mask & (1 << i)) { scvrl_mark_param(in[i]); in[i]->grad_data = gbuf[i]; }
+    }
+    scvrl_tensor *out = c->build(ctx, in);
+    scvrl_tensor *r = scvrl_new_data(ctx, SCVRL_DT_F32, out->ndim, out->ne);
+    fill_input(scvrl_f32(r), scvrl_nelements(r), 998);
+    scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, out, r));
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, loss);
+    scvrl_graph_backward(ctx, g, loss);
+    scvrl_tensor *fwd = NULL, *bwd = NULL;
+    for (int i = 0; i < g->n; i++) {
+        if (g->nodes[i]->op == SCVRL_OP_ATTENTION) fwd = g->nodes[i];
+        if (g->nodes[i]->op == SCVRL_OP_ATTENTION_BACK) bwd = g->nodes[i];
+    }
+    scvrl_mark_output(fwd); scvrl_mark_output(bwd);
+    float *ref[2] = { 0 };
+    scvrl_tensor *nodes[2] = { fwd, bwd };
+    if (scvrl_graph_compute(g, NULL, err, sizeof err)) { test_fail(c->name, "cpu: %s", err); goto done; }
+    for (int j = 0; j < 2; j++) {
+        size_t bytes = (size_t)scvrl_nelements(nodes[j]) * 4;
+        ref[j] = (float *)malloc(bytes + 4); memcpy(ref[j], nodes[j]->data, bytes);
+    }
+    for (int i = 0; i < c->nin; i++) {
+        size_t bytes = (size_t)scvrl_nelements(in[i]) * 4;
+        gcpu[i] = (float *)malloc(bytes + 4); memcpy(gcpu[i], gbuf[i], bytes);
+    }
+    {
+        int old = scvrl_cuda_set_precision(gpu, prec);
+        for (int i = 0; i < c->nin; i++) memset(gbuf[i], 0, (size_t)scvrl_nelements(in[i]) * 4);
+        int rc = scvrl_graph_compute(g, gpu, err, sizeof err);
+        scvrl_cuda_set_precision(gpu, old);
+        if (rc) { test_fail(c->name, "gpu: %s", err); goto done; }
+    }
+    {
+        double ef = rel_err((const float *)fwd->data, ref[0], scvrl_nelements(fwd));
+        double eb = rel_err((const float *)bwd->data, ref[1], scvrl_nelements(bwd)), eg = 0;
+        for (int i = 0; i < c->nin; i++) {
+            if (!(c->grad_mask & (1 << i))) continue;
+            double e = rel_err(gbuf[i], gcpu[i], scvrl_nelements(in[i]));
+            if (e > eg || !(e == e)) eg = e;
+        }
+        snprintf(name, sizeof name, "cuda attention %s%s %s: forward %.2e, backward %.2e, gradients %.2e", prec == SCVRL_PREC_BF16 ? "bf16" : "tf32",
+                 prec == SCVRL_PREC_TF32 && getenv("SCVRL_CUDA_ATTN") ? "+flash" : "", c->name, ef, eb, eg);
+        test_check(ef <= tol && eb <= tol && eg <= tol, name, "above %.0e", tol);
+    }
+done:
+    for (int j = 0; j < 2; j++) free(ref[j]);
+    for (int i = 0; i < c->nin; i++) { free(gbuf[i]); free(gcpu[i]); }
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
 // MViT forward + backward, CPU vs GPU
 // ---------------------------------------------------------------------------------------------
 static void fill_sym(float *x, int64_t n, uint64_t seed, const char *stream) {
@@ -700,6 +795,17 @@ int main(int argc, char **argv) {
         test_check(op_seen[op] > 0 && op_worst[op] <= TOL, name, op_seen[op] ? "above tolerance" : "never exercised");
     }
     test_views_and_errors();
+    for (int i = 0; i < (int)(sizeof attn_prec_cases / sizeof attn_prec_cases[0]); i++)
+        run_attn_prec(&attn_prec_cases[i], SCVRL_PREC_BF16, 2e-2);
+    {   // TF32 mode with SCVRL_CUDA_ATTN=flash: the same fused bf16 kernels (a few cases)
+        const char *old = getenv("SCVRL_CUDA_ATTN");
+        char keep[32];
+        snprintf(keep, sizeof keep, "%s", old ? old : "");
+        setenv("SCVRL_CUDA_ATTN", "flash", 1);
+        for (int i = 0; i < (int)(sizeof attn_prec_cases / sizeof attn_prec_cases[0]); i += 3)
+            run_attn_prec(&attn_prec_cases[i], SCVRL_PREC_TF32, 2e-2);
+        if (old) setenv("SCVRL_CUDA_ATTN", keep, 1); else unsetenv("SCVRL_CUDA_ATTN");
+    }
     // Input seeds: max-pool (the pooled skip connections) routes each window's gradient to its
     // argmax, so a window whose two largest values are within rounding of each other can pick a
     // different element on the GPU and the CPU: a discrete jump in the gradients (seen with
