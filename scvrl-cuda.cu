@@ -44,6 +44,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include <stdint.h>
 #include <algorithm>
 #include <string>
@@ -166,10 +167,21 @@ int prof_on() {
     return on;
 }
 
+double prof_host[3];                                  // wall ms: before the first launch, launching, after (sync + copies)
+int64_t prof_computes;
+
+double prof_now_ms() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
 void prof_print() {
     double tot = 0;
     for (int i = 0; i < SCVRL_OP_COUNT; i++) tot += prof_ms[i];
-    fprintf(stderr, "scvrl profile (CUDA backend), %.1f ms of GPU time in all:\n", tot);
+    fprintf(stderr, "scvrl profile (CUDA backend), %.1f ms of GPU time in all; host wall time over %lld computes: "
+            "%.1f ms preparing (mirror, plan, upload), %.1f ms launching, %.1f ms waiting and copying back\n",
+            tot, (long long)prof_computes, prof_host[0], prof_host[1], prof_host[2]);
     std::vector<int> ord;
     for (int i = 0; i < SCVRL_OP_COUNT; i++) if (prof_n[i]) ord.push_back(i);
     std::sort(ord.begin(), ord.end(), [](int a, int b) { return prof_ms[a] > prof_ms[b]; });
@@ -2607,6 +2619,7 @@ bool is_external_node(const scvrl_tensor *t) {
 
 int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     Cuda *C = (Cuda *)be->priv;
+    double pt0 = prof_on() ? prof_now_ms() : 0, pt1 = 0, pt2 = 0;
     SC_CU(cudaSetDevice(C->device));
     size_t act_bytes = 0;
     const int64_t *offs = scvrl_graph_plan(g, &act_bytes);
@@ -2696,6 +2709,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     // 5. run
     Run R{C, g, err, errlen, C->stream};
     int prof = prof_on();
+    if (prof) pt1 = prof_now_ms();
     if (prof) {
         while ((int)C->prof_ev.size() < n + 1) { cudaEvent_t e; SC_CU(cudaEventCreate(&e)); C->prof_ev.push_back(e); }
     }
@@ -2712,6 +2726,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     }
 
     if (prof) {
+        pt2 = prof_now_ms();
         SC_CU(cudaEventRecord(C->prof_ev[n], C->stream));
         SC_CU(cudaEventSynchronize(C->prof_ev[n]));
         for (int i = 0; i < n; i++) {
@@ -2788,6 +2803,10 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
             scvrl_tensor *b = scvrl_view_base(t, &o);
             if (b->data) t->data = (char *)b->data + o * (int64_t)scvrl_dtype_size(t->type);
         }
+    }
+    if (prof) {
+        prof_host[0] += pt1 - pt0; prof_host[1] += pt2 - pt1; prof_host[2] += prof_now_ms() - pt2;
+        prof_computes++;
     }
     return 0;
 }

@@ -711,7 +711,7 @@ static void test_resident(void) {
 // ---------------------------------------------------------------------------------------------
 #define PT_DIR "build/tests/cuda-pretrain"
 #define PT_FLAGS "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 4 --queue 16 --momentum 0.99 --nt 4 " \
-    "--crop-min 0.5 --lr 5e-4 --steps 20 --seed 3 --save-every 100000 --quiet "
+    "--crop-min 0.5 --lr 1e-4 --steps 20 --seed 3 --save-every 100000 --quiet "
 
 static int sh(const char *cmd) {
     int rc = system(cmd);
