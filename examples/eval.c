@@ -40,13 +40,14 @@ typedef struct {
     const char *fractions; int finetune;                         // lowshot
     int k; double temperature;                                   // knn
     const char *weights2, *encoder2; int motion;                 // perclass
+    const char *clips;                                           // linear, finetune, lowshot, knn
 } ev_cfg;
 
 static ev_cfg C = {
     .encoder = "online", .views = "1x1", .device = "cpu", .l2 = "1e-5,1e-4,1e-3,1e-2,1e-1", .split = 1, .batch = 8,
     .folds = 5, .pairs = -1, .epochs = 30, .warmup_epochs = -1, .lr = 1e-4, .wd = 0.05, .label_smoothing = 0.1,
     .drop_path = 0.1, .head_dropout = 0.5, .min_scale = 0.25, .group = 2, .fractions = "1,5,10,25,50,100", .k = 20,
-    .temperature = 0.07, .encoder2 = "online",
+    .temperature = 0.07, .encoder2 = "online", .clips = "ordered",
 };
 
 static const char *const encoders[] = { "online", "momentum", NULL };
@@ -80,6 +81,11 @@ static const cli_flag common_flags[] = {
     { "--skip-bad", CLI_BOOL, &C.skip_bad, NULL, "leave unreadable videos out (with a warning) instead of stopping", 0, 0, NULL, 0 },
     { "--pairs", CLI_INT, &C.pairs, "N", "reversal pairs (2k, 2k+1), k < N, for pair accuracy (-1: 9 with 18 classes, else 0)", -1, 64, NULL, 0 },
     { "--quiet", CLI_BOOL, &C.quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
+};
+static const char *const clip_modes[] = { "ordered", "static", "shuffled", NULL };
+static const cli_flag clips_flags[] = {
+    { "--clips", CLI_CHOICE, &C.clips, NULL, "training and test clips: as sampled, the centre frame repeated (static), or all frames "
+      "permuted by one fixed non-identity permutation per video from --seed (shuffled); SYNTH.md gates G1, G2", 0, 0, clip_modes, 0 },
 };
 static const cli_flag probe_flags[] = {
     { "--l2", CLI_STR, &C.l2, "LIST", "L2 grid (comma list) for cross-validation; one value: no CV", 0, 0, NULL, 0 },
@@ -213,6 +219,8 @@ static void ev_open_set(ev_set *s, const char *path, int train, const probe_enco
     ld_init(&s->L, &s->list, e->cfg.frames, e->stride, e->cfg.size, (uint64_t)C.seed);
     s->L.beta = INFINITY;
     s->L.n_shuffles = 0;
+    s->L.mode = clip_mode_parse(C.clips);
+    if (s->L.mode < 0) die("--clips %s: expected ordered, static or shuffled", C.clips);
 }
 
 static void ev_close_set(ev_set *s) { ld_free(&s->L); ds_free(&s->list); free(s->y); }
@@ -270,6 +278,10 @@ static void ev_features(probe_encoder *e, const char *weights, ev_set *s, int nt
     snprintf(key, sizeof key, "%s | list=%s stamp=%s split=%d part=%s n=%lld | views=%dx%d flip=%d | %s", e->ident,
              rp ? rp : s->path, stamp, C.split, s->train ? "train" : "test", (long long)n, ntv, nsv, flip,
              perms ? "shuffled" : "ordered");
+    if (s->L.mode != CLIP_ORDERED) {   // clip modes: the key names the mode (and the seed of shuffled clips)
+        size_t k = strlen(key);
+        snprintf(key + k, sizeof key - k, " clips=%s seed=%lld", C.clips, s->L.mode == CLIP_SHUFFLED ? (long long)C.seed : 0LL);
+    }
     if (perms) { size_t k = strlen(key); snprintf(key + k, sizeof key - k, " seed=%lld group=%d", (long long)C.seed, C.group); }
     free(rp);
     const char *dir = ev_cache_dir(weights);
@@ -332,6 +344,7 @@ static void js_common(ev_json *j, const probe_encoder *e, const char *weights, c
     js_int(j, "frames", e->cfg.frames); js_int(j, "stride", e->stride); js_int(j, "size", e->cfg.size);
     js_str(j, "train", C.train); js_str(j, "val", C.val);
     js_str(j, "views", C.views); js_int(j, "flip", C.flip);
+    js_str(j, "clips", C.clips);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,6 +448,7 @@ static void ev_print_header(const char *what, const ev_run *r) {
     printf("  encoder  %s\n", r->e.desc);
     printf("  train    %s: %lld videos, %d classes\n", C.train, (long long)r->ftr.n, r->classes);
     printf("  val      %s: %lld videos, views %s%s\n", C.val, (long long)r->fva.n, C.views, C.flip ? " + mirrored" : "");
+    if (strcmp(C.clips, "ordered")) printf("  clips    %s (training and test)\n", C.clips);
 }
 
 static void ev_print_cv(const ev_result *res) {
@@ -459,11 +473,11 @@ static void ev_parse(const char *sub, const char *usage, const char *about, cons
 }
 
 static int cmd_linear(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, probe_flags };
-    int sz[] = { N_OF(common_flags), N_OF(probe_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, probe_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(probe_flags) };
     ev_parse("linear", "--train LIST --val LIST [--weights FILE] [flags]",
              "Linear probe: multinomial logistic regression on frozen, standardised features of the centre clip,\n"
-             "L2 chosen by cross-validation on the training set; test views averaged over softmax scores.", g, sz, 2, argc, argv);
+             "L2 chosen by cross-validation on the training set; test views averaged over softmax scores.", g, sz, 3, argc, argv);
     ev_run r;
     ev_start(&r, C.weights, C.encoder, 0);
     ev_extract(&r);
@@ -637,11 +651,11 @@ static void ev_scores_metrics(const double *prob, const int *y, const uint8_t *v
 }
 
 static int cmd_finetune(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, ft_flags };
-    int sz[] = { N_OF(common_flags), N_OF(ft_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, ft_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(ft_flags) };
     ev_parse("finetune", "--train LIST --val LIST [--weights FILE] [flags]",
              "Fine-tunes the whole network with a Linear(D, classes) head (AdamW, warm-up + cosine, drop-path,\n"
-             "label smoothing) on random crops of the training videos, then tests with --views.", g, sz, 2, argc, argv);
+             "label smoothing) on random crops of the training videos, then tests with --views.", g, sz, 3, argc, argv);
     ev_run r;
     ev_start(&r, C.weights, C.encoder, 1);
     double t0 = cli_now();
@@ -760,11 +774,11 @@ static void ev_lowshot_row(ev_run *r, double frac, const int64_t *rows, int64_t 
 }
 
 static int cmd_lowshot(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, probe_flags, lowshot_flags, ft_flags };
-    int sz[] = { N_OF(common_flags), N_OF(probe_flags), N_OF(lowshot_flags), N_OF(ft_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, probe_flags, lowshot_flags, ft_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(probe_flags), N_OF(lowshot_flags), N_OF(ft_flags) };
     ev_parse("lowshot", "--train LIST --val LIST [--weights FILE] [--finetune] [flags]",
              "Low-shot: the linear probe (or, with --finetune, fine-tuning) on stratified, seeded subsets of the\n"
-             "training labels (at least one video per class; smaller subsets nest in larger ones).", g, sz, 4, argc, argv);
+             "training labels (at least one video per class; smaller subsets nest in larger ones).", g, sz, 5, argc, argv);
     double fr[32];
     int nf = ev_parse_list(C.fractions, fr, 32, "--fractions");
     ev_run r;
@@ -820,11 +834,11 @@ static float *ev_view_mean(const ev_feats *f) {
 }
 
 static int cmd_knn(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, knn_flags };
-    int sz[] = { N_OF(common_flags), N_OF(knn_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, knn_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(knn_flags) };
     ev_parse("knn", "--train LIST --val LIST [--weights FILE] [flags]",
              "k-nearest-neighbour classification: each test video's (view-averaged, unit-length) feature votes with its\n"
-             "--k most cosine-similar training videos, each weighing exp(similarity / --temperature).", g, sz, 2, argc, argv);
+             "--k most cosine-similar training videos, each weighing exp(similarity / --temperature).", g, sz, 3, argc, argv);
     ev_run r;
     ev_start(&r, C.weights, C.encoder, 0);
     ev_extract(&r);

@@ -334,6 +334,45 @@ static int file_has(const char *path, const char *what) {
     return strstr(buf, what) != NULL;
 }
 
+// Clip modes through the loader (what `eval --clips` reads): on a real video, every frame of the
+// static clip equals the ordered clip's frame T/2, the shuffled clip is the ordered one permuted by
+// clip_mode_frames (for evaluation and for fine-tuning samples), and the three differ.
+static void test_loader_modes(const char *dir) {
+    char list[600], err[1024];
+    snprintf(list, sizeof list, "%s/train.csv", dir);
+    ds_list L;
+    ds_opts o = { NULL, 1, 1 };
+    if (ds_load(list, &o, &L, err, sizeof err)) { test_fail("loader clip modes", "%s", err); return; }
+    enum { T = 8, S = 64, HW = S * S, CL = 3 * T * HW };
+    float *x[3], *p[3];
+    int rc = 0;
+    for (int m = 0; m < 3; m++) {
+        ld_loader ld;
+        ld_init(&ld, &L, T, 2, S, 11);
+        ld.mode = m;
+        ld.aug.p_gray = ld.aug.p_blur = ld.aug.p_jitter = 0;
+        x[m] = (float *)malloc(sizeof(float) * CL); p[m] = (float *)malloc(sizeof(float) * CL);
+        rc |= ld_eval_clip(&ld, 1, 0, 1, 0, 1, x[m], err, sizeof err);
+        rc |= ld_pretrain_sample(&ld, 1, 3, 5, p[m], NULL, NULL, NULL, err, sizeof err);
+        ld_free(&ld);
+    }
+    int frames[T];
+    clip_mode_frames(CLIP_SHUFFLED, 11, L.items[1].path, T, frames);
+    int st = 1, sh = 1, sp = 1, differ = 0;
+    for (int c = 0; c < 3; c++)
+        for (int t = 0; t < T; t++) {
+            st &= !memcmp(x[1] + (c * T + t) * HW, x[0] + (c * T + T / 2) * HW, sizeof(float) * HW);
+            sh &= !memcmp(x[2] + (c * T + t) * HW, x[0] + (c * T + frames[t]) * HW, sizeof(float) * HW);
+            sp &= !memcmp(p[1] + (c * T + t) * HW, p[0] + (c * T + T / 2) * HW, sizeof(float) * HW);
+            sp &= !memcmp(p[2] + (c * T + t) * HW, p[0] + (c * T + frames[t]) * HW, sizeof(float) * HW);
+        }
+    differ = memcmp(x[0], x[1], sizeof(float) * CL) && memcmp(x[0], x[2], sizeof(float) * CL) && memcmp(x[1], x[2], sizeof(float) * CL);
+    test_check(!rc && st && sh && sp && differ, "loader clip modes: static = centre frame x T, shuffled = the per-video permutation "
+               "(eval clips and fine-tuning samples)", "rc %d (%s) static %d shuffled %d samples %d differ %d", rc, rc ? err : "", st, sh, sp, differ);
+    for (int m = 0; m < 3; m++) { free(x[m]); free(p[m]); }
+    ds_free(&L);
+}
+
 static void test_program(void) {
     if (access(eval_bin, X_OK)) { test_skip("eval program", "%s is not built (make examples/eval)", eval_bin); return; }
     char dir[] = "/tmp/scvrl-test-eval-XXXXXX", err[512], cmd[4096];
@@ -344,6 +383,7 @@ static void test_program(void) {
     d.splits = (1 << SYNTH_TRAIN) | (1 << SYNTH_VAL); d.seed = 5;
     d.format = vwrite_available(VWRITE_MP4, NULL, 0) ? SYNTH_MP4 : SYNTH_JPG;
     if (synth_check_dataset(&d, err, sizeof err) || synth_write_dataset(&d, NULL, NULL, err, sizeof err)) { test_skip("eval program", "%s", err); return; }
+    test_loader_modes(dir);
     const char *m = "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 6 --quiet";
     snprintf(cmd, sizeof cmd, "%s linear %s --train %s/train.csv --val %s/val.csv --out %s/cache --json %s/lin.json >%s/lin.out 2>%s/lin.err",
              eval_bin, m, dir, dir, dir, dir, dir, dir);
