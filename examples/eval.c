@@ -651,16 +651,26 @@ static void ev_finetune_scores(probe_encoder *e, ev_set *va, int classes, double
     free(lg); free(lgd);
 }
 
+// Pair accuracy of each reversal pair (pair_acc [pairs], fractions) as a table.
+static void ev_pairs_table(const ev_set *va, int classes, int pairs, const double *pair_acc) {
+    char n0[32], n1[32], nm[80];
+    printf("  %-36s %8s\n", "reversal pair", "pair acc");
+    for (int q = 0; q < pairs; q++) {
+        snprintf(nm, sizeof nm, "%s / %s", ev_class_name(va, 2 * q, classes, n0, sizeof n0), ev_class_name(va, 2 * q + 1, classes, n1, sizeof n1));
+        printf("  %-36s %8.2f\n", nm, 100 * pair_acc[q]);
+    }
+}
+
 // Top-1 / top-5 / pair accuracy over the valid rows.
 static void ev_scores_metrics(const double *prob, const int *y, const uint8_t *valid, int64_t n, int classes, int pairs,
-                              double *top1, double *top5, double *pair) {
+                              double *top1, double *top5, double *pair, double *pair_acc) {
     double *p = (double *)malloc((size_t)(n * classes + 1) * sizeof(double));
     int *yy = (int *)malloc((size_t)(n + 1) * sizeof(int));
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) if (valid[i]) { memcpy(p + k * classes, prob + i * classes, (size_t)classes * sizeof(double)); yy[k++] = y[i]; }
     *top1 = probe_topk(p, yy, k, classes, 1);
     *top5 = probe_topk(p, yy, k, classes, 5);
-    *pair = pairs ? probe_pair_accuracy(p, yy, k, classes, pairs, NULL) : NAN;
+    *pair = pairs ? probe_pair_accuracy(p, yy, k, classes, pairs, pair_acc) : NAN;
     free(p); free(yy);
 }
 
@@ -681,10 +691,10 @@ static int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "eval: wrote the fine-tuned model to %s\n", C.save);
     }
     int64_t nv = r.va.list.n;
-    double *prob = (double *)malloc((size_t)(nv * r.classes) * sizeof(double)), top1, top5, pair;
+    double *prob = (double *)malloc((size_t)(nv * r.classes) * sizeof(double)), top1, top5, pair, pair_acc[64];
     uint8_t *valid = (uint8_t *)malloc((size_t)nv);
     ev_finetune_scores(&r.e, &r.va, r.classes, prob, valid);
-    ev_scores_metrics(prob, r.va.y, valid, nv, r.classes, r.pairs, &top1, &top5, &pair);
+    ev_scores_metrics(prob, r.va.y, valid, nv, r.classes, r.pairs, &top1, &top5, &pair, pair_acc);
     r.ftr.n = r.tr.list.n; r.fva.n = nv;
     ev_print_header("fine-tuning", &r);
     printf("  %d epochs, batch %d, lr %g, wd %g, label smoothing %g, drop-path %g, head dropout %g: %.1f s\n", C.epochs, C.batch,
@@ -692,13 +702,14 @@ static int cmd_finetune(int argc, char **argv) {
     printf("  val top-1 %.2f   top-5 %.2f", 100 * top1, 100 * top5);
     if (r.pairs) printf("   pair accuracy %.2f", 100 * pair);
     printf("\n");
+    if (r.pairs) ev_pairs_table(&r.va, r.classes, r.pairs, pair_acc);
     ev_json j;
     js_begin(&j, "finetune");
     js_common(&j, &r.e, C.weights, C.encoder);
     js_int(&j, "n_train", r.tr.list.n); js_int(&j, "n_val", nv); js_int(&j, "classes", r.classes);
     js_int(&j, "epochs", C.epochs); js_num(&j, "lr", C.lr); js_num(&j, "train_seconds", train_s);
     js_num(&j, "top1", 100 * top1); js_num(&j, "top5", 100 * top5);
-    if (r.pairs) js_num(&j, "pair_acc", 100 * pair);
+    if (r.pairs) { js_num(&j, "pair_acc", 100 * pair); js_arr(&j, "pair_acc_per_pair", pair_acc, r.pairs, 100); }
     js_emit(&j);
     free(prob); free(valid);
     r.ftr.n = r.fva.n = 0;
@@ -782,7 +793,7 @@ static void ev_lowshot_row(ev_run *r, double frac, const int64_t *rows, int64_t 
     double *prob = (double *)malloc((size_t)(nv * r->classes) * sizeof(double)), t5;
     uint8_t *valid = (uint8_t *)malloc((size_t)nv);
     ev_finetune_scores(&r->e, &r->va, r->classes, prob, valid);
-    ev_scores_metrics(prob, r->va.y, valid, nv, r->classes, r->pairs, top1, &t5, pair);
+    ev_scores_metrics(prob, r->va.y, valid, nv, r->classes, r->pairs, top1, &t5, pair, NULL);
     *l2 = NAN;
     free(prob); free(valid);
 }
@@ -1080,15 +1091,6 @@ static float *ev_flow_features(ev_set *s, const flow_opts *fo, int *D_out, uint8
     return X;
 }
 
-static void ev_flow_pairs_table(const ev_set *va, int classes, int pairs, const double *pair_acc) {
-    char n0[32], n1[32], nm[80];
-    printf("  %-36s %8s\n", "reversal pair", "pair acc");
-    for (int q = 0; q < pairs; q++) {
-        snprintf(nm, sizeof nm, "%s / %s", ev_class_name(va, 2 * q, classes, n0, sizeof n0), ev_class_name(va, 2 * q + 1, classes, n1, sizeof n1));
-        printf("  %-36s %8.2f\n", nm, 100 * pair_acc[q]);
-    }
-}
-
 static int cmd_flow(int argc, char **argv) {
     static const char *const keep[] = { "--train", "--val", "--split", "--root", "--threads", "--seed", "--cache", "--json", "--skip-bad", "--pairs", "--quiet", NULL };
     static cli_flag all[32];
@@ -1139,7 +1141,7 @@ static int cmd_flow(int argc, char **argv) {
     printf("  train top-1 %.2f\n  val   top-1 %.2f   top-5 %.2f   (chance %.2f)", 100 * res.train_top1, 100 * res.top1, 100 * res.top5, 100.0 / r.classes);
     if (r.pairs) printf("   pair accuracy %.2f (%d reversal pairs)", 100 * res.pair, r.pairs);
     printf("\n");
-    if (r.pairs) ev_flow_pairs_table(&r.va, r.classes, r.pairs, res.pair_acc);
+    if (r.pairs) ev_pairs_table(&r.va, r.classes, r.pairs, res.pair_acc);
     ev_json j;
     js_begin(&j, "flow");
     js_str(&j, "train", C.train); js_str(&j, "val", C.val);
