@@ -21,9 +21,11 @@
 #include "models/mvit.h"
 #include "cli.h"
 #include "dataset.h"
+#include "flow.h"
 #include "loader.h"
 #include "probe.h"
 #include "synth.h"
+#include "video.h"
 #include "vwrite.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -40,13 +42,15 @@ typedef struct {
     const char *fractions; int finetune;                         // lowshot
     int k; double temperature;                                   // knn
     const char *weights2, *encoder2; int motion;                 // perclass
+    const char *clips;                                           // linear, finetune, lowshot, knn
+    int fwindow, fbins;                                          // flow
 } ev_cfg;
 
 static ev_cfg C = {
     .encoder = "online", .views = "1x1", .device = "cpu", .precision = "tf32", .l2 = "1e-5,1e-4,1e-3,1e-2,1e-1", .split = 1, .batch = 8,
     .folds = 5, .pairs = -1, .epochs = 30, .warmup_epochs = -1, .lr = 1e-4, .wd = 0.05, .label_smoothing = 0.1,
     .drop_path = 0.1, .head_dropout = 0.5, .min_scale = 0.25, .group = 2, .fractions = "1,5,10,25,50,100", .k = 20,
-    .temperature = 0.07, .encoder2 = "online",
+    .temperature = 0.07, .encoder2 = "online", .clips = "ordered",
 };
 
 static const char *const encoders[] = { "online", "momentum", NULL };
@@ -82,6 +86,17 @@ static const cli_flag common_flags[] = {
     { "--skip-bad", CLI_BOOL, &C.skip_bad, NULL, "leave unreadable videos out (with a warning) instead of stopping", 0, 0, NULL, 0 },
     { "--pairs", CLI_INT, &C.pairs, "N", "reversal pairs (2k, 2k+1), k < N, for pair accuracy (-1: 9 with 18 classes, else 0)", -1, 64, NULL, 0 },
     { "--quiet", CLI_BOOL, &C.quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
+};
+static const char *const clip_modes[] = { "ordered", "static", "shuffled", NULL };
+static const cli_flag clips_flags[] = {
+    { "--clips", CLI_CHOICE, &C.clips, NULL, "training and test clips: as sampled, the centre frame repeated (static), or all frames "
+      "permuted by one fixed non-identity permutation per video from --seed (shuffled); SYNTH.md gates G1, G2", 0, 0, clip_modes, 0 },
+};
+static const cli_flag flow_flags[] = {
+    { "--window", CLI_INT, &C.fwindow, "W", "frames of the centre window whose consecutive pairs give the flow (0: round(2n/3) of an "
+      "n-frame video, the synthetic benchmark's window)", 0, 1024, NULL, 0 },
+    { "--bins", CLI_INT, &C.fbins, "N", "average the per-pair features into N equal time bins (0: every pair its own; needed when "
+      "videos differ in length)", 0, 1024, NULL, 0 },
 };
 static const cli_flag probe_flags[] = {
     { "--l2", CLI_STR, &C.l2, "LIST", "L2 grid (comma list) for cross-validation; one value: no CV", 0, 0, NULL, 0 },
@@ -200,7 +215,8 @@ static int ev_parse_list(const char *s, double *v, int max, const char *flag) {
     return n;
 }
 
-static void ev_open_set(ev_set *s, const char *path, int train, const probe_encoder *e) {
+// The list and its labels (s->L untouched).
+static void ev_load_list(ev_set *s, const char *path, int train) {
     memset(s, 0, sizeof *s);
     s->path = path; s->train = train;
     ds_opts o = { C.root, C.split, train };
@@ -212,9 +228,15 @@ static void ev_open_set(ev_set *s, const char *path, int train, const probe_enco
         s->y[i] = s->list.items[i].label;
         if (s->y[i] < 0) die("%s: %s has no label: evaluation lists need `path label` lines", path, s->list.items[i].path);
     }
+}
+
+static void ev_open_set(ev_set *s, const char *path, int train, const probe_encoder *e) {
+    ev_load_list(s, path, train);
     ld_init(&s->L, &s->list, e->cfg.frames, e->stride, e->cfg.size, (uint64_t)C.seed);
     s->L.beta = INFINITY;
     s->L.n_shuffles = 0;
+    s->L.mode = clip_mode_parse(C.clips);
+    if (s->L.mode < 0) die("--clips %s: expected ordered, static or shuffled", C.clips);
 }
 
 static void ev_close_set(ev_set *s) { ld_free(&s->L); ds_free(&s->list); free(s->y); }
@@ -272,6 +294,10 @@ static void ev_features(probe_encoder *e, const char *weights, ev_set *s, int nt
     snprintf(key, sizeof key, "%s | list=%s stamp=%s split=%d part=%s n=%lld | views=%dx%d flip=%d | %s", e->ident,
              rp ? rp : s->path, stamp, C.split, s->train ? "train" : "test", (long long)n, ntv, nsv, flip,
              perms ? "shuffled" : "ordered");
+    if (s->L.mode != CLIP_ORDERED) {   // clip modes: the key names the mode (and the seed of shuffled clips)
+        size_t k = strlen(key);
+        snprintf(key + k, sizeof key - k, " clips=%s seed=%lld", C.clips, s->L.mode == CLIP_SHUFFLED ? (long long)C.seed : 0LL);
+    }
     if (perms) { size_t k = strlen(key); snprintf(key + k, sizeof key - k, " seed=%lld group=%d", (long long)C.seed, C.group); }
     free(rp);
     const char *dir = ev_cache_dir(weights);
@@ -334,6 +360,7 @@ static void js_common(ev_json *j, const probe_encoder *e, const char *weights, c
     js_int(j, "frames", e->cfg.frames); js_int(j, "stride", e->stride); js_int(j, "size", e->cfg.size);
     js_str(j, "train", C.train); js_str(j, "val", C.val);
     js_str(j, "views", C.views); js_int(j, "flip", C.flip);
+    js_str(j, "clips", C.clips);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,6 +464,7 @@ static void ev_print_header(const char *what, const ev_run *r) {
     printf("  encoder  %s\n", r->e.desc);
     printf("  train    %s: %lld videos, %d classes\n", C.train, (long long)r->ftr.n, r->classes);
     printf("  val      %s: %lld videos, views %s%s\n", C.val, (long long)r->fva.n, C.views, C.flip ? " + mirrored" : "");
+    if (strcmp(C.clips, "ordered")) printf("  clips    %s (training and test)\n", C.clips);
 }
 
 static void ev_print_cv(const ev_result *res) {
@@ -461,11 +489,11 @@ static void ev_parse(const char *sub, const char *usage, const char *about, cons
 }
 
 static int cmd_linear(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, probe_flags };
-    int sz[] = { N_OF(common_flags), N_OF(probe_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, probe_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(probe_flags) };
     ev_parse("linear", "--train LIST --val LIST [--weights FILE] [flags]",
              "Linear probe: multinomial logistic regression on frozen, standardised features of the centre clip,\n"
-             "L2 chosen by cross-validation on the training set; test views averaged over softmax scores.", g, sz, 2, argc, argv);
+             "L2 chosen by cross-validation on the training set; test views averaged over softmax scores.", g, sz, 3, argc, argv);
     ev_run r;
     ev_start(&r, C.weights, C.encoder, 0);
     ev_extract(&r);
@@ -625,25 +653,35 @@ static void ev_finetune_scores(probe_encoder *e, ev_set *va, int classes, double
     free(lg); free(lgd);
 }
 
+// Pair accuracy of each reversal pair (pair_acc [pairs], fractions) as a table.
+static void ev_pairs_table(const ev_set *va, int classes, int pairs, const double *pair_acc) {
+    char n0[32], n1[32], nm[80];
+    printf("  %-36s %8s\n", "reversal pair", "pair acc");
+    for (int q = 0; q < pairs; q++) {
+        snprintf(nm, sizeof nm, "%s / %s", ev_class_name(va, 2 * q, classes, n0, sizeof n0), ev_class_name(va, 2 * q + 1, classes, n1, sizeof n1));
+        printf("  %-36s %8.2f\n", nm, 100 * pair_acc[q]);
+    }
+}
+
 // Top-1 / top-5 / pair accuracy over the valid rows.
 static void ev_scores_metrics(const double *prob, const int *y, const uint8_t *valid, int64_t n, int classes, int pairs,
-                              double *top1, double *top5, double *pair) {
+                              double *top1, double *top5, double *pair, double *pair_acc) {
     double *p = (double *)malloc((size_t)(n * classes + 1) * sizeof(double));
     int *yy = (int *)malloc((size_t)(n + 1) * sizeof(int));
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) if (valid[i]) { memcpy(p + k * classes, prob + i * classes, (size_t)classes * sizeof(double)); yy[k++] = y[i]; }
     *top1 = probe_topk(p, yy, k, classes, 1);
     *top5 = probe_topk(p, yy, k, classes, 5);
-    *pair = pairs ? probe_pair_accuracy(p, yy, k, classes, pairs, NULL) : NAN;
+    *pair = pairs ? probe_pair_accuracy(p, yy, k, classes, pairs, pair_acc) : NAN;
     free(p); free(yy);
 }
 
 static int cmd_finetune(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, ft_flags };
-    int sz[] = { N_OF(common_flags), N_OF(ft_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, ft_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(ft_flags) };
     ev_parse("finetune", "--train LIST --val LIST [--weights FILE] [flags]",
              "Fine-tunes the whole network with a Linear(D, classes) head (AdamW, warm-up + cosine, drop-path,\n"
-             "label smoothing) on random crops of the training videos, then tests with --views.", g, sz, 2, argc, argv);
+             "label smoothing) on random crops of the training videos, then tests with --views.", g, sz, 3, argc, argv);
     ev_run r;
     ev_start(&r, C.weights, C.encoder, 1);
     double t0 = cli_now();
@@ -655,10 +693,10 @@ static int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "eval: wrote the fine-tuned model to %s\n", C.save);
     }
     int64_t nv = r.va.list.n;
-    double *prob = (double *)malloc((size_t)(nv * r.classes) * sizeof(double)), top1, top5, pair;
+    double *prob = (double *)malloc((size_t)(nv * r.classes) * sizeof(double)), top1, top5, pair, pair_acc[64];
     uint8_t *valid = (uint8_t *)malloc((size_t)nv);
     ev_finetune_scores(&r.e, &r.va, r.classes, prob, valid);
-    ev_scores_metrics(prob, r.va.y, valid, nv, r.classes, r.pairs, &top1, &top5, &pair);
+    ev_scores_metrics(prob, r.va.y, valid, nv, r.classes, r.pairs, &top1, &top5, &pair, pair_acc);
     r.ftr.n = r.tr.list.n; r.fva.n = nv;
     ev_print_header("fine-tuning", &r);
     printf("  %d epochs, batch %d, lr %g, wd %g, label smoothing %g, drop-path %g, head dropout %g: %.1f s\n", C.epochs, C.batch,
@@ -666,13 +704,14 @@ static int cmd_finetune(int argc, char **argv) {
     printf("  val top-1 %.2f   top-5 %.2f", 100 * top1, 100 * top5);
     if (r.pairs) printf("   pair accuracy %.2f", 100 * pair);
     printf("\n");
+    if (r.pairs) ev_pairs_table(&r.va, r.classes, r.pairs, pair_acc);
     ev_json j;
     js_begin(&j, "finetune");
     js_common(&j, &r.e, C.weights, C.encoder);
     js_int(&j, "n_train", r.tr.list.n); js_int(&j, "n_val", nv); js_int(&j, "classes", r.classes);
     js_int(&j, "epochs", C.epochs); js_num(&j, "lr", C.lr); js_num(&j, "train_seconds", train_s);
     js_num(&j, "top1", 100 * top1); js_num(&j, "top5", 100 * top5);
-    if (r.pairs) js_num(&j, "pair_acc", 100 * pair);
+    if (r.pairs) { js_num(&j, "pair_acc", 100 * pair); js_arr(&j, "pair_acc_per_pair", pair_acc, r.pairs, 100); }
     js_emit(&j);
     free(prob); free(valid);
     r.ftr.n = r.fva.n = 0;
@@ -756,17 +795,17 @@ static void ev_lowshot_row(ev_run *r, double frac, const int64_t *rows, int64_t 
     double *prob = (double *)malloc((size_t)(nv * r->classes) * sizeof(double)), t5;
     uint8_t *valid = (uint8_t *)malloc((size_t)nv);
     ev_finetune_scores(&r->e, &r->va, r->classes, prob, valid);
-    ev_scores_metrics(prob, r->va.y, valid, nv, r->classes, r->pairs, top1, &t5, pair);
+    ev_scores_metrics(prob, r->va.y, valid, nv, r->classes, r->pairs, top1, &t5, pair, NULL);
     *l2 = NAN;
     free(prob); free(valid);
 }
 
 static int cmd_lowshot(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, probe_flags, lowshot_flags, ft_flags };
-    int sz[] = { N_OF(common_flags), N_OF(probe_flags), N_OF(lowshot_flags), N_OF(ft_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, probe_flags, lowshot_flags, ft_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(probe_flags), N_OF(lowshot_flags), N_OF(ft_flags) };
     ev_parse("lowshot", "--train LIST --val LIST [--weights FILE] [--finetune] [flags]",
              "Low-shot: the linear probe (or, with --finetune, fine-tuning) on stratified, seeded subsets of the\n"
-             "training labels (at least one video per class; smaller subsets nest in larger ones).", g, sz, 4, argc, argv);
+             "training labels (at least one video per class; smaller subsets nest in larger ones).", g, sz, 5, argc, argv);
     double fr[32];
     int nf = ev_parse_list(C.fractions, fr, 32, "--fractions");
     ev_run r;
@@ -822,11 +861,11 @@ static float *ev_view_mean(const ev_feats *f) {
 }
 
 static int cmd_knn(int argc, char **argv) {
-    const cli_flag *g[] = { common_flags, knn_flags };
-    int sz[] = { N_OF(common_flags), N_OF(knn_flags) };
+    const cli_flag *g[] = { common_flags, clips_flags, knn_flags };
+    int sz[] = { N_OF(common_flags), N_OF(clips_flags), N_OF(knn_flags) };
     ev_parse("knn", "--train LIST --val LIST [--weights FILE] [flags]",
              "k-nearest-neighbour classification: each test video's (view-averaged, unit-length) feature votes with its\n"
-             "--k most cosine-similar training videos, each weighing exp(similarity / --temperature).", g, sz, 2, argc, argv);
+             "--k most cosine-similar training videos, each weighing exp(similarity / --temperature).", g, sz, 3, argc, argv);
     ev_run r;
     ev_start(&r, C.weights, C.encoder, 0);
     ev_extract(&r);
@@ -976,6 +1015,155 @@ static int cmd_perclass(int argc, char **argv) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The flow oracle (SYNTH.md section 7, gates G3 and G4): the linear probe on hand-made optical-flow
+// features of each video's centre window (flow.h) instead of network features.
+// ---------------------------------------------------------------------------------------------
+// Flow features of every video of s: X [n][D] (cached in --cache DIR when given), valid [n].
+static float *ev_flow_features(ev_set *s, const flow_opts *fo, int *D_out, uint8_t *valid) {
+    int64_t n = s->list.n;
+    float *X = NULL;
+    int D = 0;
+    char key[1024], path[4400], err[2048];
+    uint64_t h = scvrl_fnv1a64("flow-oracle");
+    for (int64_t i = 0; i < n; i++) {          // the key: the videos (paths and stamps) and the options, not the labels
+        char st[64];
+        probe_file_stamp(s->list.items[i].path, st, sizeof st);
+        h = (h ^ scvrl_fnv1a64(s->list.items[i].path)) * 0x100000001B3ull;
+        h = (h ^ scvrl_fnv1a64(st)) * 0x100000001B3ull;
+    }
+    snprintf(key, sizeof key, "flow oracle v1 | videos %016llx n=%lld | window=%d bins=%d levels=%d iters=%d sigma=%g median=%d",
+             (unsigned long long)h, (long long)n, C.fwindow, C.fbins, fo->flow.levels, fo->flow.iters, fo->flow.win_sigma, fo->flow.median);
+    if (C.cache) {
+        if (vwrite_mkdirs(C.cache, err, sizeof err)) die("--cache %s: %s", C.cache, err);
+        snprintf(path, sizeof path, "%s/flow-%016llx.safetensors", C.cache, (unsigned long long)scvrl_fnv1a64(key));
+        FILE *f = fopen(path, "rb");
+        if (f) {   // the width is the file's: read it from the first video's window
+            int64_t st; int len; vid_info info; vid_opts vo = { 30.0, 1 };
+            vid_reader *r = vid_open_ex(s->list.items[0].path, &vo, &info, err, sizeof err);
+            fclose(f);
+            if (r) {
+                vid_close(r);
+                flow_window(info.n_frames, C.fwindow, &st, &len);
+                D = flow_dim(fo, len);
+                X = (float *)malloc((size_t)(n * D) * sizeof(float));
+                if (X && probe_cache_load(path, key, n, 1, D, X, valid, err, sizeof err) == 0) {
+                    if (!C.quiet) fprintf(stderr, "eval: flow features of %s: cached in %s\n", s->path, path);
+                    *D_out = D;
+                    return X;
+                }
+                free(X); X = NULL;
+            }
+        }
+    }
+    float *buf = (float *)malloc((size_t)n * FLOW_MAX_DIM * sizeof(float));
+    int *dims = (int *)calloc((size_t)n, sizeof(int));
+    if (!buf || !dims) die("out of memory for the flow features of %lld videos", (long long)n);
+    char first[2048] = "";
+    cli_progress p;
+    int64_t done = 0;
+    cli_progress_start(&p, s->train ? "flow train" : "flow val", "videos", n, C.quiet);
+    #pragma omp parallel for schedule(dynamic)
+    for (int64_t i = 0; i < n; i++) {
+        char e2[2048];
+        int rc = flow_video_features(s->list.items[i].path, fo, buf + i * FLOW_MAX_DIM, &dims[i], e2, sizeof e2);
+        #pragma omp critical(ev_flow)
+        {
+            if (rc && !first[0]) snprintf(first, sizeof first, "%s", e2);
+            cli_progress_update(&p, ++done);
+        }
+    }
+    cli_progress_finish(&p);
+    if (first[0] && !C.skip_bad) die("%s\n  (remove the video from the list, or pass --skip-bad)", first);
+    for (int64_t i = 0; i < n; i++) {
+        valid[i] = dims[i] > 0;
+        if (!valid[i]) continue;
+        if (!D) D = dims[i];
+        if (dims[i] != D)
+            die("%s: %s gives %d flow features, other videos %d (videos of different lengths): pass --bins N or --window W",
+                s->path, s->list.items[i].path, dims[i], D);
+    }
+    if (!D) die("%s: no readable videos", s->path);
+    X = (float *)calloc((size_t)(n * D), sizeof(float));
+    if (!X) die("out of memory");
+    for (int64_t i = 0; i < n; i++) if (valid[i]) memcpy(X + i * D, buf + i * FLOW_MAX_DIM, (size_t)D * sizeof(float));
+    free(buf); free(dims);
+    if (C.cache && probe_cache_save(path, key, "flow oracle features", n, 1, D, X, valid, err, sizeof err))
+        fprintf(stderr, "warning: flow features not cached: %s\n", err);
+    *D_out = D;
+    return X;
+}
+
+static int cmd_flow(int argc, char **argv) {
+    static const char *const keep[] = { "--train", "--val", "--split", "--root", "--threads", "--seed", "--cache", "--json", "--skip-bad", "--pairs", "--quiet", NULL };
+    static cli_flag all[32];
+    int n = 0;
+    for (int i = 0; i < N_OF(common_flags); i++)
+        for (int k = 0; keep[k]; k++)
+            if (!strcmp(common_flags[i].name, keep[k])) {
+                all[n] = common_flags[i];
+                if (!strcmp(keep[k], "--cache")) all[n].help = "cache the flow features in this folder (keyed by the videos and options, not the labels)";
+                n++;
+            }
+    for (int i = 0; i < N_OF(flow_flags); i++) all[n++] = flow_flags[i];
+    for (int i = 0; i < N_OF(probe_flags); i++) all[n++] = probe_flags[i];
+    cli_spec spec = { "eval flow", "--train LIST --val LIST [flags]",
+        "The flow oracle of the synthetic benchmark's gates G3 and G4 (SYNTH.md section 7): per video, dense optical flow\n"
+        "(pyramidal Lucas-Kanade) between consecutive frames of the centre window, summarised per frame pair as global\n"
+        "motion, mean residual flow, motion energy, divergence, curl and 3x3-grid mean flows (examples/common/flow.h),\n"
+        "in time order; then the linear probe of `eval linear` (standardised, L2 by cross-validation). The label is the\n"
+        "list's: train_motion.csv / val_motion.csv for motion (G4), *_appearance.csv for appearance (G3).",
+        all, n, NULL, "Accuracies are in percent. Chance: 100/classes (5.56 with 18 motion classes, 6.25 with 16 appearance)." };
+    cli_parse(&spec, argc, argv, 2, NULL, 0);
+    if (C.threads > 0) scvrl_set_threads(C.threads);
+    flow_opts fo = flow_defaults();
+    fo.window = C.fwindow; fo.bins = C.fbins;
+    ev_run r;
+    memset(&r, 0, sizeof r);
+    ev_load_list(&r.tr, C.train, 1);
+    ev_load_list(&r.va, C.val, 0);
+    r.classes = ev_classes(&r.tr, &r.va);
+    r.pairs = ev_pairs(r.classes);
+    double t0 = cli_now();
+    int Dtr, Dva;
+    uint8_t *mt = (uint8_t *)malloc((size_t)r.tr.list.n), *mv = (uint8_t *)malloc((size_t)r.va.list.n);
+    r.ftr.X = ev_flow_features(&r.tr, &fo, &Dtr, mt);
+    r.fva.X = ev_flow_features(&r.va, &fo, &Dva, mv);
+    double feat_s = cli_now() - t0;
+    if (Dtr != Dva) die("%s gives %d flow features per video, %s %d (videos of different lengths): pass --bins N or --window W", C.train, Dtr, C.val, Dva);
+    r.ftr.n = r.tr.list.n; r.fva.n = r.va.list.n; r.ftr.views = r.fva.views = 1; r.ftr.D = r.fva.D = Dtr;
+    if (ev_compact(&r.ftr, r.tr.y, mt) < r.tr.list.n) fprintf(stderr, "warning: %lld unreadable training videos left out\n", (long long)(r.tr.list.n - r.ftr.n));
+    if (ev_compact(&r.fva, r.va.y, mv) < r.va.list.n) fprintf(stderr, "warning: %lld unreadable test videos left out\n", (long long)(r.va.list.n - r.fva.n));
+    r.e.D = Dtr;
+    ev_result res;
+    ev_probe(&r, NULL, 0, &res);
+    printf("flow oracle\n  features %d per video (%d x %d: %s), window %s, %.1f s\n", Dtr, Dtr / FLOW_PAIR_DIM, FLOW_PAIR_DIM,
+           C.fbins ? "time bins" : "frame pairs", C.fwindow ? "--window" : "2/3 of the video, centred", feat_s);
+    printf("  train    %s: %lld videos, %d classes\n  val      %s: %lld videos\n", C.train, (long long)r.ftr.n, r.classes, C.val, (long long)r.fva.n);
+    ev_print_cv(&res);
+    printf("  train top-1 %.2f\n  val   top-1 %.2f   top-5 %.2f   (chance %.2f)", 100 * res.train_top1, 100 * res.top1, 100 * res.top5, 100.0 / r.classes);
+    if (r.pairs) printf("   pair accuracy %.2f (%d reversal pairs)", 100 * res.pair, r.pairs);
+    printf("\n");
+    if (r.pairs) ev_pairs_table(&r.va, r.classes, r.pairs, res.pair_acc);
+    ev_json j;
+    js_begin(&j, "flow");
+    js_str(&j, "train", C.train); js_str(&j, "val", C.val);
+    js_int(&j, "window", C.fwindow); js_int(&j, "bins", C.fbins); js_int(&j, "features", Dtr);
+    js_int(&j, "n_train", r.ftr.n); js_int(&j, "n_val", r.fva.n); js_int(&j, "classes", r.classes);
+    js_arr(&j, "l2_grid", res.cvo.grid, res.cvo.n_grid, 1);
+    if (res.cvo.n_grid > 1) js_arr(&j, "cv_top1", res.cv.cv_acc, res.cvo.n_grid, 100);
+    js_num(&j, "l2", res.l2); js_num(&j, "train_top1", 100 * res.train_top1);
+    js_num(&j, "top1", 100 * res.top1); js_num(&j, "top5", 100 * res.top5); js_num(&j, "chance", 100.0 / r.classes);
+    if (r.pairs) { js_num(&j, "pair_acc", 100 * res.pair); js_arr(&j, "pair_acc_per_pair", res.pair_acc, r.pairs, 100); }
+    js_num(&j, "feature_seconds", feat_s);
+    js_emit(&j);
+    ev_free_result(&res);
+    free(mt); free(mv);
+    ev_free_feats(&r.ftr); ev_free_feats(&r.fva);
+    ev_close_set(&r.tr); ev_close_set(&r.va);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------------
 typedef struct { const char *name; int (*run)(int, char **); const char *about; } ev_cmd;
@@ -986,6 +1174,7 @@ static const ev_cmd cmds[] = {
     { "lowshot", cmd_lowshot, "linear probe (or --finetune) on 1..100% of the training labels" },
     { "knn", cmd_knn, "k-nearest-neighbour accuracy (cosine, temperature-weighted votes)" },
     { "perclass", cmd_perclass, "per-class accuracy of two checkpoints side by side, pair accuracy" },
+    { "flow", cmd_flow, "the flow oracle (SYNTH.md gates G3, G4): the linear probe on optical-flow features" },
 };
 
 static void ev_usage(FILE *f) {
@@ -1005,6 +1194,6 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < N_OF(cmds); i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].run(argc, argv);
-    fprintf(stderr, "eval: unknown command '%s' (linear, finetune, shuffle, lowshot, knn, perclass; see eval --help)\n", argv[1]);
+    fprintf(stderr, "eval: unknown command '%s' (linear, finetune, shuffle, lowshot, knn, perclass, flow; see eval --help)\n", argv[1]);
     return 2;
 }

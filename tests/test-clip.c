@@ -445,6 +445,46 @@ static void test_shuffle_apply(void) {
     free(x); free(y);
 }
 
+// Clip modes (gates G1, G2): the frame map of each mode; the shuffled one is a full, non-identity,
+// deterministic permutation per (seed, file name) whose frame 0 lands uniformly on the T positions.
+static void test_clip_modes(void) {
+    int f[16], g[16], ok = 1;
+    ok &= clip_mode_frames(CLIP_ORDERED, 1, "a.mp4", 8, f) == NULL;
+    for (int t = 0; t < 8; t++) ok &= f[t] == t;
+    ok &= clip_mode_frames(CLIP_STATIC, 1, "a.mp4", 8, f) == NULL;
+    for (int t = 0; t < 8; t++) ok &= f[t] == 4;
+    ok &= clip_mode_frames(CLIP_STATIC, 1, "a.mp4", 7, f) == NULL;
+    for (int t = 0; t < 7; t++) ok &= f[t] == 3;
+    test_check(ok, "clip modes: ordered is the identity, static repeats sampled frame T/2 (4 of 8, 3 of 7)", "wrong map");
+    enum { N = 4000, T = 8 };
+    int ident = 0, notperm = 0, nondet = 0, same_seed2 = 0, lands[T] = { 0 };
+    char name[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "train/%016llx.mp4", (unsigned long long)ref_mix((uint64_t)i));
+        const char *m = clip_mode_frames(CLIP_SHUFFLED, 7, name, T, f);
+        if (m) { test_fail("clip modes: shuffled", "%s", m); return; }
+        int seen[T] = { 0 }, id = 1;
+        for (int t = 0; t < T; t++) { if (f[t] < 0 || f[t] >= T || seen[f[t]]++) notperm++; id &= f[t] == t; if (f[t] == 0) lands[t]++; }
+        ident += id;
+        char other[80];
+        snprintf(other, sizeof other, "/elsewhere/%s/", name + 6);   // same file name, another folder, trailing '/'
+        clip_mode_frames(CLIP_SHUFFLED, 7, other, T, g);
+        nondet += memcmp(f, g, sizeof(int) * T) != 0;
+        clip_mode_frames(CLIP_SHUFFLED, 8, name, T, g);
+        same_seed2 += memcmp(f, g, sizeof(int) * T) == 0;
+    }
+    double chi = 0;
+    for (int t = 0; t < T; t++) chi += (lands[t] - N / (double)T) * (lands[t] - N / (double)T) / (N / (double)T);
+    char nm[200];
+    snprintf(nm, sizeof nm, "clip modes: shuffled: %d videos, never the identity, all permutations, fixed per (seed, file name); "
+             "another seed agrees %d times; frame 0's position chi2 %.1f", N, same_seed2, chi);
+    test_check(!ident && !notperm && !nondet && same_seed2 < N / 100 && chi < chi2_crit(T - 1), nm,
+               "identity %d, not a permutation %d, differs by folder %d, seed-independent %d, chi2 %.1f", ident, notperm, nondet, same_seed2, chi);
+    test_check(clip_mode_frames(CLIP_SHUFFLED, 1, "a.mp4", 1, f) != NULL && clip_mode_frames(9, 1, "a.mp4", 8, f) != NULL &&
+               clip_mode_parse("static") == CLIP_STATIC && clip_mode_parse("Static") < 0 && !strcmp(clip_mode_name(CLIP_SHUFFLED), "shuffled"),
+               "clip modes: a 1-frame shuffle and an unknown mode are refused; names parse", "accepted");
+}
+
 int main(void) {
     test_rng();
     test_span_indices();
@@ -459,5 +499,6 @@ int main(void) {
     test_aug_hue_blur();
     test_shuffles();
     test_shuffle_apply();
+    test_clip_modes();
     return test_done();
 }

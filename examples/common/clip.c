@@ -740,3 +740,43 @@ void clip_permute_frames(const float *in, int C, int T, int64_t hw, const int *f
             memcpy(out + ((size_t)c * T + t) * hw, in + ((size_t)c * T + frames[t]) * hw,
                    sizeof(float) * (size_t)hw);
 }
+
+// ---- clip modes ---------------------------------------------------------------------------
+
+const char *clip_mode_name(int mode) {
+    switch (mode) {
+    case CLIP_ORDERED: return "ordered";
+    case CLIP_STATIC: return "static";
+    case CLIP_SHUFFLED: return "shuffled";
+    default: return NULL;
+    }
+}
+
+int clip_mode_parse(const char *s) {
+    for (int m = CLIP_ORDERED; m <= CLIP_SHUFFLED; m++)
+        if (s && !strcmp(s, clip_mode_name(m))) return m;
+    return -1;
+}
+
+const char *clip_mode_frames(int mode, uint64_t seed, const char *path, int T, int *frames_out) {
+    if (T < 1 || T > 1024) return "clip_mode_frames: T must be in 1..1024";
+    switch (mode) {
+    case CLIP_ORDERED:
+        for (int t = 0; t < T; t++) frames_out[t] = t;
+        return NULL;
+    case CLIP_STATIC:
+        for (int t = 0; t < T; t++) frames_out[t] = T / 2;
+        return NULL;
+    case CLIP_SHUFFLED: {
+        if (T < 2) return "clip_mode_frames: a shuffled clip needs at least 2 frames";
+        char name[1024];
+        snprintf(name, sizeof name, "%s", path ? path : "");
+        size_t len = strlen(name);
+        while (len > 1 && name[len - 1] == '/') name[--len] = 0;
+        const char *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        return clip_shuffle_perms(seed, scvrl_fnv1a64(base) ^ CLIP_PURPOSE_MODE, T, 1, 1, frames_out);
+    }
+    default: return "clip_mode_frames: unknown clip mode (ordered, static, shuffled)";
+    }
+}

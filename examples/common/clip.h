@@ -190,4 +190,24 @@ void clip_shuffle_frames(const int *perm, int T, int g, int *frames_out);
 void clip_permute_frames(const float *in, int C, int T, int64_t hw, const int *frames,
                          float *out);
 
+// ---- clip modes (the validity gates of SYNTH.md section 7) --------------------------------
+// How the T sampled frames of a clip are arranged before the spatial transform, the same for
+// training and test clips:
+//   ordered   as sampled (frames t = 0..T-1);
+//   static    the clip's centre frame, sampled frame T/2 (for even T the later of the two
+//             middle ones), repeated T times: no motion at all (gate G1);
+//   shuffled  all T frames permuted by one fixed non-identity permutation per video, drawn
+//             from (seed, the file name of the video's path, i.e. after the last '/'),
+//             so every run and every clip of the video meets the same order (gate G2).
+#define CLIP_PURPOSE_MODE 0x3C5A7E9102B4D6F8ull  // the permutation of shuffled clips
+
+typedef enum { CLIP_ORDERED = 0, CLIP_STATIC = 1, CLIP_SHUFFLED = 2 } clip_mode;
+// "ordered", "static", "shuffled" (NULL for another value).
+const char *clip_mode_name(int mode);
+// The mode named s (-1 when s names none).
+int clip_mode_parse(const char *s);
+// frames_out[t] = the sampled frame shown at position t, for mode and the video at path;
+// [T]. Returns NULL, or a message (T < 2 for shuffled, T > 1024, unknown mode).
+const char *clip_mode_frames(int mode, uint64_t seed, const char *path, int T, int *frames_out);
+
 #endif

@@ -35,6 +35,21 @@ static int ld__read_clip(vid_reader *r, const vid_info *info, const int64_t *idx
     return rc < 0 ? -1 : 0;
 }
 
+// Rearranges the T native frames rgb [T][H][W][3] of video v by L->mode (clip_mode_frames).
+static int ld__apply_mode(const ld_loader *L, int64_t v, const vid_info *info, uint8_t *rgb, char *err, size_t errlen) {
+    if (L->mode == CLIP_ORDERED) return 0;
+    int frames[1024];
+    const char *msg = clip_mode_frames(L->mode, L->seed, L->list->items[v].path, L->T, frames);
+    if (msg) { snprintf(err, errlen, "%s: %s clips of %d frames: %s", L->list->items[v].path, clip_mode_name(L->mode) ? clip_mode_name(L->mode) : "?", L->T, msg); return -1; }
+    size_t fb = (size_t)info->height * info->width * 3;
+    uint8_t *tmp = (uint8_t *)malloc(fb * (size_t)L->T);
+    if (!tmp) { snprintf(err, errlen, "out of memory rearranging a clip"); return -1; }
+    for (int t = 0; t < L->T; t++) memcpy(tmp + t * fb, rgb + (size_t)frames[t] * fb, fb);
+    memcpy(rgb, tmp, fb * (size_t)L->T);
+    free(tmp);
+    return 0;
+}
+
 typedef struct { vid_reader *r; } ld__mctx;
 static int ld__motion_read(void *ctx, const int64_t *idx, int n, int h, int w, uint8_t *rgb, char *err, size_t errlen) {
     int rc = vid_read_frames(((ld__mctx *)ctx)->r, idx, n, h, w, VID_RESIZE_PLAIN, rgb, err, errlen);
@@ -110,6 +125,8 @@ int ld_pretrain_sample(const ld_loader *L, int64_t v, uint64_t epoch, uint64_t s
     if (!rc) { clip_indices(&so, info.fps, info.n_frames, d.start_a, ia); clip_indices(&so, info.fps, info.n_frames, d.start_b, ib); }
     if (!rc) rc = ld__read_clip(r, &info, ia, L->T, &fa, err, errlen);
     if (!rc && xpv) rc = ld__read_clip(r, &info, ib, L->T, &fb, err, errlen);
+    if (!rc) rc = ld__apply_mode(L, v, &info, fa, err, errlen);
+    if (!rc && xpv) rc = ld__apply_mode(L, v, &info, fb, err, errlen);
     if (!rc) rc = clip_aug_draw_views(&L->aug, info.height, info.width, L->seed, epoch, sample, ap, err, errlen);
     if (!rc) rc = clip_augment(&ap[0], fa, L->T, info.height, info.width, xa, 1, err, errlen);
     if (!rc && xp) rc = clip_augment(&ap[1], fa, L->T, info.height, info.width, xp, 1, err, errlen);
@@ -143,6 +160,7 @@ int ld_eval_clip(const ld_loader *L, int64_t v, int tv, int ntv, int sv, int nsv
     int rc = L->T > 256 ? -1 : 0;
     if (!rc) clip_indices(&so, info.fps, info.n_frames, clip_eval_start(&so, info.n_frames, info.fps, tv, ntv), idx);
     if (!rc) rc = ld__read_clip(r, &info, idx, L->T, &f, err, errlen);
+    if (!rc) rc = ld__apply_mode(L, v, &info, f, err, errlen);
     if (!rc) rc = clip_eval_params(info.height, info.width, short_side, L->size, L->size, sv, nsv, 0, &p, err, errlen);
     if (!rc) rc = clip_augment(&p, f, L->T, info.height, info.width, x, 1, err, errlen);
     free(f);

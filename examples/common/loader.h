@@ -19,6 +19,8 @@ typedef struct {
     motion_cache motion;          // motion index per video (targeted sampling)
     int have_motion;
     int quiet;                    // no progress lines while the motion index is computed
+    int mode;                     // clip_mode (clip.h) of every clip: ordered (0), static, shuffled;
+                                  // the shuffled order comes from `seed` and the video's file name
 } ld_loader;
 
 // Sets defaults from the arguments; aug: the paper's augmentation at size x size.
@@ -32,6 +34,7 @@ int ld_prepare_motion(ld_loader *L, const char *cache_path, char *err, size_t er
 // (may be NULL when n_shuffles = 0). 0, or -1 with a message naming the file.
 int ld_pretrain_sample(const ld_loader *L, int64_t v, uint64_t epoch, uint64_t sample,
                        float *xa, float *xp, float *xn, float *xpv, char *err, size_t errlen);
+// Both apply L->mode to the sampled frames (clips A and B alike) before the spatial transform.
 // Evaluation clip of video v: temporal view tv of ntv, spatial view sv of nsv, no flip:
 // x: [3, T, size, size]. 0, or -1 with a message naming the file.
 int ld_eval_clip(const ld_loader *L, int64_t v, int tv, int ntv, int sv, int nsv, float *x, char *err, size_t errlen);
