@@ -444,7 +444,7 @@ static const ccase attn_prec_cases[] = {
 };
 
 // attn: SCVRL_CUDA_ATTN for the GPU run (NULL: unset); the caller's setting is restored.
-#define TOL_ATT_TF32 5e-3
+#define TOL_ATT_TF32 2e-3     // measured (H100): fused tf32 1.7e-4 to 7.1e-4, cuBLAS tf32 the same; bf16 kernels 1e-3 to 6e-3
 static void run_attn_prec(const ccase *c, int prec, const char *attn, double tol) {
     char err[512], name[256];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
