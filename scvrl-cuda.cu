@@ -2544,38 +2544,50 @@ __device__ __forceinline__ void mma_tf32(float *c, uint32_t a0, uint32_t a1, uin
     asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
-// As k_rows_bf16, to tf32-rounded fp32 bit patterns.
+// As k_rows_bf16, to tf32-rounded fp32 bit patterns. lay 0: rows as they are; 1 (forward K): within
+// each group of 8 columns, column i at 2 (i % 4) + i / 4, so that a B fragment's two words (k t4 and
+// t4 + 4) are adjacent; 2 (forward V, Np even): rows 2r and 2r + 1 interleaved into one row of 2d
+// ([r][2c + (row & 1)]), so that a transposed B fragment's two words (keys 2t4, 2t4 + 1) are adjacent.
 __global__ void k_rows_tf32(const float *src, int64_t s0, int64_t s1, int64_t s2, int64_t H, int64_t N, int64_t Np, int64_t d,
-                            int64_t BH, bool al, uint32_t *dst) {
+                            int64_t BH, bool al, int lay, uint32_t *dst) {
     int64_t d4 = d / 4, total = BH * Np * d4;
     GRID_STRIDE(i, total) {
         int64_t c = (i % d4) * 4, r = (i / d4) % Np, bh = i / (d4 * Np);
         float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
         if (r < N) x = ld4(src + (bh / H) * s0 + (bh % H) * s1 + r * s2 + c, al);
-        *(uint4 *)(dst + i * 4) = make_uint4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w));
+        const uint32_t v[4] = { to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w) };
+        if (lay == 0) { *(uint4 *)(dst + i * 4) = make_uint4(v[0], v[1], v[2], v[3]); continue; }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int64_t col = c + j;
+            if (lay == 1) dst[(bh * Np + r) * d + (col & ~7) + 2 * (col & 3) + ((col >> 2) & 1)] = v[j];
+            else dst[(bh * Np + (r & ~1)) * d + 2 * col + (r & 1)] = v[j];
+        }
     }
 }
-int rows_tf32(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, uint32_t *dst) {
+int rows_tf32(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, uint32_t *dst, int lay = 0) {
     int64_t st[3] = { s[0], s[1], N == 1 ? d : s[2] };
-    k_rows_tf32<<<grid_for(BH * Np * d / 4), 256, 0, R.s>>>(src, st[0], st[1], st[2], H, N, Np, d, BH, al16(src, st), dst);
+    k_rows_tf32<<<grid_for(BH * Np * d / 4), 256, 0, R.s>>>(src, st[0], st[1], st[2], H, N, Np, d, BH, al16(src, st), lay, dst);
     SC_LAUNCH();
     return 0;
 }
 int64_t att_nkp_tf(int64_t Nk) { return (Nk + FT_BK - 1) / FT_BK * FT_BK; }
 
 template <int D> struct FtSmem {
-    static constexpr int LD = D + 4;                      // fp32 row stride (conflict-free fragment loads)
-    static constexpr int KV = FT_BK * LD;
-    static constexpr int Q = FA_BQ * LD;                   // staged in buffer 1 ([K0 V0 K1 V1])
-    static constexpr size_t bytes = (size_t)(2 * KV + (Q > 2 * KV ? Q : 2 * KV)) * 4;
+    // row strides in words, chosen for conflict-free 8-byte fragment loads: K [FT_BK][D + 8] (lay 1),
+    // V [FT_BK / 2][2 D + 8] (lay 2); the Q tile [FA_BQ][D + 4] is staged in buffer 1 ([K0 V0 K1 V1])
+    static constexpr int LDK = D + 8, LDV = 2 * D + 8, LDQ = D + 4;
+    static constexpr int KV = FT_BK * LDK + FT_BK / 2 * LDV, Q = FA_BQ * LDQ;
+    static constexpr size_t bytes = (size_t)(KV + (Q > KV ? Q : KV)) * 4;
 };
 
 template <int D>
 __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t nqt, int64_t Nkp, const uint32_t *Kb,
                                                                const uint32_t *Vb, float *O) {
-    constexpr int LD = FtSmem<D>::LD, KV = FtSmem<D>::KV, NT = FT_BK / 8, ND = D / 8, PR = D / 4;
+    constexpr int LDK = FtSmem<D>::LDK, LDV = FtSmem<D>::LDV, LD = FtSmem<D>::LDQ, KV = FtSmem<D>::KV;
+    constexpr int NT = FT_BK / 8, ND = D / 8, PR = D / 4;
     extern __shared__ __align__(16) unsigned char fa_smem[];
-    uint32_t *sm = (uint32_t *)fa_smem, *Qs = sm + 2 * KV;
+    uint32_t *sm = (uint32_t *)fa_smem, *Qs = sm + KV;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int64_t bh = blockIdx.x / nqt, i0 = (blockIdx.x % nqt) * FA_BQ, b = bh / a.H, h = bh % a.H;
     const uint32_t *Kg = Kb + bh * Nkp * D, *Vg = Vb + bh * Nkp * D;
@@ -2583,11 +2595,11 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t n
 
     auto load_kv = [&](int tile, int buf) {
         const uint32_t *ks = Kg + (int64_t)tile * FT_BK * D, *vs = Vg + (int64_t)tile * FT_BK * D;
-        uint32_t *kd = sm + buf * 2 * KV, *vd = kd + KV;
+        uint32_t *kd = sm + buf * KV, *vd = kd + FT_BK * LDK;
         for (int p = tid; p < FT_BK * PR; p += FA_WARPS * 32) {
-            int r = p / PR, c = (p % PR) * 4;
-            cp_async16(smem_u32(kd + r * LD + c), ks + r * D + c);
-            cp_async16(smem_u32(vd + r * LD + c), vs + r * D + c);
+            int r = p / PR, c = (p % PR) * 4, rv = p / (2 * PR), cv = (p % (2 * PR)) * 4;
+            cp_async16(smem_u32(kd + r * LDK + c), ks + r * D + c);
+            cp_async16(smem_u32(vd + rv * LDV + cv), vs + rv * 2 * D + cv);
         }
         cp_async_commit();
     };
@@ -2620,16 +2632,16 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t n
         const int buf = tile & 1;
         if (tile + 1 < ntile) { load_kv(tile + 1, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
         __syncthreads();
-        const uint32_t *Kt = sm + buf * 2 * KV, *Vt = Kt + KV;
+        const uint32_t *Kt = sm + buf * KV, *Vt = Kt + FT_BK * LDK;
         float s[NT][4];
 #pragma unroll
         for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
         for (int ks = 0; ks < ND; ks++) {
 #pragma unroll
-            for (int n = 0; n < NT; n++) {
-                const uint32_t *kp = Kt + (n * 8 + g) * LD + ks * 8 + t4;
-                mma_tf32(s[n], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], kp[0], kp[4]);
+            for (int n = 0; n < NT; n++) {     // K (lay 1): k t4 and t4 + 4 of row g at 2t4, 2t4 + 1
+                const uint2 kb = *(const uint2 *)(Kt + (n * 8 + g) * LDK + ks * 8 + 2 * t4);
+                mma_tf32(s[n], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], kb.x, kb.y);
             }
         }
         const int64_t j0 = (int64_t)tile * FT_BK;
@@ -2665,9 +2677,12 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t n
 #pragma unroll
         for (int kk = 0; kk < NT; kk++) {
             const uint32_t p0 = to_tf32(s[kk][0]), p1 = to_tf32(s[kk][2]), p2 = to_tf32(s[kk][1]), p3 = to_tf32(s[kk][3]);
-            const uint32_t *vp = Vt + (kk * 8 + 2 * t4) * LD + g;
+            const uint32_t *vp = Vt + (kk * 4 + t4) * LDV + 2 * g;     // V (lay 2): keys 2t4, 2t4 + 1 of column g adjacent
 #pragma unroll
-            for (int dn = 0; dn < ND; dn++) mma_tf32(o[dn], p0, p1, p2, p3, vp[dn * 8], vp[LD + dn * 8]);
+            for (int dn = 0; dn < ND; dn++) {
+                const uint2 vb = *(const uint2 *)(vp + dn * 16);
+                mma_tf32(o[dn], p0, p1, p2, p3, vb.x, vb.y);
+            }
         }
         __syncthreads();
     }
@@ -2686,7 +2701,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t n
 template <int D> int attn_tf_fwd_d(Run &R, const AttG &a, float *O) {
     int64_t BH = a.B * a.H, Nkp = att_nkp_tf(a.Nk), nqt = (a.Nq + FA_BQ - 1) / FA_BQ;
     uint32_t *Kb = (uint32_t *)R.C->scratch, *Vb = Kb + BH * Nkp * D;
-    if (rows_tf32(R, a.k, a.sk, a.H, a.Nk, Nkp, D, BH, Kb) || rows_tf32(R, a.v, a.sv, a.H, a.Nk, Nkp, D, BH, Vb)) return -1;
+    if (rows_tf32(R, a.k, a.sk, a.H, a.Nk, Nkp, D, BH, Kb, 1) || rows_tf32(R, a.v, a.sv, a.H, a.Nk, Nkp, D, BH, Vb, 2)) return -1;
     SC_CU(cudaFuncSetAttribute(k_attn_fwd_tf<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FtSmem<D>::bytes));
     int64_t nb = BH * nqt;
     if (nb > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention: %lld blocks", (long long)nb); return -1; }
