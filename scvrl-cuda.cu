@@ -27,8 +27,8 @@
 // Kernels reproduce the CPU kernels of scvrl.h sections 14-16 (same formulas, same reduction
 // precision where the CPU uses double); GEMMs go through cuBLAS in fp32, or on TF32 or bf16 tensor
 // cores (scvrl_cuda_set_precision, or SCVRL_CUDA_PRECISION=fp32|tf32|bf16 in the environment;
-// storage and accumulation stay fp32); in BF16 mode attention (forward and backward) runs in fused
-// flash-style kernels on bf16 tensor cores (see "Fused attention"). Atomics (not bit-deterministic) are used only by
+// storage and accumulation stay fp32); in BF16 and TF32 mode attention (forward and backward) runs
+// in fused flash-style kernels on bf16 / tf32 tensor cores (see "Fused attention"). Atomics (not bit-deterministic) are used only by
 // MAXPOOL3D_BACK and by INDEX_ADD with more than 4096 indices.
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
 
@@ -1917,10 +1917,9 @@ int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK,
 // ---------------------------------------------------------------------------------------------
 // Fused attention (flash style) on bf16 tensor cores: mma.sync m16n8k16 (bf16 inputs, fp32
 // accumulators), online softmax in fp32 (exp2 of log2e-scaled scores), no Nq x Nk matrix in
-// memory. Served in BF16 precision for head dims d = 16, 32, ..., 128 with 16-byte aligned
-// operands; everything else (fp32: exact; TF32; other d) takes the cuBLAS path above.
-// SCVRL_CUDA_ATTN=gemm forces the cuBLAS path, =flash uses this kernel in TF32 mode too (its
-// products then round to bf16, not tf32).
+// memory. Served in BF16 precision for head dims d = 16, 32, ..., 128 (TF32 mode has its own
+// tf32 variant, below); fp32 (exact) and other d take the cuBLAS path above. SCVRL_CUDA_ATTN:
+// see att_mode().
 //  1. k_rows_bf16: K and V of every (b, h) pair to bf16 in scratch, [BH, Nkp, d] contiguous,
 //     Nkp = Nk rounded up to the key tile, zero rows beyond Nk (P = 0 there, so V must be finite).
 //  2. k_attn_fwd<D>: a block = 4 warps = 64 query rows of one (b, h) pair; Q read from fp32 (any
