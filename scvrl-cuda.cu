@@ -27,8 +27,8 @@
 // Kernels reproduce the CPU kernels of scvrl.h sections 14-16 (same formulas, same reduction
 // precision where the CPU uses double); GEMMs go through cuBLAS in fp32, or on TF32 or bf16 tensor
 // cores (scvrl_cuda_set_precision, or SCVRL_CUDA_PRECISION=fp32|tf32|bf16 in the environment;
-// storage and accumulation stay fp32); in BF16 mode attention (forward and backward) runs in fused
-// flash-style kernels on bf16 tensor cores (see "Fused attention"). Atomics (not bit-deterministic) are used only by
+// storage and accumulation stay fp32); in BF16 and TF32 mode attention (forward and backward) runs
+// in fused flash-style kernels on bf16 / tf32 tensor cores (see "Fused attention"). Atomics (not bit-deterministic) are used only by
 // MAXPOOL3D_BACK and by INDEX_ADD with more than 4096 indices.
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
 
@@ -1917,10 +1917,9 @@ int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK,
 // ---------------------------------------------------------------------------------------------
 // Fused attention (flash style) on bf16 tensor cores: mma.sync m16n8k16 (bf16 inputs, fp32
 // accumulators), online softmax in fp32 (exp2 of log2e-scaled scores), no Nq x Nk matrix in
-// memory. Served in BF16 precision for head dims d = 16, 32, ..., 128 with 16-byte aligned
-// operands; everything else (fp32: exact; TF32; other d) takes the cuBLAS path above.
-// SCVRL_CUDA_ATTN=gemm forces the cuBLAS path, =flash uses this kernel in TF32 mode too (its
-// products then round to bf16, not tf32).
+// memory. Served in BF16 precision for head dims d = 16, 32, ..., 128 (TF32 mode has its own
+// tf32 variant, below); fp32 (exact) and other d take the cuBLAS path above. SCVRL_CUDA_ATTN:
+// see att_mode().
 //  1. k_rows_bf16: K and V of every (b, h) pair to bf16 in scratch, [BH, Nkp, d] contiguous,
 //     Nkp = Nk rounded up to the key tile, zero rows beyond Nk (P = 0 there, so V must be finite).
 //  2. k_attn_fwd<D>: a block = 4 warps = 64 query rows of one (b, h) pair; Q read from fp32 (any
@@ -1934,18 +1933,22 @@ int attn_gemm_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK,
 #define FA_BK 64
 #define FA_WARPS 4
 
-// Attention path: 0 auto (flash in BF16), 1 force the cuBLAS path, 2 flash in TF32 as well.
-// Read at every call (the scratch pre-pass and the op of one compute agree; tests switch it).
+// Attention path (SCVRL_CUDA_ATTN, read at every call so that the scratch pre-pass and the op of
+// one compute agree; tests switch it): unset or "flash": fused kernels at the mode's precision
+// (bf16 kernels in BF16 mode, tf32 kernels in TF32 mode); "gemm": the cuBLAS path in every mode;
+// "bf16" / "tf32": that fused kernel in both BF16 and TF32 mode. FP32 mode always takes cuBLAS.
+enum { ATT_GEMM = 0, ATT_BF16 = 1, ATT_TF32 = 2 };
 int att_mode() {
     const char *e = getenv("SCVRL_CUDA_ATTN");
-    return e && !strcmp(e, "gemm") ? 1 : e && !strcmp(e, "flash") ? 2 : 0;
+    if (!e || !*e || !strcmp(e, "flash")) return -1;
+    return !strcmp(e, "gemm") ? ATT_GEMM : !strcmp(e, "bf16") ? ATT_BF16 : !strcmp(e, "tf32") ? ATT_TF32 : -1;
 }
-// Does the fused kernel take this attention (forward)? Precision, mode and head dim only (so that
-// the scratch pre-pass knows); unaligned operands are read with scalar loads.
-bool att_flash_ok(int prec, int64_t d, int64_t Nq, int64_t Nk) {
+// Which kernel takes this attention (forward and backward)? Precision, mode and head dim only (so
+// that the scratch pre-pass knows); unaligned operands are read with scalar loads.
+int att_kind(int prec, int64_t d, int64_t Nq, int64_t Nk) {
+    if (prec == SCVRL_PREC_FP32 || !(d >= 16 && d <= 128 && d % 16 == 0 && Nq >= 1 && Nk >= 1)) return ATT_GEMM;
     int m = att_mode();
-    if (m == 1 || prec == SCVRL_PREC_FP32 || (prec == SCVRL_PREC_TF32 && m != 2)) return false;
-    return d >= 16 && d <= 128 && d % 16 == 0 && Nq >= 1 && Nk >= 1;
+    return m >= 0 ? m : prec == SCVRL_PREC_BF16 ? ATT_BF16 : ATT_TF32;
 }
 // 16-byte loads possible: base 16-byte aligned and every stride a multiple of 4 floats
 __host__ __device__ inline bool al16(const float *p, const int64_t *s) {
@@ -2511,14 +2514,500 @@ int attn_flash_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fused attention on TF32 tensor cores (TF32 mode): the same three kernels as above with fp32
+// operands rounded to tf32 (cvt.rna.tf32.f32; kept as fp32 bit patterns in scratch and shared
+// memory) and mma.sync m16n8k8 tf32 x tf32 -> fp32; fp32 accumulators and softmax statistics.
+// Differences from the bf16 kernels:
+//  - no ldmatrix (it moves 16-bit elements): fragments are single 32-bit shared loads. Rows are
+//    padded to D + 4 floats, which makes every pattern used here conflict-free: A / B fragments
+//    read (row g, col t4) and transposed B fragments read (row 2 t4 (+1), col g).
+//  - P (and dS) go from the S accumulators into an A fragment without shuffles: the accumulator
+//    of an n8 tile holds keys 2t4 and 2t4 + 1 of the thread's rows; they are used as k indices
+//    t4 and t4 + 4 of one k8 step, and the V (K, dO, Q) rows of that step are read as 2t4 and
+//    2t4 + 1 to match (the key order within a step does not matter for the sum).
+//  - shared memory per row doubles, so the forward takes key tiles of 32 (keys padded to 32, not
+//    64: 393 -> 416) and stages the Q tile through the second K/V buffer; kernel B reads its K / V
+//    fragments from shared memory each query tile instead of keeping them in registers.
+// ---------------------------------------------------------------------------------------------
+#define FT_BK 32                 // forward: keys per tile
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return r;
+}
+// D += A B: m16n8k8, A row-major tf32 (4 regs: (g, t4), (g + 8, t4), (g, t4 + 4), (g + 8, t4 + 4)),
+// B col-major tf32 (2 regs: (k t4, n g), (k t4 + 4, n g)), fp32 accumulators (g, 2t4 (+1)), (g + 8, ...).
+__device__ __forceinline__ void mma_tf32(float *c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+// As k_rows_bf16, to tf32-rounded fp32 bit patterns. lay 0: rows as they are; 1 (forward K): within
+// each group of 8 columns, column i at 2 (i % 4) + i / 4, so that a B fragment's two words (k t4 and
+// t4 + 4) are adjacent; 2 (forward V, Np even): rows 2r and 2r + 1 interleaved into one row of 2d
+// ([r][2c + (row & 1)]), so that a transposed B fragment's two words (keys 2t4, 2t4 + 1) are adjacent.
+__global__ void k_rows_tf32(const float *src, int64_t s0, int64_t s1, int64_t s2, int64_t H, int64_t N, int64_t Np, int64_t d,
+                            int64_t BH, bool al, int lay, uint32_t *dst) {
+    int64_t d4 = d / 4, total = BH * Np * d4;
+    GRID_STRIDE(i, total) {
+        int64_t c = (i % d4) * 4, r = (i / d4) % Np, bh = i / (d4 * Np);
+        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (r < N) x = ld4(src + (bh / H) * s0 + (bh % H) * s1 + r * s2 + c, al);
+        const uint32_t v[4] = { to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w) };
+        if (lay == 0) { *(uint4 *)(dst + i * 4) = make_uint4(v[0], v[1], v[2], v[3]); continue; }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int64_t col = c + j;
+            if (lay == 1) dst[(bh * Np + r) * d + (col & ~7) + 2 * (col & 3) + ((col >> 2) & 1)] = v[j];
+            else dst[(bh * Np + (r & ~1)) * d + 2 * col + (r & 1)] = v[j];
+        }
+    }
+}
+int rows_tf32(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, uint32_t *dst, int lay = 0) {
+    int64_t st[3] = { s[0], s[1], N == 1 ? d : s[2] };
+    k_rows_tf32<<<grid_for(BH * Np * d / 4), 256, 0, R.s>>>(src, st[0], st[1], st[2], H, N, Np, d, BH, al16(src, st), lay, dst);
+    SC_LAUNCH();
+    return 0;
+}
+int64_t att_nkp_tf(int64_t Nk) { return (Nk + FT_BK - 1) / FT_BK * FT_BK; }
+
+template <int D> struct FtSmem {
+    // row strides in words, chosen for conflict-free 8-byte fragment loads: K [FT_BK][D + 8] (lay 1),
+    // V [FT_BK / 2][2 D + 8] (lay 2); the Q tile [FA_BQ][D + 4] is staged in buffer 1 ([K0 V0 K1 V1])
+    static constexpr int LDK = D + 8, LDV = 2 * D + 8, LDQ = D + 4;
+    static constexpr int KV = FT_BK * LDK + FT_BK / 2 * LDV, Q = FA_BQ * LDQ;
+    static constexpr size_t bytes = (size_t)(KV + (Q > KV ? Q : KV)) * 4;
+};
+
+template <int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t nqt, int64_t Nkp, const uint32_t *Kb,
+                                                               const uint32_t *Vb, float *O) {
+    constexpr int LDK = FtSmem<D>::LDK, LDV = FtSmem<D>::LDV, LD = FtSmem<D>::LDQ, KV = FtSmem<D>::KV;
+    constexpr int NT = FT_BK / 8, ND = D / 8, PR = D / 4;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    uint32_t *sm = (uint32_t *)fa_smem, *Qs = sm + KV;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int64_t bh = blockIdx.x / nqt, i0 = (blockIdx.x % nqt) * FA_BQ, b = bh / a.H, h = bh % a.H;
+    const uint32_t *Kg = Kb + bh * Nkp * D, *Vg = Vb + bh * Nkp * D;
+    const int ntile = (int)(Nkp / FT_BK);
+
+    auto load_kv = [&](int tile, int buf) {
+        const uint32_t *ks = Kg + (int64_t)tile * FT_BK * D, *vs = Vg + (int64_t)tile * FT_BK * D;
+        uint32_t *kd = sm + buf * KV, *vd = kd + FT_BK * LDK;
+        for (int p = tid; p < FT_BK * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4, rv = p / (2 * PR), cv = (p % (2 * PR)) * 4;
+            cp_async16(smem_u32(kd + r * LDK + c), ks + r * D + c);
+            cp_async16(smem_u32(vd + rv * LDV + cv), vs + rv * 2 * D + cv);
+        }
+        cp_async_commit();
+    };
+    load_kv(0, 0);
+    {   // Q tile: fp32 rows -> tf32 in shared memory (buffer 1; rows beyond Nq are zero)
+        const float *qb = a.q + b * a.sq[0] + h * a.sq[1];
+        const bool qal = al16(a.q, a.sq);
+        for (int p = tid; p < FA_BQ * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4;
+            float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (i0 + r < a.Nq) x = ld4(qb + (i0 + r) * a.sq[2] + c, qal);
+            *(uint4 *)(Qs + r * LD + c) = make_uint4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w));
+        }
+    }
+    __syncthreads();
+    uint32_t qf[ND][4];
+    {
+        const uint32_t *q0 = Qs + (warp * 16 + g) * LD + t4, *q1 = q0 + 8 * LD;
+#pragma unroll
+        for (int ks = 0; ks < ND; ks++) { qf[ks][0] = q0[ks * 8]; qf[ks][1] = q1[ks * 8]; qf[ks][2] = q0[ks * 8 + 4]; qf[ks][3] = q1[ks * 8 + 4]; }
+    }
+    __syncthreads();         // buffer 1 is loaded next
+    float o[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const float sl2 = a.scale * 1.4426950408889634f;
+
+    for (int tile = 0; tile < ntile; tile++) {
+        const int buf = tile & 1;
+        if (tile + 1 < ntile) { load_kv(tile + 1, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
+        __syncthreads();
+        const uint32_t *Kt = sm + buf * KV, *Vt = Kt + FT_BK * LDK;
+        float s[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < ND; ks++) {
+#pragma unroll
+            for (int n = 0; n < NT; n++) {     // K (lay 1): k t4 and t4 + 4 of row g at 2t4, 2t4 + 1
+                const uint2 kb = *(const uint2 *)(Kt + (n * 8 + g) * LDK + ks * 8 + 2 * t4);
+                mma_tf32(s[n], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], kb.x, kb.y);
+            }
+        }
+        const int64_t j0 = (int64_t)tile * FT_BK;
+        const bool tail = j0 + FT_BK > a.Nk;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = s[n][e] * sl2;
+                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= a.Nk) x = -INFINITY;
+                s[n][e] = x;
+            }
+            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+        m0 = mn0; m1 = mn1;
+        float su0 = 0.f, su1 = 0.f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            s[n][0] = exp2f(s[n][0] - mn0); s[n][1] = exp2f(s[n][1] - mn0);
+            s[n][2] = exp2f(s[n][2] - mn1); s[n][3] = exp2f(s[n][3] - mn1);
+            su0 += s[n][0] + s[n][1]; su1 += s[n][2] + s[n][3];
+        }
+        l0 = l0 * al0 + su0; l1 = l1 * al1 + su1;
+#pragma unroll
+        for (int n = 0; n < ND; n++) { o[n][0] *= al0; o[n][1] *= al0; o[n][2] *= al1; o[n][3] *= al1; }
+        // O += P V: k8 step kk = the n8 tile kk of S; its k index t4 <-> key 2t4, t4 + 4 <-> key 2t4 + 1
+#pragma unroll
+        for (int kk = 0; kk < NT; kk++) {
+            const uint32_t p0 = to_tf32(s[kk][0]), p1 = to_tf32(s[kk][2]), p2 = to_tf32(s[kk][1]), p3 = to_tf32(s[kk][3]);
+            const uint32_t *vp = Vt + (kk * 4 + t4) * LDV + 2 * g;     // V (lay 2): keys 2t4, 2t4 + 1 of column g adjacent
+#pragma unroll
+            for (int dn = 0; dn < ND; dn++) {
+                const uint2 vb = *(const uint2 *)(vp + dn * 16);
+                mma_tf32(o[dn], p0, p1, p2, p3, vb.x, vb.y);
+            }
+        }
+        __syncthreads();
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
+    float *O0 = O + ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, *O1 = O + ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        if (r0 < a.Nq) *(float2 *)(O0 + n * 8) = make_float2(o[n][0] * inv0, o[n][1] * inv0);
+        if (r1 < a.Nq) *(float2 *)(O1 + n * 8) = make_float2(o[n][2] * inv1, o[n][3] * inv1);
+    }
+}
+
+template <int D> int attn_tf_fwd_d(Run &R, const AttG &a, float *O) {
+    int64_t BH = a.B * a.H, Nkp = att_nkp_tf(a.Nk), nqt = (a.Nq + FA_BQ - 1) / FA_BQ;
+    uint32_t *Kb = (uint32_t *)R.C->scratch, *Vb = Kb + BH * Nkp * D;
+    if (rows_tf32(R, a.k, a.sk, a.H, a.Nk, Nkp, D, BH, Kb, 1) || rows_tf32(R, a.v, a.sv, a.H, a.Nk, Nkp, D, BH, Vb, 2)) return -1;
+    SC_CU(cudaFuncSetAttribute(k_attn_fwd_tf<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FtSmem<D>::bytes));
+    int64_t nb = BH * nqt;
+    if (nb > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention: %lld blocks", (long long)nb); return -1; }
+    k_attn_fwd_tf<D><<<(unsigned)nb, FA_WARPS * 32, FtSmem<D>::bytes, R.s>>>(a, nqt, Nkp, Kb, Vb, O);
+    SC_LAUNCH();
+    return 0;
+}
+size_t scratch_flash_tf(int64_t BH, int64_t Nk, int64_t d) { return (size_t)(2 * BH * att_nkp_tf(Nk) * d) * 4 + 256; }
+
+// Backward, TF32: the bf16 geometry (FbGeom: queries padded to 64, keys to 64), operands in fp32 words.
+size_t scratch_flash_back_tf(int64_t BH, int64_t Nq, int64_t Nk, int64_t d) {
+    FbGeom G = fb_geom(BH, Nq, Nk);
+    size_t w = (size_t)(2 * BH * (G.Nqp + G.Nkp) * d) * 4, st = (size_t)(2 * BH * G.Nqp) * 4;
+    size_t part = G.splits > 1 ? (size_t)(2 * G.splits * BH * Nk * d) * 4 : 0;
+    return w + st + part + 1024;
+}
+template <int D> struct FtSmemA {
+    static constexpr int LD = D + 4;
+    static constexpr size_t bytes = (size_t)(2 * FA_BQ * LD + 4 * FB_KT * LD) * 4;    // Q, dO, [K V][2]
+};
+template <int D> struct FtSmemB {
+    static constexpr int LD = D + 4;
+    static constexpr size_t bytes = (size_t)(2 * FA_BQ * LD + 4 * FB_QT * LD) * 4 + 4 * FB_QT * 4;  // K, V, [Q dO][2], LSE[2], D[2]
+};
+
+template <int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q_tf(int64_t Nq, int64_t Nk, float scale, int64_t nqt, int64_t Nqp, int64_t Nkp,
+                                                                 const uint32_t *Qb, const uint32_t *dOb, const uint32_t *Kb,
+                                                                 const uint32_t *Vb, float *LSE, float *Dd, float *DQ) {
+    constexpr int LD = D + 4, NT = FB_KT / 8, ND = D / 8, PR = D / 4, KV = FB_KT * LD;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    uint32_t *Qs = (uint32_t *)fa_smem, *dOs = Qs + FA_BQ * LD, *KVs = dOs + FA_BQ * LD;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int64_t bh = blockIdx.x / nqt, i0 = (blockIdx.x % nqt) * FA_BQ;
+    const uint32_t *Kg = Kb + bh * Nkp * D, *Vg = Vb + bh * Nkp * D;
+    const int ntile = (int)(Nkp / FB_KT), total = 2 * ntile;
+    {   // Q and dO tiles (joined to the first K/V group)
+        const uint32_t *qs = Qb + (bh * Nqp + i0) * D, *ds = dOb + (bh * Nqp + i0) * D;
+        for (int p = tid; p < FA_BQ * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4;
+            cp_async16(smem_u32(Qs + r * LD + c), qs + r * D + c);
+            cp_async16(smem_u32(dOs + r * LD + c), ds + r * D + c);
+        }
+    }
+    auto load_kv = [&](int tile, int buf) {
+        const uint32_t *ks = Kg + (int64_t)tile * FB_KT * D, *vs = Vg + (int64_t)tile * FB_KT * D;
+        uint32_t *kd = KVs + buf * 2 * KV, *vd = kd + KV;
+        for (int p = tid; p < FB_KT * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4;
+            cp_async16(smem_u32(kd + r * LD + c), ks + r * D + c);
+            cp_async16(smem_u32(vd + r * LD + c), vs + r * D + c);
+        }
+        cp_async_commit();
+    };
+    load_kv(0, 0);
+    uint32_t qf[ND][4], of[ND][4];
+    float dq[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f, u0 = 0.f, u1 = 0.f;
+    const float sl2 = scale * 1.4426950408889634f;
+
+    for (int it = 0; it < total; it++) {
+        const int buf = it & 1, tile = it < ntile ? it : it - ntile;
+        if (it + 1 < total) { load_kv((it + 1) % ntile, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
+        __syncthreads();
+        if (it == 0) {
+            const int r = (warp * 16 + g) * LD + t4;
+#pragma unroll
+            for (int ks = 0; ks < ND; ks++) {
+                const int c = r + ks * 8;
+                qf[ks][0] = Qs[c]; qf[ks][1] = Qs[c + 8 * LD]; qf[ks][2] = Qs[c + 4]; qf[ks][3] = Qs[c + 8 * LD + 4];
+                of[ks][0] = dOs[c]; of[ks][1] = dOs[c + 8 * LD]; of[ks][2] = dOs[c + 4]; of[ks][3] = dOs[c + 8 * LD + 4];
+            }
+        }
+        const uint32_t *Kt = KVs + buf * 2 * KV, *Vt = Kt + KV;
+        float s[NT][4], dp[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < ND; ks++) {
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                const int c = (n * 8 + g) * LD + ks * 8 + t4;
+                mma_tf32(s[n], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], Kt[c], Kt[c + 4]);
+                mma_tf32(dp[n], of[ks][0], of[ks][1], of[ks][2], of[ks][3], Vt[c], Vt[c + 4]);
+            }
+        }
+        const int64_t j0 = (int64_t)tile * FB_KT;
+        const bool tail = j0 + FB_KT > Nk;
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = s[n][e] * sl2;
+                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= Nk) x = -INFINITY;
+                s[n][e] = x;
+            }
+        if (it < ntile) {
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NT; n++) { mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1])); mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3])); }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1), al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+            m0 = mn0; m1 = mn1;
+            float sl0 = 0.f, sl1 = 0.f, su0 = 0.f, su1 = 0.f;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                float p0 = exp2f(s[n][0] - mn0), p1 = exp2f(s[n][1] - mn0), p2 = exp2f(s[n][2] - mn1), p3 = exp2f(s[n][3] - mn1);
+                sl0 += p0 + p1; sl1 += p2 + p3;
+                su0 += p0 * dp[n][0] + p1 * dp[n][1]; su1 += p2 * dp[n][2] + p3 * dp[n][3];
+            }
+            l0 = l0 * al0 + sl0; l1 = l1 * al1 + sl1;
+            u0 = u0 * al0 + su0; u1 = u1 * al1 + su1;
+            if (it == ntile - 1) {
+                l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+                l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+                u0 += __shfl_xor_sync(0xffffffffu, u0, 1); u0 += __shfl_xor_sync(0xffffffffu, u0, 2);
+                u1 += __shfl_xor_sync(0xffffffffu, u1, 1); u1 += __shfl_xor_sync(0xffffffffu, u1, 2);
+                m0 += log2f(l0); m1 += log2f(l1);
+                u0 /= l0; u1 /= l1;
+                const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
+                if (t4 == 0) {
+                    LSE[bh * Nqp + r0] = r0 < Nq ? m0 : INFINITY; Dd[bh * Nqp + r0] = r0 < Nq ? u0 : 0.f;
+                    LSE[bh * Nqp + r1] = r1 < Nq ? m1 : INFINITY; Dd[bh * Nqp + r1] = r1 < Nq ? u1 : 0.f;
+                }
+            }
+        } else {               // pass 2: dS and dQ += dS K (k index t4 <-> key 2t4, t4 + 4 <-> 2t4 + 1)
+#pragma unroll
+            for (int kk = 0; kk < NT; kk++) {
+                const float d0 = exp2f(s[kk][0] - m0) * (dp[kk][0] - u0) * scale, d1 = exp2f(s[kk][1] - m0) * (dp[kk][1] - u0) * scale;
+                const float d2 = exp2f(s[kk][2] - m1) * (dp[kk][2] - u1) * scale, d3 = exp2f(s[kk][3] - m1) * (dp[kk][3] - u1) * scale;
+                const uint32_t a0 = to_tf32(d0), a1 = to_tf32(d2), a2 = to_tf32(d1), a3 = to_tf32(d3);
+                const uint32_t *kp = Kt + (kk * 8 + 2 * t4) * LD + g;
+#pragma unroll
+                for (int dn = 0; dn < ND; dn++) mma_tf32(dq[dn], a0, a1, a2, a3, kp[dn * 8], kp[LD + dn * 8]);
+            }
+        }
+        __syncthreads();
+    }
+    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
+    float *D0 = DQ + (bh * Nq + r0) * D + 2 * t4, *D1 = DQ + (bh * Nq + r1) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        if (r0 < Nq) *(float2 *)(D0 + n * 8) = make_float2(dq[n][0], dq[n][1]);
+        if (r1 < Nq) *(float2 *)(D1 + n * 8) = make_float2(dq[n][2], dq[n][3]);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_kv_tf(int64_t Nk, float scale, FbGeom G, const uint32_t *Qb,
+                                                                  const uint32_t *dOb, const uint32_t *Kb, const uint32_t *Vb,
+                                                                  const float *LSE, const float *Dd, float *DK, float *DV, int64_t pstride) {
+    constexpr int LD = D + 4, NT = FB_QT / 8, ND = D / 8, PR = D / 4, QT = FB_QT * LD;
+    extern __shared__ __align__(16) unsigned char fa_smem[];
+    uint32_t *Ks = (uint32_t *)fa_smem, *Vs = Ks + FA_BQ * LD, *QO = Vs + FA_BQ * LD;     // QO: [Q dO][2]
+    float *Ls = (float *)(QO + 4 * QT), *Ds = Ls + 2 * FB_QT;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int64_t kb = blockIdx.x % G.nkb, sp = (blockIdx.x / G.nkb) % G.splits, bh = blockIdx.x / (G.nkb * G.splits);
+    const int64_t j0 = kb * FA_BQ, nqt = G.Nqp / FB_QT, t0 = sp * G.tps, t1 = t0 + G.tps < nqt ? t0 + G.tps : nqt;
+    const uint32_t *Qg = Qb + bh * G.Nqp * D, *dOg = dOb + bh * G.Nqp * D;
+    const float *Lg = LSE + bh * G.Nqp, *Dg = Dd + bh * G.Nqp;
+    {
+        const uint32_t *ks = Kb + (bh * G.Nkp + j0) * D, *vs = Vb + (bh * G.Nkp + j0) * D;
+        for (int p = tid; p < FA_BQ * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4;
+            cp_async16(smem_u32(Ks + r * LD + c), ks + r * D + c);
+            cp_async16(smem_u32(Vs + r * LD + c), vs + r * D + c);
+        }
+    }
+    auto load_q = [&](int64_t t, int buf) {
+        const uint32_t *qs = Qg + t * FB_QT * D, *ds = dOg + t * FB_QT * D;
+        uint32_t *qd = QO + buf * 2 * QT, *dd = qd + QT;
+        for (int p = tid; p < FB_QT * PR; p += FA_WARPS * 32) {
+            int r = p / PR, c = (p % PR) * 4;
+            cp_async16(smem_u32(qd + r * LD + c), qs + r * D + c);
+            cp_async16(smem_u32(dd + r * LD + c), ds + r * D + c);
+        }
+        if (tid < FB_QT / 4) cp_async16(smem_u32(Ls + buf * FB_QT + tid * 4), Lg + t * FB_QT + tid * 4);
+        else if (tid < FB_QT / 2) cp_async16(smem_u32(Ds + buf * FB_QT + (tid - FB_QT / 4) * 4), Dg + t * FB_QT + (tid - FB_QT / 4) * 4);
+        cp_async_commit();
+    };
+    load_q(t0, 0);
+    float dk[ND][4], dv[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f;
+    const float sl2 = scale * 1.4426950408889634f;
+    const uint32_t *ka = Ks + (warp * 16 + g) * LD + t4, *va = Vs + (warp * 16 + g) * LD + t4;   // A fragments (keys x d)
+    for (int64_t t = t0; t < t1; t++) {
+        const int buf = (int)((t - t0) & 1);
+        if (t + 1 < t1) { load_q(t + 1, buf ^ 1); cp_async_wait<1>(); } else cp_async_wait<0>();
+        __syncthreads();
+        const uint32_t *Qt = QO + buf * 2 * QT, *dOt = Qt + QT;
+        const float *Lt = Ls + buf * FB_QT, *Dt = Ds + buf * FB_QT;
+        float s[NT][4], dp[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < ND; ks++) {
+            const int c = ks * 8;
+            const uint32_t k0 = ka[c], k1 = ka[c + 8 * LD], k2 = ka[c + 4], k3 = ka[c + 8 * LD + 4];
+            const uint32_t v0 = va[c], v1 = va[c + 8 * LD], v2 = va[c + 4], v3 = va[c + 8 * LD + 4];
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                const int q = (n * 8 + g) * LD + c + t4;
+                mma_tf32(s[n], k0, k1, k2, k3, Qt[q], Qt[q + 4]);
+                mma_tf32(dp[n], v0, v1, v2, v3, dOt[q], dOt[q + 4]);
+            }
+        }
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int q = n * 8 + 2 * t4 + (e & 1);
+                const float p = exp2f(s[n][e] * sl2 - Lt[q]);
+                s[n][e] = p;
+                dp[n][e] = p * (dp[n][e] - Dt[q]) * scale;
+            }
+        // dV += P^T dO, dK += dS^T Q (k index t4 <-> query 2t4, t4 + 4 <-> 2t4 + 1)
+#pragma unroll
+        for (int kk = 0; kk < NT; kk++) {
+            const uint32_t p0 = to_tf32(s[kk][0]), p1 = to_tf32(s[kk][2]), p2 = to_tf32(s[kk][1]), p3 = to_tf32(s[kk][3]);
+            const uint32_t d0 = to_tf32(dp[kk][0]), d1 = to_tf32(dp[kk][2]), d2 = to_tf32(dp[kk][1]), d3 = to_tf32(dp[kk][3]);
+            const uint32_t *op = dOt + (kk * 8 + 2 * t4) * LD + g, *qp = Qt + (kk * 8 + 2 * t4) * LD + g;
+#pragma unroll
+            for (int dn = 0; dn < ND; dn++) {
+                mma_tf32(dv[dn], p0, p1, p2, p3, op[dn * 8], op[LD + dn * 8]);
+                mma_tf32(dk[dn], d0, d1, d2, d3, qp[dn * 8], qp[LD + dn * 8]);
+            }
+        }
+        __syncthreads();
+    }
+    const int64_t r0 = j0 + warp * 16 + g, r1 = r0 + 8;
+    float *K0 = DK + sp * pstride + (bh * Nk + r0) * D + 2 * t4, *K1 = DK + sp * pstride + (bh * Nk + r1) * D + 2 * t4;
+    float *V0 = DV + sp * pstride + (bh * Nk + r0) * D + 2 * t4, *V1 = DV + sp * pstride + (bh * Nk + r1) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        if (r0 < Nk) { *(float2 *)(K0 + n * 8) = make_float2(dk[n][0], dk[n][1]); *(float2 *)(V0 + n * 8) = make_float2(dv[n][0], dv[n][1]); }
+        if (r1 < Nk) { *(float2 *)(K1 + n * 8) = make_float2(dk[n][2], dk[n][3]); *(float2 *)(V1 + n * 8) = make_float2(dv[n][2], dv[n][3]); }
+    }
+}
+
+template <int D> int attn_tf_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+    const int64_t BH = a.B * a.H;
+    FbGeom G = fb_geom(BH, a.Nq, a.Nk);
+    uint32_t *Qb = (uint32_t *)R.C->scratch, *dOb = Qb + BH * G.Nqp * D, *Kb = dOb + BH * G.Nqp * D, *Vb = Kb + BH * G.Nkp * D;
+    float *LSE = (float *)(Vb + BH * G.Nkp * D), *Dd = LSE + BH * G.Nqp, *part = Dd + BH * G.Nqp;
+    const int64_t sdo[3] = { a.Nq * a.H * a.d, a.d, a.H * a.d };     // dO [B, Nq, H, d]
+    if (rows_tf32(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb) || rows_tf32(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb) ||
+        rows_tf32(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb) || rows_tf32(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb)) return -1;
+    const int64_t nqt = G.Nqp / FA_BQ, nbA = BH * nqt, nbB = BH * G.nkb * G.splits;
+    if (nbA > 0x7fffffff || nbB > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention backward: too many blocks"); return -1; }
+    SC_CU(cudaFuncSetAttribute(k_attn_bwd_q_tf<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FtSmemA<D>::bytes));
+    k_attn_bwd_q_tf<D><<<(unsigned)nbA, FA_WARPS * 32, FtSmemA<D>::bytes, R.s>>>(a.Nq, a.Nk, a.scale, nqt, G.Nqp, G.Nkp, Qb, dOb, Kb, Vb, LSE, Dd, DQ);
+    SC_LAUNCH();
+    SC_CU(cudaFuncSetAttribute(k_attn_bwd_kv_tf<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FtSmemB<D>::bytes));
+    const int64_t n = BH * a.Nk * D;
+    float *pk = G.splits > 1 ? part : DK, *pv = G.splits > 1 ? part + G.splits * n : DV;
+    k_attn_bwd_kv_tf<D><<<(unsigned)nbB, FA_WARPS * 32, FtSmemB<D>::bytes, R.s>>>(a.Nk, a.scale, G, Qb, dOb, Kb, Vb, LSE, Dd, pk, pv, n);
+    SC_LAUNCH();
+    if (G.splits > 1) {
+        k_sum_parts<<<grid_for(n / 4), 256, 0, R.s>>>(pk, n, G.splits, DK);
+        SC_LAUNCH();
+        k_sum_parts<<<grid_for(n / 4), 256, 0, R.s>>>(pv, n, G.splits, DV);
+        SC_LAUNCH();
+    }
+    return 0;
+}
+int attn_tf_fwd(Run &R, const AttG &a, float *O) {
+    switch (a.d) {
+    case 16: return attn_tf_fwd_d<16>(R, a, O);
+    case 32: return attn_tf_fwd_d<32>(R, a, O);
+    case 48: return attn_tf_fwd_d<48>(R, a, O);
+    case 64: return attn_tf_fwd_d<64>(R, a, O);
+    case 80: return attn_tf_fwd_d<80>(R, a, O);
+    case 96: return attn_tf_fwd_d<96>(R, a, O);
+    case 112: return attn_tf_fwd_d<112>(R, a, O);
+    case 128: return attn_tf_fwd_d<128>(R, a, O);
+    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
+    }
+}
+int attn_tf_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+    switch (a.d) {
+    case 16: return attn_tf_back_d<16>(R, a, DO, DQ, DK, DV);
+    case 32: return attn_tf_back_d<32>(R, a, DO, DQ, DK, DV);
+    case 48: return attn_tf_back_d<48>(R, a, DO, DQ, DK, DV);
+    case 64: return attn_tf_back_d<64>(R, a, DO, DQ, DK, DV);
+    case 80: return attn_tf_back_d<80>(R, a, DO, DQ, DK, DV);
+    case 96: return attn_tf_back_d<96>(R, a, DO, DQ, DK, DV);
+    case 112: return attn_tf_back_d<112>(R, a, DO, DQ, DK, DV);
+    case 128: return attn_tf_back_d<128>(R, a, DO, DQ, DK, DV);
+    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
+    }
+}
+
 int op_attention(Run &R, scvrl_tensor *t) {
     AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
     float *O = F(R, t);
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
-    if (att_flash_ok(R.C->prec, a.d, a.Nq, a.Nk)) return attn_flash_fwd(R, a, O);
-    return attn_gemm_fwd(R, a, O);
+    switch (att_kind(R.C->prec, a.d, a.Nq, a.Nk)) {
+    case ATT_BF16: return attn_flash_fwd(R, a, O);
+    case ATT_TF32: return attn_tf_fwd(R, a, O);
+    default: return attn_gemm_fwd(R, a, O);
+    }
 }
 int op_attention_back(Run &R, scvrl_tensor *t) {
     AttG a = att_geom(R, t->src[0], t->src[1], t->src[2], t->fp[0]);
@@ -2527,8 +3016,11 @@ int op_attention_back(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     if (!a.Nk || !a.Nq) { SC_CU(cudaMemsetAsync(DQ, 0, (size_t)n * 4, R.s)); return 0; }
-    if (att_flash_ok(R.C->prec, a.d, a.Nq, a.Nk)) return attn_flash_back(R, a, DO, DQ, DK, DV);
-    return attn_gemm_back(R, a, DO, DQ, DK, DV);
+    switch (att_kind(R.C->prec, a.d, a.Nq, a.Nk)) {
+    case ATT_BF16: return attn_flash_back(R, a, DO, DQ, DK, DV);
+    case ATT_TF32: return attn_tf_back(R, a, DO, DQ, DK, DV);
+    default: return attn_gemm_back(R, a, DO, DQ, DK, DV);
+    }
 }
 
 size_t scratch_of(const Cuda *C, const scvrl_tensor *t) {
@@ -2539,13 +3031,19 @@ size_t scratch_of(const Cuda *C, const scvrl_tensor *t) {
     case SCVRL_OP_CONV3D: case SCVRL_OP_CONV3D_BACK_X: case SCVRL_OP_CONV3D_BACK_W: return scratch_conv(t);
     case SCVRL_OP_ATTENTION_BACK: {
         const scvrl_tensor *q = t->src[0], *k = t->src[1];
-        if (att_flash_ok(C->prec, q->ne[3], q->ne[2], k->ne[2])) return scratch_flash_back(q->ne[0] * q->ne[1], q->ne[2], k->ne[2], q->ne[3]);
-        return scratch_attn(t, 2);
+        switch (att_kind(C->prec, q->ne[3], q->ne[2], k->ne[2])) {
+        case ATT_BF16: return scratch_flash_back(q->ne[0] * q->ne[1], q->ne[2], k->ne[2], q->ne[3]);
+        case ATT_TF32: return scratch_flash_back_tf(q->ne[0] * q->ne[1], q->ne[2], k->ne[2], q->ne[3]);
+        default: return scratch_attn(t, 2);
+        }
     }
     case SCVRL_OP_ATTENTION: {
         const scvrl_tensor *q = t->src[0], *k = t->src[1];
-        if (att_flash_ok(C->prec, q->ne[3], q->ne[2], k->ne[2])) return scratch_flash(q->ne[0] * q->ne[1], k->ne[2], q->ne[3]);
-        return scratch_attn(t, 1);
+        switch (att_kind(C->prec, q->ne[3], q->ne[2], k->ne[2])) {
+        case ATT_BF16: return scratch_flash(q->ne[0] * q->ne[1], k->ne[2], q->ne[3]);
+        case ATT_TF32: return scratch_flash_tf(q->ne[0] * q->ne[1], k->ne[2], q->ne[3]);
+        default: return scratch_attn(t, 1);
+        }
     }
     default: return 0;
     }
