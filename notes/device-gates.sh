@@ -7,7 +7,8 @@
 #   bash notes/device-gates.sh            # all gates
 #   GATES="g3 g4flow g5" bash notes/device-gates.sh   # the cheap ones (CPU work, minutes)
 #
-# Knobs: PER_CLASS (100), EPOCHS (30, supervised runs), MODEL (mvit-s), EACH_S (timeout per
+# Knobs: PER_CLASS (100), EPOCHS (30, supervised runs), LR (1e-3), EXTRA (more eval finetune flags), QUIET= (show epochs), MODEL (mvit-s), SIZE (96: the crop the model
+# sees, a multiple of 32, from the 112-px frames), EACH_S (timeout per
 # supervised run, 540 s: the device tool allows 600 s a command, so run one supervised gate per call:
 # GATES=g1, GATES=g2, GATES=g4sup), THREADS (16).
 set -uo pipefail
@@ -29,13 +30,13 @@ fi
 TRM="$DATA/train_motion.csv"; VAM="$DATA/val_motion.csv"
 TRA="$DATA/train_appearance.csv"; VAA="$DATA/val_appearance.csv"
 L2="1e-4,1e-3,1e-2,1e-1,1,10"
-SUP="--model $MODEL --frames 16 --stride 2 --size 112 --device cuda --batch 32 --epochs $EPOCHS --lr 1e-3 --threads $THREADS --quiet"
+SUP="--model $MODEL --frames 16 --stride 2 --size ${SIZE:-96} --device cuda --batch 32 --epochs $EPOCHS --lr ${LR:-1e-3} --threads $THREADS ${QUIET---quiet} ${EXTRA:-}"
 
 for g in $GATES; do
   case $g in
   g3)     ./examples/eval flow --train "$TRA" --val "$VAA" --cache "$DATA/flow" --l2 $L2 --threads "$THREADS" --quiet > "$OUT/g3.txt" 2>&1 ;;
   g4flow) ./examples/eval flow --train "$TRM" --val "$VAM" --cache "$DATA/flow" --l2 $L2 --threads "$THREADS" --quiet > "$OUT/g4flow.txt" 2>&1 ;;
-  g5)     ./examples/eval linear --model "$MODEL" --frames 16 --stride 2 --size 112 --device cuda --train "$TRM" --val "$VAM" \
+  g5)     ./examples/eval linear --model "$MODEL" --frames 16 --stride 2 --size ${SIZE:-96} --device cuda --train "$TRM" --val "$VAM" \
             --cache "$DATA/feat" --threads "$THREADS" --quiet > "$OUT/g5.txt" 2>&1 ;;
   g4sup)  timeout "$EACH_S" ./examples/eval finetune $SUP --clips ordered  --train "$TRM" --val "$VAM" > "$OUT/g4sup.txt" 2>&1 ;;
   g1)     timeout "$EACH_S" ./examples/eval finetune $SUP --clips static   --train "$TRM" --val "$VAM" > "$OUT/g1.txt" 2>&1 ;;
