@@ -1982,6 +1982,74 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src) {
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
 
+// The head sizes the fused kernels take; FA_CALL(D) is the call for one of them.
+#define FA_SWITCH_D(d) \
+    switch (d) { \
+    case 16: return FA_CALL(16); case 32: return FA_CALL(32); case 48: return FA_CALL(48); case 64: return FA_CALL(64); \
+    case 80: return FA_CALL(80); case 96: return FA_CALL(96); case 112: return FA_CALL(112); case 128: return FA_CALL(128); \
+    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)(d)); return -1; \
+    }
+
+// S accumulators of a warp (rows g, g + 8; keys j0 + n * 8 + 2 t4 + e % 2) scaled by sl2 (log2
+// units), keys past Nk set to -inf.
+template <int NT>
+__device__ __forceinline__ void fa_mask_scale(float (&s)[NT][4], int64_t j0, int64_t Nk, int t4, float sl2) {
+    const bool tail = j0 + NT * 8 > Nk;
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float x = s[n][e] * sl2;
+            if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= Nk) x = -INFINITY;
+            s[n][e] = x;
+        }
+}
+
+// One key tile of the forward's online softmax, on a warp's S accumulators s (rows g and g + 8 of
+// its 16: elements 0, 1 and 2, 3 of each n8 tile, keys j0 + n * 8 + 2 t4 + e % 2): scale (log2
+// units), mask keys past Nk, new row max over the 4 lanes of a row, P = exp2(S - max) in place,
+// running sums l and the output accumulators o rescaled. Same for the bf16 and the tf32 kernels.
+template <int NT, int ND>
+__device__ __forceinline__ void fa_softmax_step(float (&s)[NT][4], float (&o)[ND][4], int64_t j0, int64_t Nk, int t4, float sl2,
+                                                float &m0, float &m1, float &l0, float &l1) {
+    fa_mask_scale(s, j0, Nk, t4, sl2);
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NT; n++) { mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1])); mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3])); }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+    m0 = mn0; m1 = mn1;
+    float su0 = 0.f, su1 = 0.f;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+        s[n][0] = exp2f(s[n][0] - mn0); s[n][1] = exp2f(s[n][1] - mn0);
+        s[n][2] = exp2f(s[n][2] - mn1); s[n][3] = exp2f(s[n][3] - mn1);
+        su0 += s[n][0] + s[n][1]; su1 += s[n][2] + s[n][3];
+    }
+    l0 = l0 * al0 + su0; l1 = l1 * al1 + su1;
+#pragma unroll
+    for (int n = 0; n < ND; n++) { o[n][0] *= al0; o[n][1] *= al0; o[n][2] *= al1; o[n][3] *= al1; }
+}
+
+// The forward's output rows r0 and r0 + 8 of a warp: O[b, r, h, :] = o / l (the row sums l
+// reduced over the 4 lanes of a row first); rows past Nq are not written.
+template <int D>
+__device__ __forceinline__ void fa_store_rows(float (&o)[D / 8][4], float l0, float l1, const AttG &a, float *O, int64_t b, int64_t h,
+                                              int64_t r0, int t4) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int64_t r1 = r0 + 8;
+    float *O0 = O + ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, *O1 = O + ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        if (r0 < a.Nq) *(float2 *)(O0 + n * 8) = make_float2(o[n][0] * inv0, o[n][1] * inv0);
+        if (r1 < a.Nq) *(float2 *)(O1 + n * 8) = make_float2(o[n][2] * inv1, o[n][3] * inv1);
+    }
+}
+
 // Rows of a [B, H, N, d] fp32 operand (strides s0, s1, s2; last dim contiguous) to bf16
 // [B H, Np, d] contiguous, rows N..Np-1 zero. A thread per 4 elements; al: 16-byte loads possible.
 __global__ void k_rows_bf16(const float *src, int64_t s0, int64_t s1, int64_t s2, int64_t H, int64_t N, int64_t Np, int64_t d,
@@ -2080,36 +2148,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt,
                 mma_bf16(s[2 * np + 1], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b2, b3);
             }
         }
-        // online softmax (rows g and g + 8 of this warp's 16)
-        const int64_t j0 = (int64_t)tile * FA_BK;
-        const bool tail = j0 + FA_BK > a.Nk;
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = s[n][e] * sl2;
-                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= a.Nk) x = -INFINITY;
-                s[n][e] = x;
-            }
-            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
-        m0 = mn0; m1 = mn1;
-        float su0 = 0.f, su1 = 0.f;
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            s[n][0] = exp2f(s[n][0] - mn0); s[n][1] = exp2f(s[n][1] - mn0);
-            s[n][2] = exp2f(s[n][2] - mn1); s[n][3] = exp2f(s[n][3] - mn1);
-            su0 += s[n][0] + s[n][1]; su1 += s[n][2] + s[n][3];
-        }
-        l0 = l0 * al0 + su0; l1 = l1 * al1 + su1;
-#pragma unroll
-        for (int n = 0; n < ND; n++) { o[n][0] *= al0; o[n][1] *= al0; o[n][2] *= al1; o[n][3] *= al1; }
+        fa_softmax_step(s, o, (int64_t)tile * FA_BK, a.Nk, t4, sl2, m0, m1, l0, l1);     // rows g and g + 8 of the warp's 16
         // O += P V, P from the S accumulators (k16 step kk = n8 tiles 2kk and 2kk + 1)
 #pragma unroll
         for (int kk = 0; kk < NT / 2; kk++) {
@@ -2125,16 +2164,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt,
         }
         __syncthreads();     // the next iteration's loads overwrite this buffer
     }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
-    float *O0 = O + ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, *O1 = O + ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
-#pragma unroll
-    for (int n = 0; n < ND; n++) {
-        if (r0 < a.Nq) *(float2 *)(O0 + n * 8) = make_float2(o[n][0] * inv0, o[n][1] * inv0);
-        if (r1 < a.Nq) *(float2 *)(O1 + n * 8) = make_float2(o[n][2] * inv1, o[n][3] * inv1);
-    }
+    fa_store_rows<D>(o, l0, l1, a, O, b, h, i0 + warp * 16 + g, t4);
 }
 
 template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O) {
@@ -2149,17 +2179,9 @@ template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O) {
     return 0;
 }
 int attn_flash_fwd(Run &R, const AttG &a, float *O) {
-    switch (a.d) {
-    case 16: return attn_flash_fwd_d<16>(R, a, O);
-    case 32: return attn_flash_fwd_d<32>(R, a, O);
-    case 48: return attn_flash_fwd_d<48>(R, a, O);
-    case 64: return attn_flash_fwd_d<64>(R, a, O);
-    case 80: return attn_flash_fwd_d<80>(R, a, O);
-    case 96: return attn_flash_fwd_d<96>(R, a, O);
-    case 112: return attn_flash_fwd_d<112>(R, a, O);
-    case 128: return attn_flash_fwd_d<128>(R, a, O);
-    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
-    }
+#define FA_CALL(D) attn_flash_fwd_d<D>(R, a, O)
+    FA_SWITCH_D(a.d)
+#undef FA_CALL
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2199,6 +2221,58 @@ size_t scratch_flash_back(int64_t BH, int64_t Nq, int64_t Nk, int64_t d) {
     size_t b16 = (size_t)(2 * BH * (G.Nqp + G.Nkp) * d) * 2, st = (size_t)(2 * BH * G.Nqp) * 4;
     size_t part = G.splits > 1 ? (size_t)(2 * G.splits * BH * Nk * d) * 4 : 0;
     return b16 + st + part + 1024;
+}
+
+// Backward pass 1 over one key tile (kernel A): running row max m, l = sum exp2(S - m) and
+// u = sum exp2(S - m) dP, rescaled as the max grows (rows g and g + 8 of the warp's 16).
+template <int NT>
+__device__ __forceinline__ void fb_stats_step(const float (&s)[NT][4], const float (&dp)[NT][4], float &m0, float &m1, float &l0,
+                                              float &l1, float &u0, float &u1) {
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NT; n++) { mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1])); mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3])); }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1), al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+    m0 = mn0; m1 = mn1;
+    float sl0 = 0.f, sl1 = 0.f, su0 = 0.f, su1 = 0.f;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+        float p0 = exp2f(s[n][0] - mn0), p1 = exp2f(s[n][1] - mn0), p2 = exp2f(s[n][2] - mn1), p3 = exp2f(s[n][3] - mn1);
+        sl0 += p0 + p1; sl1 += p2 + p3;
+        su0 += p0 * dp[n][0] + p1 * dp[n][1]; su1 += p2 * dp[n][2] + p3 * dp[n][3];
+    }
+    l0 = l0 * al0 + sl0; l1 = l1 * al1 + sl1;
+    u0 = u0 * al0 + su0; u1 = u1 * al1 + su1;
+}
+
+// End of pass 1: sums over the 4 lanes of a row, m <- LSE = m + log2 l, u <- D = u / l = rowsum(P dP);
+// stored per row r0, r0 + 8 (LSE = +inf and D = 0 past Nq).
+__device__ __forceinline__ void fb_stats_finish(float &m0, float &m1, float &l0, float &l1, float &u0, float &u1, float *LSE,
+                                                float *Dd, int64_t r0, int64_t Nq, int t4) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    u0 += __shfl_xor_sync(0xffffffffu, u0, 1); u0 += __shfl_xor_sync(0xffffffffu, u0, 2);
+    u1 += __shfl_xor_sync(0xffffffffu, u1, 1); u1 += __shfl_xor_sync(0xffffffffu, u1, 2);
+    m0 += log2f(l0); m1 += log2f(l1);
+    u0 /= l0; u1 /= l1;
+    const int64_t r1 = r0 + 8;
+    if (t4 == 0) {
+        LSE[r0] = r0 < Nq ? m0 : INFINITY; Dd[r0] = r0 < Nq ? u0 : 0.f;
+        LSE[r1] = r1 < Nq ? m1 : INFINITY; Dd[r1] = r1 < Nq ? u1 : 0.f;
+    }
+}
+
+// Rows r0 and r0 + 8 of a warp's accumulators into X [N, D] (rows past N not written).
+template <int D>
+__device__ __forceinline__ void fb_store_rows(const float (&acc)[D / 8][4], float *X, int64_t N, int64_t r0, int t4) {
+    const int64_t r1 = r0 + 8;
+    float *X0 = X + r0 * D + 2 * t4, *X1 = X + r1 * D + 2 * t4;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        if (r0 < N) *(float2 *)(X0 + n * 8) = make_float2(acc[n][0], acc[n][1]);
+        if (r1 < N) *(float2 *)(X1 + n * 8) = make_float2(acc[n][2], acc[n][3]);
+    }
 }
 
 template <int D> struct FbSmemA {
@@ -2278,46 +2352,10 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_
                 mma_bf16(dp[2 * np + 1], of[ks][0], of[ks][1], of[ks][2], of[ks][3], b2, b3);
             }
         }
-        const int64_t j0 = (int64_t)tile * FB_KT;
-        const bool tail = j0 + FB_KT > Nk;
-#pragma unroll
-        for (int n = 0; n < NT; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = s[n][e] * sl2;
-                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= Nk) x = -INFINITY;
-                s[n][e] = x;
-            }
+        fa_mask_scale(s, (int64_t)tile * FB_KT, Nk, t4, sl2);
         if (it < ntile) {      // pass 1: running statistics
-            float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < NT; n++) { mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1])); mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3])); }
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1), al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
-            m0 = mn0; m1 = mn1;
-            float sl0 = 0.f, sl1 = 0.f, su0 = 0.f, su1 = 0.f;
-#pragma unroll
-            for (int n = 0; n < NT; n++) {
-                float p0 = exp2f(s[n][0] - mn0), p1 = exp2f(s[n][1] - mn0), p2 = exp2f(s[n][2] - mn1), p3 = exp2f(s[n][3] - mn1);
-                sl0 += p0 + p1; sl1 += p2 + p3;
-                su0 += p0 * dp[n][0] + p1 * dp[n][1]; su1 += p2 * dp[n][2] + p3 * dp[n][3];
-            }
-            l0 = l0 * al0 + sl0; l1 = l1 * al1 + sl1;
-            u0 = u0 * al0 + su0; u1 = u1 * al1 + su1;
-            if (it == ntile - 1) {   // finish: m <- LSE, u <- D
-                l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-                l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-                u0 += __shfl_xor_sync(0xffffffffu, u0, 1); u0 += __shfl_xor_sync(0xffffffffu, u0, 2);
-                u1 += __shfl_xor_sync(0xffffffffu, u1, 1); u1 += __shfl_xor_sync(0xffffffffu, u1, 2);
-                m0 += log2f(l0); m1 += log2f(l1);
-                u0 /= l0; u1 /= l1;
-                const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
-                if (t4 == 0) {
-                    LSE[bh * Nqp + r0] = r0 < Nq ? m0 : INFINITY; Dd[bh * Nqp + r0] = r0 < Nq ? u0 : 0.f;
-                    LSE[bh * Nqp + r1] = r1 < Nq ? m1 : INFINITY; Dd[bh * Nqp + r1] = r1 < Nq ? u1 : 0.f;
-                }
-            }
+            fb_stats_step(s, dp, m0, m1, l0, l1, u0, u1);
+            if (it == ntile - 1) fb_stats_finish(m0, m1, l0, l1, u0, u1, LSE + bh * Nqp, Dd + bh * Nqp, i0 + warp * 16 + g, Nq, t4);
         } else {               // pass 2: dS and dQ += dS K
 #pragma unroll
             for (int kk = 0; kk < NT / 2; kk++) {
@@ -2343,13 +2381,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_
         }
         __syncthreads();
     }
-    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
-    float *D0 = DQ + (bh * Nq + r0) * D + 2 * t4, *D1 = DQ + (bh * Nq + r1) * D + 2 * t4;
-#pragma unroll
-    for (int n = 0; n < ND; n++) {
-        if (r0 < Nq) *(float2 *)(D0 + n * 8) = make_float2(dq[n][0], dq[n][1]);
-        if (r1 < Nq) *(float2 *)(D1 + n * 8) = make_float2(dq[n][2], dq[n][3]);
-    }
+    fb_store_rows<D>(dq, DQ + bh * Nq * D, Nq, i0 + warp * 16 + g, t4);
 }
 
 template <int D>
@@ -2474,45 +2506,6 @@ __global__ void k_sum_parts(const float *part, int64_t n, int64_t splits, float 
     }
 }
 
-template <int D> int attn_flash_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
-    const int64_t BH = a.B * a.H;
-    FbGeom G = fb_geom(BH, a.Nq, a.Nk);
-    __nv_bfloat16 *Qb = (__nv_bfloat16 *)R.C->scratch, *dOb = Qb + BH * G.Nqp * D, *Kb = dOb + BH * G.Nqp * D, *Vb = Kb + BH * G.Nkp * D;
-    float *LSE = (float *)(Vb + BH * G.Nkp * D), *Dd = LSE + BH * G.Nqp, *part = Dd + BH * G.Nqp;
-    const int64_t sdo[3] = { a.Nq * a.H * a.d, a.d, a.H * a.d };     // dO [B, Nq, H, d]
-    if (rows_bf16(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb) || rows_bf16(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb) ||
-        rows_bf16(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb) || rows_bf16(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb)) return -1;
-    const int64_t nqt = G.Nqp / FA_BQ, nbA = BH * nqt, nbB = BH * G.nkb * G.splits;
-    if (nbA > 0x7fffffff || nbB > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention backward: too many blocks"); return -1; }
-    SC_CU(cudaFuncSetAttribute(k_attn_bwd_q<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FbSmemA<D>::bytes));
-    k_attn_bwd_q<D><<<(unsigned)nbA, FA_WARPS * 32, FbSmemA<D>::bytes, R.s>>>(a.Nq, a.Nk, a.scale, nqt, G.Nqp, G.Nkp, Qb, dOb, Kb, Vb, LSE, Dd, DQ);
-    SC_LAUNCH();
-    SC_CU(cudaFuncSetAttribute(k_attn_bwd_kv<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FbSmemB<D>::bytes));
-    const int64_t n = BH * a.Nk * D;
-    float *pk = G.splits > 1 ? part : DK, *pv = G.splits > 1 ? part + G.splits * n : DV;
-    k_attn_bwd_kv<D><<<(unsigned)nbB, FA_WARPS * 32, FbSmemB<D>::bytes, R.s>>>(a.Nk, a.scale, G, Qb, dOb, Kb, Vb, LSE, Dd, pk, pv, n);
-    SC_LAUNCH();
-    if (G.splits > 1) {
-        k_sum_parts<<<grid_for(n / 4), 256, 0, R.s>>>(pk, n, G.splits, DK);
-        SC_LAUNCH();
-        k_sum_parts<<<grid_for(n / 4), 256, 0, R.s>>>(pv, n, G.splits, DV);
-        SC_LAUNCH();
-    }
-    return 0;
-}
-int attn_flash_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
-    switch (a.d) {
-    case 16: return attn_flash_back_d<16>(R, a, DO, DQ, DK, DV);
-    case 32: return attn_flash_back_d<32>(R, a, DO, DQ, DK, DV);
-    case 48: return attn_flash_back_d<48>(R, a, DO, DQ, DK, DV);
-    case 64: return attn_flash_back_d<64>(R, a, DO, DQ, DK, DV);
-    case 80: return attn_flash_back_d<80>(R, a, DO, DQ, DK, DV);
-    case 96: return attn_flash_back_d<96>(R, a, DO, DQ, DK, DV);
-    case 112: return attn_flash_back_d<112>(R, a, DO, DQ, DK, DV);
-    case 128: return attn_flash_back_d<128>(R, a, DO, DQ, DK, DV);
-    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fused attention on TF32 tensor cores (TF32 mode): the same three kernels as above with fp32
@@ -2643,35 +2636,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t n
                 mma_tf32(s[n], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], kb.x, kb.y);
             }
         }
-        const int64_t j0 = (int64_t)tile * FT_BK;
-        const bool tail = j0 + FT_BK > a.Nk;
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = s[n][e] * sl2;
-                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= a.Nk) x = -INFINITY;
-                s[n][e] = x;
-            }
-            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
-        m0 = mn0; m1 = mn1;
-        float su0 = 0.f, su1 = 0.f;
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            s[n][0] = exp2f(s[n][0] - mn0); s[n][1] = exp2f(s[n][1] - mn0);
-            s[n][2] = exp2f(s[n][2] - mn1); s[n][3] = exp2f(s[n][3] - mn1);
-            su0 += s[n][0] + s[n][1]; su1 += s[n][2] + s[n][3];
-        }
-        l0 = l0 * al0 + su0; l1 = l1 * al1 + su1;
-#pragma unroll
-        for (int n = 0; n < ND; n++) { o[n][0] *= al0; o[n][1] *= al0; o[n][2] *= al1; o[n][3] *= al1; }
+        fa_softmax_step(s, o, (int64_t)tile * FT_BK, a.Nk, t4, sl2, m0, m1, l0, l1);
         // O += P V: k8 step kk = the n8 tile kk of S; its k index t4 <-> key 2t4, t4 + 4 <-> key 2t4 + 1
 #pragma unroll
         for (int kk = 0; kk < NT; kk++) {
@@ -2685,16 +2650,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd_tf(AttG a, int64_t n
         }
         __syncthreads();
     }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
-    float *O0 = O + ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, *O1 = O + ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
-#pragma unroll
-    for (int n = 0; n < ND; n++) {
-        if (r0 < a.Nq) *(float2 *)(O0 + n * 8) = make_float2(o[n][0] * inv0, o[n][1] * inv0);
-        if (r1 < a.Nq) *(float2 *)(O1 + n * 8) = make_float2(o[n][2] * inv1, o[n][3] * inv1);
-    }
+    fa_store_rows<D>(o, l0, l1, a, O, b, h, i0 + warp * 16 + g, t4);
 }
 
 template <int D> int attn_tf_fwd_d(Run &R, const AttG &a, float *O) {
@@ -2789,46 +2745,10 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q_tf(int64_t Nq, int
                 mma_tf32(dp[n], of[ks][0], of[ks][1], of[ks][2], of[ks][3], Vt[c], Vt[c + 4]);
             }
         }
-        const int64_t j0 = (int64_t)tile * FB_KT;
-        const bool tail = j0 + FB_KT > Nk;
-#pragma unroll
-        for (int n = 0; n < NT; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = s[n][e] * sl2;
-                if (tail && j0 + n * 8 + 2 * t4 + (e & 1) >= Nk) x = -INFINITY;
-                s[n][e] = x;
-            }
+        fa_mask_scale(s, (int64_t)tile * FB_KT, Nk, t4, sl2);
         if (it < ntile) {
-            float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < NT; n++) { mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1])); mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3])); }
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1)); mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1)); mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1), al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
-            m0 = mn0; m1 = mn1;
-            float sl0 = 0.f, sl1 = 0.f, su0 = 0.f, su1 = 0.f;
-#pragma unroll
-            for (int n = 0; n < NT; n++) {
-                float p0 = exp2f(s[n][0] - mn0), p1 = exp2f(s[n][1] - mn0), p2 = exp2f(s[n][2] - mn1), p3 = exp2f(s[n][3] - mn1);
-                sl0 += p0 + p1; sl1 += p2 + p3;
-                su0 += p0 * dp[n][0] + p1 * dp[n][1]; su1 += p2 * dp[n][2] + p3 * dp[n][3];
-            }
-            l0 = l0 * al0 + sl0; l1 = l1 * al1 + sl1;
-            u0 = u0 * al0 + su0; u1 = u1 * al1 + su1;
-            if (it == ntile - 1) {
-                l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-                l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-                u0 += __shfl_xor_sync(0xffffffffu, u0, 1); u0 += __shfl_xor_sync(0xffffffffu, u0, 2);
-                u1 += __shfl_xor_sync(0xffffffffu, u1, 1); u1 += __shfl_xor_sync(0xffffffffu, u1, 2);
-                m0 += log2f(l0); m1 += log2f(l1);
-                u0 /= l0; u1 /= l1;
-                const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
-                if (t4 == 0) {
-                    LSE[bh * Nqp + r0] = r0 < Nq ? m0 : INFINITY; Dd[bh * Nqp + r0] = r0 < Nq ? u0 : 0.f;
-                    LSE[bh * Nqp + r1] = r1 < Nq ? m1 : INFINITY; Dd[bh * Nqp + r1] = r1 < Nq ? u1 : 0.f;
-                }
-            }
+            fb_stats_step(s, dp, m0, m1, l0, l1, u0, u1);
+            if (it == ntile - 1) fb_stats_finish(m0, m1, l0, l1, u0, u1, LSE + bh * Nqp, Dd + bh * Nqp, i0 + warp * 16 + g, Nq, t4);
         } else {               // pass 2: dS and dQ += dS K (k index t4 <-> key 2t4, t4 + 4 <-> 2t4 + 1)
 #pragma unroll
             for (int kk = 0; kk < NT; kk++) {
@@ -2842,13 +2762,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q_tf(int64_t Nq, int
         }
         __syncthreads();
     }
-    const int64_t r0 = i0 + warp * 16 + g, r1 = r0 + 8;
-    float *D0 = DQ + (bh * Nq + r0) * D + 2 * t4, *D1 = DQ + (bh * Nq + r1) * D + 2 * t4;
-#pragma unroll
-    for (int n = 0; n < ND; n++) {
-        if (r0 < Nq) *(float2 *)(D0 + n * 8) = make_float2(dq[n][0], dq[n][1]);
-        if (r1 < Nq) *(float2 *)(D1 + n * 8) = make_float2(dq[n][2], dq[n][3]);
-    }
+    fb_store_rows<D>(dq, DQ + bh * Nq * D, Nq, i0 + warp * 16 + g, t4);
 }
 
 template <int D>
@@ -2944,23 +2858,33 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_kv_tf(int64_t Nk, fl
     }
 }
 
-template <int D> int attn_tf_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+// The fused backward, for either operand type (T = __nv_bfloat16: the bf16 kernels, uint32_t: tf32
+// bit patterns): operands rounded into scratch, kernel A (dQ, row statistics), kernel B (dK, dV,
+// fixed-order sums of the query splits).
+inline int rows_op(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, __nv_bfloat16 *dst) {
+    return rows_bf16(R, src, s, H, N, Np, d, BH, dst);
+}
+inline int rows_op(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, uint32_t *dst) {
+    return rows_tf32(R, src, s, H, N, Np, d, BH, dst);
+}
+template <int D, typename T, typename KA, typename KB>
+int attn_back_run(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV, KA kq, size_t smA, KB kkv, size_t smB) {
     const int64_t BH = a.B * a.H;
     FbGeom G = fb_geom(BH, a.Nq, a.Nk);
-    uint32_t *Qb = (uint32_t *)R.C->scratch, *dOb = Qb + BH * G.Nqp * D, *Kb = dOb + BH * G.Nqp * D, *Vb = Kb + BH * G.Nkp * D;
+    T *Qb = (T *)R.C->scratch, *dOb = Qb + BH * G.Nqp * D, *Kb = dOb + BH * G.Nqp * D, *Vb = Kb + BH * G.Nkp * D;
     float *LSE = (float *)(Vb + BH * G.Nkp * D), *Dd = LSE + BH * G.Nqp, *part = Dd + BH * G.Nqp;
     const int64_t sdo[3] = { a.Nq * a.H * a.d, a.d, a.H * a.d };     // dO [B, Nq, H, d]
-    if (rows_tf32(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb) || rows_tf32(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb) ||
-        rows_tf32(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb) || rows_tf32(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb)) return -1;
+    if (rows_op(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb) || rows_op(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb) ||
+        rows_op(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb) || rows_op(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb)) return -1;
     const int64_t nqt = G.Nqp / FA_BQ, nbA = BH * nqt, nbB = BH * G.nkb * G.splits;
     if (nbA > 0x7fffffff || nbB > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention backward: too many blocks"); return -1; }
-    SC_CU(cudaFuncSetAttribute(k_attn_bwd_q_tf<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FtSmemA<D>::bytes));
-    k_attn_bwd_q_tf<D><<<(unsigned)nbA, FA_WARPS * 32, FtSmemA<D>::bytes, R.s>>>(a.Nq, a.Nk, a.scale, nqt, G.Nqp, G.Nkp, Qb, dOb, Kb, Vb, LSE, Dd, DQ);
+    SC_CU(cudaFuncSetAttribute(kq, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smA));
+    kq<<<(unsigned)nbA, FA_WARPS * 32, smA, R.s>>>(a.Nq, a.Nk, a.scale, nqt, G.Nqp, G.Nkp, Qb, dOb, Kb, Vb, LSE, Dd, DQ);
     SC_LAUNCH();
-    SC_CU(cudaFuncSetAttribute(k_attn_bwd_kv_tf<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FtSmemB<D>::bytes));
+    SC_CU(cudaFuncSetAttribute(kkv, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smB));
     const int64_t n = BH * a.Nk * D;
     float *pk = G.splits > 1 ? part : DK, *pv = G.splits > 1 ? part + G.splits * n : DV;
-    k_attn_bwd_kv_tf<D><<<(unsigned)nbB, FA_WARPS * 32, FtSmemB<D>::bytes, R.s>>>(a.Nk, a.scale, G, Qb, dOb, Kb, Vb, LSE, Dd, pk, pv, n);
+    kkv<<<(unsigned)nbB, FA_WARPS * 32, smB, R.s>>>(a.Nk, a.scale, G, Qb, dOb, Kb, Vb, LSE, Dd, pk, pv, n);
     SC_LAUNCH();
     if (G.splits > 1) {
         k_sum_parts<<<grid_for(n / 4), 256, 0, R.s>>>(pk, n, G.splits, DK);
@@ -2970,31 +2894,26 @@ template <int D> int attn_tf_back_d(Run &R, const AttG &a, const float *DO, floa
     }
     return 0;
 }
+template <int D> int attn_tf_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+    return attn_back_run<D, uint32_t>(R, a, DO, DQ, DK, DV, k_attn_bwd_q_tf<D>, FtSmemA<D>::bytes, k_attn_bwd_kv_tf<D>, FtSmemB<D>::bytes);
+}
+template <int D> int attn_flash_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+    return attn_back_run<D, __nv_bfloat16>(R, a, DO, DQ, DK, DV, k_attn_bwd_q<D>, FbSmemA<D>::bytes, k_attn_bwd_kv<D>, FbSmemB<D>::bytes);
+}
+int attn_flash_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
+#define FA_CALL(D) attn_flash_back_d<D>(R, a, DO, DQ, DK, DV)
+    FA_SWITCH_D(a.d)
+#undef FA_CALL
+}
 int attn_tf_fwd(Run &R, const AttG &a, float *O) {
-    switch (a.d) {
-    case 16: return attn_tf_fwd_d<16>(R, a, O);
-    case 32: return attn_tf_fwd_d<32>(R, a, O);
-    case 48: return attn_tf_fwd_d<48>(R, a, O);
-    case 64: return attn_tf_fwd_d<64>(R, a, O);
-    case 80: return attn_tf_fwd_d<80>(R, a, O);
-    case 96: return attn_tf_fwd_d<96>(R, a, O);
-    case 112: return attn_tf_fwd_d<112>(R, a, O);
-    case 128: return attn_tf_fwd_d<128>(R, a, O);
-    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
-    }
+#define FA_CALL(D) attn_tf_fwd_d<D>(R, a, O)
+    FA_SWITCH_D(a.d)
+#undef FA_CALL
 }
 int attn_tf_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
-    switch (a.d) {
-    case 16: return attn_tf_back_d<16>(R, a, DO, DQ, DK, DV);
-    case 32: return attn_tf_back_d<32>(R, a, DO, DQ, DK, DV);
-    case 48: return attn_tf_back_d<48>(R, a, DO, DQ, DK, DV);
-    case 64: return attn_tf_back_d<64>(R, a, DO, DQ, DK, DV);
-    case 80: return attn_tf_back_d<80>(R, a, DO, DQ, DK, DV);
-    case 96: return attn_tf_back_d<96>(R, a, DO, DQ, DK, DV);
-    case 112: return attn_tf_back_d<112>(R, a, DO, DQ, DK, DV);
-    case 128: return attn_tf_back_d<128>(R, a, DO, DQ, DK, DV);
-    default: seterr(R.err, R.errlen, "cuda attention: no fused kernel for d = %lld", (long long)a.d); return -1;
-    }
+#define FA_CALL(D) attn_tf_back_d<D>(R, a, DO, DQ, DK, DV)
+    FA_SWITCH_D(a.d)
+#undef FA_CALL
 }
 
 int op_attention(Run &R, scvrl_tensor *t) {
