@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "loader.h"
+#include "probe.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -30,7 +31,10 @@ typedef struct {
     const char *save_backbone, *save_dtype;   // --save-backbone FILE: write the loaded backbone
     const char *encoder;          // online | momentum: which encoder of a pretraining checkpoint
     int pretrain_ckpt;            // the weights are a pretraining checkpoint (other prefixes ignored)
+    const char *device, *precision;   // cpu | cuda; GPU matrix products tf32 | bf16 | fp32
 } embed_opts;
+
+static scvrl_backend *g_be;     // the compute backend (--device)
 
 // The clips: a pointer per clip into the file (float32, little-endian) or into a converted copy.
 typedef struct {
@@ -183,7 +187,7 @@ static void embed_all(const mvit_model *m, const embed_clips *c, const embed_opt
         if (bs != eg.bs) graph_build(&eg, m, bs);
         memcpy(xbuf, c->bytes + (size_t)(i0 * c->per_clip) * sizeof(float), (size_t)(bs * c->per_clip) * sizeof(float));
         eg.x->data = xbuf;
-        if (scvrl_graph_compute(eg.g, NULL, err, sizeof err)) { cli_progress_break(&p); fail("%s", err); }
+        if (scvrl_graph_compute(eg.g, g_be, err, sizeof err)) { cli_progress_break(&p); fail("%s", err); }
         memcpy(feat + i0 * D, scvrl_f32(eg.feat), (size_t)(bs * D) * sizeof(float));
         if (C > 0) memcpy(logits + i0 * C, scvrl_f32(eg.logits), (size_t)(bs * C) * sizeof(float));
         cli_progress_update(&p, i0 + bs);
@@ -221,6 +225,8 @@ static void parse(embed_opts *o, int argc, char **argv) {
     static const char *pools[] = { "cls", "avg", NULL };
     static const char *save_dtypes[] = { "f32", "f16", "bf16", NULL };
     static const char *encoders[] = { "online", "momentum", NULL };
+    static const char *devices[] = { "cpu", "cuda", NULL };
+    static const char *precisions[] = { "tf32", "bf16", "fp32", NULL };
     const cli_flag flags[] = {
         { "--model", CLI_STR, &o->model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
         { "--kt", CLI_INT, &o->kt, "K", "stem temporal kernel: 2 (SCVRL) or 3 (torchvision)", 2, 3, NULL, 0 },
@@ -229,6 +235,8 @@ static void parse(embed_opts *o, int argc, char **argv) {
         { "--pool", CLI_CHOICE, &o->pool, NULL, "features: final-norm CLS token, or mean of the grid tokens", 0, 0, pools, 0 },
         { "--batch", CLI_INT, &o->batch, "N", "clips per forward", 1, 65536, NULL, 0 },
         { "--threads", CLI_INT, &o->threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
+        { "--device", CLI_CHOICE, &o->device, NULL, "compute device", 0, 0, devices, 0 },
+        { "--precision", CLI_CHOICE, &o->precision, NULL, "GPU matrix products: tf32 or bf16 tensor cores, or full fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
         { "--weights", CLI_STR, &o->weights, "FILE", "checkpoint (safetensors, torchvision or PySlowFast names)", 0, 0, NULL, CLI_NO_DEFAULT },
         { "--weights-prefix", CLI_STR, &o->prefix, "P", "name prefix of the encoder in the checkpoint (e.g. momentum.)", 0, 0, NULL, CLI_NO_DEFAULT },
         { "--encoder", CLI_CHOICE, &o->encoder, NULL, "pretraining checkpoints: which encoder (momentum = --weights-prefix momentum.)", 0, 0, encoders, 0 },
@@ -329,7 +337,7 @@ static void videos_embed(const mvit_model *m, const embed_opts *o, const ds_list
             }
         }
         eg.x->data = xbuf;
-        if (scvrl_graph_compute(eg.g, NULL, err, sizeof err)) { cli_progress_break(&p); fail("%s", err); }
+        if (scvrl_graph_compute(eg.g, g_be, err, sizeof err)) { cli_progress_break(&p); fail("%s", err); }
         for (int64_t b = 0; b < bs; b++) {
             int64_t v = (j0 + b) / V;
             for (int64_t d = 0; d < D; d++) feat[v * D + d] += scvrl_f32(eg.feat)[b * D + d] / (float)V;
@@ -397,9 +405,13 @@ static void save_backbone(embed_opts *o) {
 }
 
 int main(int argc, char **argv) {
-    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, 30.0, NULL, NULL, "f32", "online", 0 };
+    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, 30.0, NULL, NULL, "f32", "online", 0, "cpu", "tf32" };
     parse(&o, argc, argv);
     scvrl_set_threads(o.threads);
+    if (o.clips || o.n_inputs) {
+        char err[512];
+        if (!(g_be = probe_backend(o.device, o.precision, err, sizeof err))) fail("--device %s: %s", o.device, err);
+    }
     if (o.save_backbone) save_backbone(&o);
     if (!o.clips && !o.n_inputs) return 0;
     if (o.n_inputs) return embed_videos(&o);

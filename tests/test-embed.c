@@ -137,6 +137,22 @@ static void check_outputs(float *clips) {
     snprintf(name, sizeof name, "embed --batch 3: features equal the in-process forward (rel err %.1e)", e);
     test_check(rc == 0 && e <= 1e-6, name, "exit %d, %lld values; stderr: %s", rc, (long long)n, msg);
     test_check(strstr(meta, "model=mvit-tiny kt=2 pool=cls") != NULL, "embed output __metadata__ (model, kt, pool)", "got %s", meta);
+    {   // --device cuda: the GPU's fp32 features equal the in-process CPU forward; without a GPU, a message that names it
+        snprintf(args, sizeof args, COMMON " --batch 3 --device cuda --precision fp32 --weights %s --clips %s --out %s", tmp("w_head.st"),
+                 tmp("clips.st"), tmp("e.st"));
+        unlink(tmp("e.st"));
+        int rcg = run_embed(args, msg, sizeof msg);
+        if (rcg == 0) {
+            float *fg = read_out(tmp("e.st"), "features", &n, NULL, 0);
+            double eg = fg && n == NCLIPS * D ? rel_err(fg, ref, n) : INFINITY;
+            snprintf(name, sizeof name, "embed --device cuda --precision fp32: features equal the CPU forward (rel err %.1e)", eg);
+            test_check(eg <= 1e-5, name, "%lld values", (long long)n);
+            free(fg);
+        } else {
+            test_check(strstr(msg, "--device cuda") != NULL && access(tmp("e.st"), F_OK) != 0,
+                       "embed --device cuda without a usable GPU: fails with a message naming the device, writes nothing", "exit %d: %s", rcg, msg);
+        }
+    }
     float *l3 = read_out(tmp("o3.st"), "logits", &n, NULL, 0);
     e = l3 && n == NCLIPS * CLASSES ? rel_err(l3, ref_lg, n) : INFINITY;
     snprintf(name, sizeof name, "embed: weights with head.1.* give logits [3, %d] equal to in-process (rel err %.1e)", CLASSES, e);
