@@ -8,7 +8,9 @@
 //   ./examples/eval knn      --weights W --train T --val V --k 20
 //   ./examples/eval perclass --weights A --weights2 B --train T --val V
 //
-// Each prints a table on stdout and a JSON object as the last line (or into --json FILE).
+// Each prints a table on stdout and a JSON object as the last line (or into --json FILE). linear, finetune
+// and flow also report per-class top-1, each class's most frequent confusion, and in the JSON class_top1,
+// confusion ([true][predicted] counts) and pred (each val video's predicted class).
 // Accuracies are in percent. Features are extracted once per (weights, list, views) and cached.
 #include <errno.h>
 #include <math.h>
@@ -372,6 +374,7 @@ typedef struct {
     ev_set tr, va;
     ev_feats ftr, fva;
     int classes, pairs;
+    uint8_t *vkeep;         // [va.list.n]: 1 for the val videos that were read (rows of fva), NULL: all
 } ev_run;
 
 static void ev_start(ev_run *r, const char *weights, const char *encoder, int head) {
@@ -405,7 +408,8 @@ static void ev_extract(ev_run *r) {
     memcpy(mt, r->ftr.valid, (size_t)ntr); memcpy(mv, r->fva.valid, (size_t)nva);
     if (ev_compact(&r->ftr, r->tr.y, mt) < ntr) fprintf(stderr, "warning: %lld unreadable training videos left out\n", (long long)(ntr - r->ftr.n));
     if (ev_compact(&r->fva, r->va.y, mv) < nva) fprintf(stderr, "warning: %lld unreadable test videos left out\n", (long long)(nva - r->fva.n));
-    free(mt); free(mv);
+    free(mt);
+    r->vkeep = mv;
     if (!r->ftr.n || !r->fva.n) die("no readable videos left in %s", !r->ftr.n ? C.train : C.val);
 }
 
@@ -413,6 +417,86 @@ static void ev_end(ev_run *r) {
     ev_free_feats(&r->ftr); ev_free_feats(&r->fva);
     ev_close_set(&r->tr); ev_close_set(&r->va);
     probe_encoder_close(&r->e);
+    free(r->vkeep); r->vkeep = NULL;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports shared by the commands: reversal pairs, per-class top-1 and confusion
+// ---------------------------------------------------------------------------------------------
+// Pair accuracy of each reversal pair (pair_acc [pairs], fractions) as a table.
+static void ev_pairs_table(const ev_set *va, int classes, int pairs, const double *pair_acc) {
+    char n0[32], n1[32], nm[80];
+    printf("  %-36s %8s\n", "reversal pair", "pair acc");
+    for (int q = 0; q < pairs; q++) {
+        snprintf(nm, sizeof nm, "%s / %s", ev_class_name(va, 2 * q, classes, n0, sizeof n0), ev_class_name(va, 2 * q + 1, classes, n1, sizeof n1));
+        printf("  %-36s %8.2f\n", nm, 100 * pair_acc[q]);
+    }
+}
+
+// Per-class report of the predictions pred [n] of the val rows that were scored (labels y [n]); keep [n_list]
+// marks which rows of the val list they are (NULL: all, n = n_list). Computed once, printed as a table and
+// written into the JSON by the same code for every command.
+typedef struct {
+    int classes;
+    int64_t n_list;
+    int *pred_list;          // [n_list]: prediction per val-list video, -1 where it was left out
+    int64_t *conf, *count;   // [classes][classes] (row: true, column: predicted), [classes]
+    double *acc;             // [classes] per-class top-1 (fraction; NAN for absent classes)
+} ev_class_rep;
+
+static void ev_class_report(ev_class_rep *cr, const int *pred, const int *y, int64_t n, const uint8_t *keep, int64_t n_list,
+                            int classes) {
+    int K = classes;
+    cr->classes = K; cr->n_list = n_list;
+    cr->pred_list = (int *)malloc((size_t)(n_list + 1) * sizeof(int));
+    cr->conf = (int64_t *)malloc((size_t)K * (size_t)K * sizeof(int64_t));
+    cr->count = (int64_t *)malloc((size_t)K * sizeof(int64_t));
+    cr->acc = (double *)malloc((size_t)K * sizeof(double));
+    if (!cr->pred_list || !cr->conf || !cr->count || !cr->acc) die("out of memory for the per-class report (%d classes)", K);
+    for (int64_t i = 0, k = 0; i < n_list; i++) cr->pred_list[i] = !keep || keep[i] ? (k < n ? pred[k++] : -1) : -1;
+    probe_confusion(pred, y, n, K, cr->conf);
+    probe_per_class(pred, y, n, K, cr->acc, cr->count);
+}
+
+static void ev_class_report_free(ev_class_rep *cr) { free(cr->pred_list); free(cr->conf); free(cr->count); free(cr->acc); }
+
+// The table: each class's videos, top-1, and the class it is most often mistaken for (share of its videos).
+static void ev_class_table(const ev_set *va, const ev_class_rep *cr) {
+    int K = cr->classes;
+    char n0[32], n1[32];
+    printf("  %-22s %6s %8s   %-22s %8s\n", "class", "videos", "top-1", "most confused with", "share");
+    for (int c = 0; c < K; c++) {
+        if (!cr->count[c]) continue;
+        const int64_t *row = cr->conf + (int64_t)c * K;
+        int w = -1;
+        for (int q = 0; q < K; q++) if (q != c && row[q] > 0 && (w < 0 || row[q] > row[w])) w = q;
+        printf("  %-22s %6lld %8.2f   %-22s", ev_class_name(va, c, K, n0, sizeof n0), (long long)cr->count[c], 100 * cr->acc[c],
+               w >= 0 ? ev_class_name(va, w, K, n1, sizeof n1) : "-");
+        if (w >= 0) printf(" %8.2f", 100.0 * (double)row[w] / (double)cr->count[c]);
+        printf("\n");
+    }
+}
+
+// JSON: class_top1 [classes] (percent, null for absent classes), confusion [classes][classes] (counts; row: true
+// class, column: predicted), pred [n_list] (each val-list video's predicted class, null where it was left out).
+static void js_class_report(ev_json *j, const ev_class_rep *cr) {
+    int K = cr->classes;
+    js_arr(j, "class_top1", cr->acc, K, 100);
+    js_key(j, "confusion");
+    js_raw(j, "[");
+    for (int c = 0; c < K; c++) {
+        js_raw(j, "%s[", c ? ", " : "");
+        for (int q = 0; q < K; q++) js_raw(j, "%s%lld", q ? ", " : "", (long long)cr->conf[(int64_t)c * K + q]);
+        js_raw(j, "]");
+    }
+    js_raw(j, "]");
+    js_key(j, "pred");
+    js_raw(j, "[");
+    for (int64_t i = 0; i < cr->n_list; i++) {
+        if (cr->pred_list[i] >= 0) js_raw(j, "%s%d", i ? ", " : "", cr->pred_list[i]);
+        else js_raw(j, "%snull", i ? ", " : "");
+    }
+    js_raw(j, "]");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,6 +589,10 @@ static int cmd_linear(int argc, char **argv) {
     printf("  val   top-1 %.2f   top-5 %.2f", 100 * res.top1, 100 * res.top5);
     if (r.pairs) printf("   pair accuracy %.2f (%d reversal pairs)", 100 * res.pair, r.pairs);
     printf("\n");
+    ev_class_rep cr;
+    ev_class_report(&cr, res.pred, r.va.y, r.fva.n, r.vkeep, r.va.list.n, r.classes);
+    ev_class_table(&r.va, &cr);
+    if (r.pairs) ev_pairs_table(&r.va, r.classes, r.pairs, res.pair_acc);
     ev_json j;
     js_begin(&j, "linear");
     js_common(&j, &r.e, C.weights, C.encoder);
@@ -513,8 +601,10 @@ static int cmd_linear(int argc, char **argv) {
     if (res.cvo.n_grid > 1) js_arr(&j, "cv_top1", res.cv.cv_acc, res.cvo.n_grid, 100);
     js_num(&j, "l2", res.l2); js_num(&j, "train_top1", 100 * res.train_top1);
     js_num(&j, "top1", 100 * res.top1); js_num(&j, "top5", 100 * res.top5);
-    if (r.pairs) js_num(&j, "pair_acc", 100 * res.pair);
+    if (r.pairs) { js_num(&j, "pair_acc", 100 * res.pair); js_arr(&j, "pair_acc_per_pair", res.pair_acc, r.pairs, 100); }
+    js_class_report(&j, &cr);
     js_emit(&j);
+    ev_class_report_free(&cr);
     ev_free_result(&res);
     ev_end(&r);
     return 0;
@@ -653,27 +743,21 @@ static void ev_finetune_scores(probe_encoder *e, ev_set *va, int classes, double
     free(lg); free(lgd);
 }
 
-// Pair accuracy of each reversal pair (pair_acc [pairs], fractions) as a table.
-static void ev_pairs_table(const ev_set *va, int classes, int pairs, const double *pair_acc) {
-    char n0[32], n1[32], nm[80];
-    printf("  %-36s %8s\n", "reversal pair", "pair acc");
-    for (int q = 0; q < pairs; q++) {
-        snprintf(nm, sizeof nm, "%s / %s", ev_class_name(va, 2 * q, classes, n0, sizeof n0), ev_class_name(va, 2 * q + 1, classes, n1, sizeof n1));
-        printf("  %-36s %8.2f\n", nm, 100 * pair_acc[q]);
-    }
-}
-
-// Top-1 / top-5 / pair accuracy over the valid rows.
-static void ev_scores_metrics(const double *prob, const int *y, const uint8_t *valid, int64_t n, int classes, int pairs,
-                              double *top1, double *top5, double *pair, double *pair_acc) {
-    double *p = (double *)malloc((size_t)(n * classes + 1) * sizeof(double));
-    int *yy = (int *)malloc((size_t)(n + 1) * sizeof(int));
+// Top-1 / top-5 / pair accuracy over the valid rows; pred [n] gets the predictions of the valid rows (first k) and
+// yv [n] their labels; returns k.
+static int64_t ev_scores_metrics(const double *prob, const int *y, const uint8_t *valid, int64_t n, int classes, int pairs,
+                                 double *top1, double *top5, double *pair, double *pair_acc, int *pred, int *yv) {
+    double *p = (double *)calloc((size_t)(n * classes + 1), sizeof(double));
+    int *yy = (int *)calloc((size_t)(n + 1), sizeof(int));
+    if (!p || !yy) die("out of memory");
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) if (valid[i]) { memcpy(p + k * classes, prob + i * classes, (size_t)classes * sizeof(double)); yy[k++] = y[i]; }
     *top1 = probe_topk(p, yy, k, classes, 1);
     *top5 = probe_topk(p, yy, k, classes, 5);
     *pair = pairs ? probe_pair_accuracy(p, yy, k, classes, pairs, pair_acc) : NAN;
+    for (int64_t i = 0; i < k; i++) { pred[i] = probe_argmax(p + i * classes, classes); yv[i] = yy[i]; }
     free(p); free(yy);
+    return k;
 }
 
 static int cmd_finetune(int argc, char **argv) {
@@ -695,8 +779,12 @@ static int cmd_finetune(int argc, char **argv) {
     int64_t nv = r.va.list.n;
     double *prob = (double *)malloc((size_t)(nv * r.classes) * sizeof(double)), top1, top5, pair, pair_acc[64];
     uint8_t *valid = (uint8_t *)malloc((size_t)nv);
+    int *pred = (int *)malloc((size_t)(nv + 1) * sizeof(int)), *yv = (int *)malloc((size_t)(nv + 1) * sizeof(int));
+    if (!prob || !valid || !pred || !yv) die("out of memory");
     ev_finetune_scores(&r.e, &r.va, r.classes, prob, valid);
-    ev_scores_metrics(prob, r.va.y, valid, nv, r.classes, r.pairs, &top1, &top5, &pair, pair_acc);
+    int64_t kept = ev_scores_metrics(prob, r.va.y, valid, nv, r.classes, r.pairs, &top1, &top5, &pair, pair_acc, pred, yv);
+    ev_class_rep cr;
+    ev_class_report(&cr, pred, yv, kept, valid, nv, r.classes);
     r.ftr.n = r.tr.list.n; r.fva.n = nv;
     ev_print_header("fine-tuning", &r);
     printf("  %d epochs, batch %d, lr %g, wd %g, label smoothing %g, drop-path %g, head dropout %g: %.1f s\n", C.epochs, C.batch,
@@ -704,6 +792,7 @@ static int cmd_finetune(int argc, char **argv) {
     printf("  val top-1 %.2f   top-5 %.2f", 100 * top1, 100 * top5);
     if (r.pairs) printf("   pair accuracy %.2f", 100 * pair);
     printf("\n");
+    ev_class_table(&r.va, &cr);
     if (r.pairs) ev_pairs_table(&r.va, r.classes, r.pairs, pair_acc);
     ev_json j;
     js_begin(&j, "finetune");
@@ -712,8 +801,10 @@ static int cmd_finetune(int argc, char **argv) {
     js_int(&j, "epochs", C.epochs); js_num(&j, "lr", C.lr); js_num(&j, "train_seconds", train_s);
     js_num(&j, "top1", 100 * top1); js_num(&j, "top5", 100 * top5);
     if (r.pairs) { js_num(&j, "pair_acc", 100 * pair); js_arr(&j, "pair_acc_per_pair", pair_acc, r.pairs, 100); }
+    js_class_report(&j, &cr);
     js_emit(&j);
-    free(prob); free(valid);
+    ev_class_report_free(&cr);
+    free(prob); free(valid); free(pred); free(yv);
     r.ftr.n = r.fva.n = 0;
     ev_end(&r);
     return 0;
@@ -794,10 +885,12 @@ static void ev_lowshot_row(ev_run *r, double frac, const int64_t *rows, int64_t 
     int64_t nv = r->va.list.n;
     double *prob = (double *)malloc((size_t)(nv * r->classes) * sizeof(double)), t5;
     uint8_t *valid = (uint8_t *)malloc((size_t)nv);
+    int *pred = (int *)malloc((size_t)(nv + 1) * sizeof(int)), *yv = (int *)malloc((size_t)(nv + 1) * sizeof(int));
+    if (!prob || !valid || !pred || !yv) die("out of memory");
     ev_finetune_scores(&r->e, &r->va, r->classes, prob, valid);
-    ev_scores_metrics(prob, r->va.y, valid, nv, r->classes, r->pairs, top1, &t5, pair, NULL);
+    ev_scores_metrics(prob, r->va.y, valid, nv, r->classes, r->pairs, top1, &t5, pair, NULL, pred, yv);
     *l2 = NAN;
-    free(prob); free(valid);
+    free(prob); free(valid); free(pred); free(yv);
 }
 
 static int cmd_lowshot(int argc, char **argv) {
@@ -1031,7 +1124,7 @@ static float *ev_flow_features(ev_set *s, const flow_opts *fo, int *D_out, uint8
         h = (h ^ scvrl_fnv1a64(s->list.items[i].path)) * 0x100000001B3ull;
         h = (h ^ scvrl_fnv1a64(st)) * 0x100000001B3ull;
     }
-    snprintf(key, sizeof key, "flow oracle v1 | videos %016llx n=%lld | window=%d bins=%d levels=%d iters=%d sigma=%g median=%d",
+    snprintf(key, sizeof key, "flow oracle v2 | videos %016llx n=%lld | window=%d bins=%d levels=%d iters=%d sigma=%g median=%d",
              (unsigned long long)h, (long long)n, C.fwindow, C.fbins, fo->flow.levels, fo->flow.iters, fo->flow.win_sigma, fo->flow.median);
     if (C.cache) {
         if (vwrite_mkdirs(C.cache, err, sizeof err)) die("--cache %s: %s", C.cache, err);
@@ -1143,6 +1236,9 @@ static int cmd_flow(int argc, char **argv) {
     printf("  train top-1 %.2f\n  val   top-1 %.2f   top-5 %.2f   (chance %.2f)", 100 * res.train_top1, 100 * res.top1, 100 * res.top5, 100.0 / r.classes);
     if (r.pairs) printf("   pair accuracy %.2f (%d reversal pairs)", 100 * res.pair, r.pairs);
     printf("\n");
+    ev_class_rep cr;
+    ev_class_report(&cr, res.pred, r.va.y, r.fva.n, mv, r.va.list.n, r.classes);
+    ev_class_table(&r.va, &cr);
     if (r.pairs) ev_pairs_table(&r.va, r.classes, r.pairs, res.pair_acc);
     ev_json j;
     js_begin(&j, "flow");
@@ -1155,7 +1251,9 @@ static int cmd_flow(int argc, char **argv) {
     js_num(&j, "top1", 100 * res.top1); js_num(&j, "top5", 100 * res.top5); js_num(&j, "chance", 100.0 / r.classes);
     if (r.pairs) { js_num(&j, "pair_acc", 100 * res.pair); js_arr(&j, "pair_acc_per_pair", res.pair_acc, r.pairs, 100); }
     js_num(&j, "feature_seconds", feat_s);
+    js_class_report(&j, &cr);
     js_emit(&j);
+    ev_class_report_free(&cr);
     ev_free_result(&res);
     free(mt); free(mv);
     ev_free_feats(&r.ftr); ev_free_feats(&r.fva);

@@ -6,7 +6,8 @@
 //               path of `eval shuffle`): a frame-difference model drops, a frame-average model does not
 //   knn         constructed features with an exact expected accuracy and temperature weighting
 //   program     `eval` end to end on a tiny synthetic set (skipped if examples/eval is not built); clip
-//               modes through the loader; `eval flow` (the flow oracle) on 6 motion classes
+//               modes through the loader; `eval flow` (the flow oracle) on 6 motion classes; the per-class
+//               top-1 / confusion report of linear, finetune and flow against a count made in the test
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -374,6 +375,8 @@ static void test_loader_modes(const char *dir) {
     ds_free(&L);
 }
 
+static void check_class_report(const char *what, const char *json, const char *val_list, int classes);
+
 static void test_program(void) {
     if (access(eval_bin, X_OK)) { test_skip("eval program", "%s is not built (make examples/eval)", eval_bin); return; }
     char dir[] = "/tmp/scvrl-test-eval-XXXXXX", err[512], cmd[4096];
@@ -392,6 +395,8 @@ static void test_program(void) {
     char p1[600], p2[600];
     snprintf(p1, sizeof p1, "%s/lin.json", dir);
     test_check(rc == 0 && file_has(p1, "\"top1\"") && file_has(p1, "\"task\": \"linear\""), "eval linear: random init on a synthetic set writes its JSON", "rc %d", rc);
+    snprintf(p2, sizeof p2, "%s/val.csv", dir);
+    check_class_report("eval linear", p1, p2, 4);
     snprintf(cmd, sizeof cmd, "%s linear %s --train %s/train.csv --val %s/val.csv --out %s/cache --json %s/lin2.json 2>&1 >/dev/null | grep -c cached > %s/c.txt",
              eval_bin, "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 6", dir, dir, dir, dir, dir);
     sh(cmd);
@@ -413,6 +418,8 @@ static void test_program(void) {
     snprintf(p2, sizeof p2, "%s/pc.json", dir);
     test_check(rc == 0 && file_has(p1, "\"task\": \"finetune\"") && file_has(p2, "\"class_top1_b\""), "eval finetune (--save) and perclass on the saved model",
                "rc %d", rc);
+    snprintf(p2, sizeof p2, "%s/val.csv", dir);
+    check_class_report("eval finetune", p1, p2, 4);
     int help = 0;
     const char *subs[] = { "linear", "finetune", "shuffle", "lowshot", "knn", "perclass" };
     for (int i = 0; i < 6; i++) { snprintf(cmd, sizeof cmd, "%s %s --help > /dev/null", eval_bin, subs[i]); help += sh(cmd) == 0; }
@@ -432,6 +439,72 @@ static double json_num(const char *path, const char *key) {
     snprintf(pat, sizeof pat, "\"%s\": ", key);
     const char *p = strstr(buf, pat);
     return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+// Numbers of the JSON array under key in the file at path (null -> NAN; nested arrays flattened, row by row):
+// up to max values into v; returns how many, or -1 when the key is missing.
+static int json_array(const char *path, const char *key, double *v, int max) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    static char buf[1 << 20];
+    char pat[64];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    snprintf(pat, sizeof pat, "\"%s\": [", key);
+    const char *p = strstr(buf, pat);
+    if (!p) return -1;
+    p += strlen(pat);
+    int k = 0, depth = 1;
+    while (*p && depth > 0) {
+        if (*p == '[') { depth++; p++; }
+        else if (*p == ']') { depth--; p++; }
+        else if (*p == ',' || *p == ' ') p++;
+        else if (!strncmp(p, "null", 4)) { if (k < max) v[k] = NAN; k++; p += 4; }
+        else { char *e; double x = strtod(p, &e); if (e == p) return -1; if (k < max) v[k] = x; k++; p = e; }
+    }
+    return k;
+}
+
+// The per-class report of `eval flow` / `linear` / `finetune` (one shared function) against a count made here:
+// the labels from the val list itself, the predictions from the JSON's "pred" (one per val-list video);
+// class_top1 and the confusion matrix must equal what this loop counts, and the diagonal must give top1.
+static void check_class_report(const char *what, const char *json, const char *val_list, int classes) {
+    enum { MAXN = 4096, MAXC = 32 };
+    static double pred[MAXN], acc[MAXC], conf[MAXC * MAXC];
+    static int label[MAXN];
+    int64_t cnt[MAXC] = { 0 }, hit[MAXC] = { 0 }, cm[MAXC * MAXC] = { 0 };
+    char name[300];
+    int n = 0;
+    FILE *f = fopen(val_list, "r");
+    char line[1024];
+    while (f && n < MAXN && fgets(line, sizeof line, f)) {
+        char *sp = strrchr(line, ' ');
+        if (sp) label[n++] = atoi(sp + 1);
+    }
+    if (f) fclose(f);
+    int np = json_array(json, "pred", pred, MAXN), na = json_array(json, "class_top1", acc, MAXC);
+    int nc = json_array(json, "confusion", conf, MAXC * MAXC);
+    snprintf(name, sizeof name, "%s: per-class top-1 and confusion match a count of the val list's labels and the predictions", what);
+    if (np != n || na != classes || nc != classes * classes || classes > MAXC) {
+        test_fail(name, "pred %d (list %d), class_top1 %d, confusion %d for %d classes", np, n, na, nc, classes);
+        return;
+    }
+    int64_t diag = 0, m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(pred[i])) continue;
+        int t = label[i], q = (int)pred[i];
+        cnt[t]++; hit[t] += q == t; cm[t * classes + q]++; diag += q == t; m++;
+    }
+    int bad = 0;
+    for (int c = 0; c < classes; c++) {
+        double want = cnt[c] ? 100.0 * (double)hit[c] / (double)cnt[c] : NAN;
+        if (cnt[c] ? fabs(acc[c] - want) > 1e-3 : isfinite(acc[c])) bad++;
+        for (int q = 0; q < classes; q++) bad += (int64_t)conf[c * classes + q] != cm[c * classes + q];
+    }
+    double top1 = json_num(json, "top1");
+    test_check(!bad && m > 0 && fabs(top1 - 100.0 * (double)diag / (double)m) < 1e-3, name, "%d mismatches; top1 %.4f vs %.4f",
+               bad, top1, m ? 100.0 * (double)diag / (double)m : NAN);
 }
 
 // `eval flow` end to end (gates G3, G4 in miniature): 6 motion classes (left, right, up, down, cw, ccw),
@@ -459,6 +532,8 @@ static void test_flow_oracle(void) {
     snprintf(name, sizeof name, "eval flow: the flow oracle on 6 motion classes at 64 px: motion top-1 %.1f%% (chance 16.7, pass >= 35), "
              "appearance %.1f%% (chance 6.25, pass <= 25), features cached across label lists", m, a);
     test_check(rc == 0 && m >= 35 && a <= 25 && file_has(cpath, "2"), name, "rc %d", rc);
+    snprintf(cpath, sizeof cpath, "%s/val_motion.csv", dir);
+    check_class_report("eval flow", pm, cpath, 6);
     snprintf(cmd, sizeof cmd, "%s flow --help >/dev/null && %s flow --train %s/missing.csv --val %s/val_motion.csv 2>&1 | grep -q missing.csv", eval_bin, eval_bin, dir, dir);
     test_check(sh(cmd) == 0, "eval flow: --help; a missing list is named", "no");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

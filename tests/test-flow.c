@@ -8,6 +8,8 @@
 //   rotate      curl 2 theta (whole frame and every cell), divergence near 0, sign follows the sense
 //   zoom        divergence 2 (s - 1), curl near 0, sign follows approach / recede
 //   local       a rotating disk on a static background: the cells it covers get its curl's sign
+//   target      a moving textured disk over a weak static texture: global motion 0, the moving region's mean flow
+//               and speed the disk's shift
 //   bins        time bins are the means of the per-pair rows
 #include "flow.h"
 #include "test.h"
@@ -141,6 +143,32 @@ static void test_local(void) {
     test_check(cell_curl(f, 5) > 0.25 * th && cell_curl(fn, 5) < -0.25 * th && other < 0.25 * th && fabs(f[0]) + fabs(f[1]) < 0.05, name, "wrong");
 }
 
+// A textured disk (radius 10) moves by (dx, dy) over a static background of the same texture at a fifth of
+// the contrast, so the confidence (lmin, ~ contrast^2) is nearly all the disk's: the global motion must still
+// be the background's 0 (a confidence-weighted median took the disk's motion for the camera's), and the
+// moving region's mean flow (43, 44) and speed (45) the disk's shift.
+static void test_target(void) {
+    static uint8_t rgb[2 * S * S * 3];
+    const double dx = 1.5, dy = -0.8, cx = 30, cy = 33, r = 10;
+    for (int t = 0; t < 2; t++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                double ex = x - cx - t * dx, ey = y - cy - t * dy, d = sqrt(ex * ex + ey * ey);
+                double a = d < r - 0.5 ? 1 : d > r + 0.5 ? 0 : r + 0.5 - d;   // 1-px anti-aliased edge
+                double bg = 0.5 + 0.25 * (tex(x, y) - 0.5), fg = 0.6 + 1.25 * (tex(ex + 100, ey + 100) - 0.5);
+                uint8_t v = (uint8_t)lround(255 * fmin(1, fmax(0, bg + a * (fg - bg))));
+                for (int ch = 0; ch < 3; ch++) rgb[((size_t)t * S * S + y * S + x) * 3 + ch] = v;
+            }
+    flow_opts o = flow_defaults();
+    float f[FLOW_PAIR_DIM];
+    char err[256], name[300];
+    int rc = flow_clip_features(rgb, 2, S, S, &o, f, err, sizeof err);
+    double em = hypot(f[43] - dx, f[44] - dy), es = fabs(f[45] - hypot(dx, dy));
+    snprintf(name, sizeof name, "moving target over a weak texture: global (%.2f, %.2f) for (0, 0); moving region's flow (%.2f, %.2f) for (%.1f, %.1f), "
+             "speed %.2f for %.2f", f[0], f[1], f[43], f[44], dx, dy, f[45], hypot(dx, dy));
+    test_check(!rc && fabs(f[0]) + fabs(f[1]) < 0.1 && em < 0.25 * hypot(dx, dy) && es < 0.25 * hypot(dx, dy), name, "rc %d %s", rc, rc ? err : "");
+}
+
 static void test_bins(void) {
     enum { L = 5 };
     static uint8_t rgb[L * S * S * 3], two[2 * S * S * 3];
@@ -178,6 +206,7 @@ int main(void) {
     test_translate();
     test_rotate_zoom();
     test_local();
+    test_target();
     test_bins();
     return test_done();
 }

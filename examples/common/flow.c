@@ -64,37 +64,21 @@ void flow_confidence(const float *I0, int h, int w, float *conf, float *scratch)
 }
 
 typedef struct { float v, w; } flow__vw;
-static int flow__cmp(const void *a, const void *b) {
-    float x = ((const flow__vw *)a)->v, y = ((const flow__vw *)b)->v;
-    return x < y ? -1 : x > y;
-}
-
-// Weighted median of x [n] under weights c [n] (the smallest value whose cumulative weight
-// reaches half); vw: [n] scratch. 0 when every weight is 0.
-static float flow__wmedian(const float *x, const float *c, int64_t n, flow__vw *vw) {
-    double tot = 0;
-    int64_t m = 0;
-    for (int64_t k = 0; k < n; k++) if (c[k] > 0) { vw[m].v = x[k]; vw[m].w = c[k]; tot += c[k]; m++; }
-    if (!m) return 0;
-    qsort(vw, (size_t)m, sizeof *vw, flow__cmp);
-    double acc = 0;
-    for (int64_t k = 0; k < m; k++) { acc += vw[k].w; if (acc >= 0.5 * tot) return vw[k].v; }
-    return vw[m - 1].v;
-}
-
 // Weighted least-squares affine fit of r = (ru, rv) over the rectangle [x0, x1) x [y0, y1) about the
-// centroid of the weights (c, times |r|^2 when motion_weighted): div and curl of the fitted matrix A.
-// ru, rv, c: [h][w] (row stride w).
+// centroid of the weights (c, times |r|^2 when motion_weighted): div and curl of the fitted matrix A, and
+// (mean may be NULL) its offset m, the weighted mean of r. ru, rv, c: [h][w] (row stride w).
 static void flow__affine(const float *ru, const float *rv, const float *c, int w, int x0, int x1, int y0, int y1,
-                         int motion_weighted, float *div, float *curl) {
-    double sw = 0, sx = 0, sy = 0;
+                         int motion_weighted, float *div, float *curl, float *mean) {
+    double sw = 0, sx = 0, sy = 0, su = 0, sv = 0;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++) {
             double a = ru[y * w + x], b = rv[y * w + x], wt = c[y * w + x] * (motion_weighted ? a * a + b * b : 1.0);
-            sw += wt; sx += wt * x; sy += wt * y;
+            sw += wt; sx += wt * x; sy += wt * y; su += wt * a; sv += wt * b;
         }
     *div = *curl = 0;
+    if (mean) mean[0] = mean[1] = 0;
     if (!(sw > 1e-20)) return;
+    if (mean) { mean[0] = (float)(su / sw); mean[1] = (float)(sv / sw); }
     double cx = sx / sw, cy = sy / sw;
     double sxx = 0, sxy = 0, syy = 0, sxu = 0, syu = 0, sxv = 0, syv = 0;
     for (int y = y0; y < y1; y++)
@@ -118,7 +102,12 @@ void flow_pair_features(const float *I0, const float *u, const float *v, int h, 
     float *c = scratch, *ru = scratch + n, *rv = scratch + 2 * n;
     flow_confidence(I0, h, w, c, scratch + n);
     flow__vw *vw = (flow__vw *)(scratch + 3 * n);   // [n] pairs over scratch[3n, 5n)
-    float gu = flow__wmedian(u, c, n, vw), gv = flow__wmedian(v, c, n, vw);
+    // global motion: the plain median over every pixel (the background is most of the frame); a median
+    // weighted by c let the target win wherever the background's texture is one-dimensional or weak
+    // (stripes, gradients: lmin ~ 0), and subtracted the target's own motion as camera motion
+    float *tmp = (float *)vw, gu, gv;
+    memcpy(tmp, u, sizeof(float) * (size_t)n); gu = motion_median(tmp, n);
+    memcpy(tmp, v, sizeof(float) * (size_t)n); gv = motion_median(tmp, n);
     memset(out, 0, sizeof(float) * FLOW_PAIR_DIM);
     out[0] = gu; out[1] = gv;
     double su = 0, sv = 0, se = 0, sc = 0, cu[9] = { 0 }, cv[9] = { 0 }, cc[9] = { 0 };
@@ -136,12 +125,13 @@ void flow_pair_features(const float *I0, const float *u, const float *v, int h, 
     if (sc > 0) { out[2] = (float)(su / sc); out[3] = (float)(sv / sc); out[4] = (float)(se / sc); }
     for (int q = 0; q < 9; q++)
         if (cc[q] > 0) { out[7 + 2 * q] = (float)(cu[q] / cc[q]); out[8 + 2 * q] = (float)(cv[q] / cc[q]); }
-    flow__affine(ru, rv, c, w, 0, w, 0, h, 1, &out[5], &out[6]);
+    flow__affine(ru, rv, c, w, 0, w, 0, h, 1, &out[5], &out[6], &out[43]);
+    out[45] = sqrtf(out[43] * out[43] + out[44] * out[44]);
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
             int q = 3 * i + j;
             flow__affine(ru, rv, c, w, (int)((int64_t)j * w / 3), (int)((int64_t)(j + 1) * w / 3), (int)((int64_t)i * h / 3),
-                         (int)((int64_t)(i + 1) * h / 3), 0, &out[25 + 2 * q], &out[26 + 2 * q]);
+                         (int)((int64_t)(i + 1) * h / 3), 0, &out[25 + 2 * q], &out[26 + 2 * q], NULL);
         }
 }
 

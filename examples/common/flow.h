@@ -16,9 +16,10 @@
 // products blurred by a Gaussian of sigma 2 px): textured pixels count, the frame's noise floor
 // and flat areas do not.
 //
-// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 43 values (pixel coordinates x, y; sums over every
+// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 46 values (pixel coordinates x, y; sums over every
 // pixel, weighted by c):
-//   0, 1    global motion g: weighted median of u and of v (camera: pans and shake)
+//   0, 1    global motion g: median of u and of v over every pixel, unweighted (camera: pans and shake;
+//           the background is most of the frame, while the confident pixels can be mostly the target's)
 //   2, 3    mean residual flow: weighted mean of r = (u, v) - g
 //   4       motion energy: weighted mean |r|
 //   5, 6    divergence and curl of r about its motion centre: the least-squares affine field
@@ -31,10 +32,15 @@
 //           (not |r|^2), at 25 + 2 (3 i + j) and + 1: a rotating or zooming target keeps its
 //           sign in the cells it covers, where one fit over the frame dilutes it among the
 //           distractors and the flow errors of the background
+//   43, 44  mean flow of the moving region: the offset m of the motion-weighted affine fit of 5, 6 (the mean
+//           of r under weights c |r|^2, so the target's flow, not the textured background's ~0)
+//   45      its speed |m|: pairs 4, 5 and 8 of the benchmark draw their direction at random (uniform, or one
+//           of four diagonals), so a linear model sees them only through a speed; the frame-wide energy (4)
+//           is the background's flow noise more than the target's speed (a 12-20 px target at 64 px)
 // (a median, not the mean, for g, so that a small moving target leaves the camera term).
 //
-// Over time. The window's P = len - 1 pairs in time order, features [P][25]; with bins > 0
-// averaged into `bins` equal time bins (pair p goes to bin floor(p * bins / P)): [bins][25].
+// Over time. The window's P = len - 1 pairs in time order, features [P][FLOW_PAIR_DIM]; with bins > 0
+// averaged into `bins` equal time bins (pair p goes to bin floor(p * bins / P)): [bins][FLOW_PAIR_DIM].
 //
 // Window. The evaluation window of the synthetic benchmark: W = round(2 n / 3) native frames
 // (synth_window) centred in an n-frame video, first frame (n - W + 1) / 2 (frames 4..19 of 24);
@@ -45,7 +51,7 @@
 #include <stdint.h>
 #include "motion.h"
 
-#define FLOW_PAIR_DIM 43
+#define FLOW_PAIR_DIM 46
 
 typedef struct {
     int window;             // frames of the centre window (0: round(2 n / 3), the benchmark's)
@@ -62,7 +68,7 @@ int flow_dim(const flow_opts *o, int len);
 
 // The confidence c of frame I0 [h][w] (grey): conf [h][w] out; scratch: float [4 * h * w].
 void flow_confidence(const float *I0, int h, int w, float *conf, float *scratch);
-// The 25 values of the flow u, v: float [h][w] from grey frame I0 [h][w] to the next ->
+// The FLOW_PAIR_DIM values of the flow u, v: float [h][w] from grey frame I0 [h][w] to the next ->
 // out [FLOW_PAIR_DIM]. scratch: float [5 * h * w]. Needs h, w >= 3.
 void flow_pair_features(const float *I0, const float *u, const float *v, int h, int w, float *scratch,
                         float *out);

@@ -725,6 +725,12 @@ void probe_per_class(const int *pred, const int *y, int64_t n, int C, double *ac
     }
 }
 
+void probe_confusion(const int *pred, const int *y, int64_t n, int C, int64_t *conf) {
+    memset(conf, 0, (size_t)C * (size_t)C * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++)
+        if (y[i] >= 0 && y[i] < C && pred[i] >= 0 && pred[i] < C) conf[(int64_t)y[i] * C + pred[i]]++;
+}
+
 // Rows of x [n][D] scaled to unit length (double).
 static double *probe__unit_rows(const float *x, int64_t n, int D) {
     double *u = (double *)malloc((size_t)(n * D + 1) * sizeof(double));

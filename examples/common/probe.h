@@ -118,6 +118,9 @@ double probe_pair_accuracy(const double *scores, const int *y, int64_t n, int C,
 // Per-class accuracy of predictions pred[n] against y: acc [C] (NAN for absent classes),
 // count [C] (may be NULL).
 void probe_per_class(const int *pred, const int *y, int64_t n, int C, double *acc, int64_t *count);
+// Confusion matrix of predictions pred[n] against y: conf [C][C] (row: true class, column:
+// predicted), counts; rows whose label or prediction is outside [0, C) are left out.
+void probe_confusion(const int *pred, const int *y, int64_t n, int C, int64_t *conf);
 
 // kNN: cosine similarity of each query to every reference, the k most similar references vote
 // with weight exp(sim / T) for their class: scores [nq][C]. Ties in similarity: lower index
