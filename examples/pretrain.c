@@ -814,6 +814,12 @@ int main(int argc, char **argv) {
     double knn = V.have ? pt_knn(&S, &V, be) : NAN, hat = V.have ? pt_heldout_acc_t(&S, &V, be) : NAN;
     if (D.skipped) fprintf(stderr, "%lld unreadable videos were skipped (last: %s)\n", (long long)D.skipped, D.last_err);
     if (V.have) fprintf(stderr, "held-out (%s): kNN top-1 %.3f, temporal accuracy %.3f (chance %.3f)\n", C.val, knn, hat, 1.0 / (C.heldout_nt + 1));
+    {
+        char png[1100];
+        struct stat pst;
+        snprintf(png, sizeof png, "%s/loss.png", C.out);
+        if (!C.quiet && !stat(png, &pst)) fprintf(stderr, "loss curves: %s (blue: loss, red: L_T, green: L_V, against the step)\n", png);
+    }
     char hs[32] = "null", ks[32] = "null";          // JSON has no NaN: null when not measured
     if (isfinite(hat)) snprintf(hs, sizeof hs, "%.4f", hat);
     if (isfinite(knn)) snprintf(ks, sizeof ks, "%.4f", knn);
