@@ -52,6 +52,7 @@
 #include <vector>
 
 extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int prec);
+extern "C" int scvrl_cuda_get_precision(scvrl_backend *be);
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
@@ -3466,6 +3467,11 @@ extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
     Cuda *C = (Cuda *)be->priv;
     return C->act_cap + C->mir_cap + C->scratch_cap;
+}
+
+extern "C" int scvrl_cuda_get_precision(scvrl_backend *be) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;
+    return ((Cuda *)be->priv)->prec;
 }
 
 extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int prec) {

@@ -451,6 +451,7 @@ scvrl_backend *scvrl_backend_cuda(int device, char *err, size_t errlen);
 // environment (SCVRL_CUDA_TF32=1: tf32). Returns the previous setting, or -1 if be is not the CUDA
 // backend or prec is not a SCVRL_PREC_* value.
 int scvrl_cuda_set_precision(scvrl_backend *be, int prec);
+int scvrl_cuda_get_precision(scvrl_backend *be);     // SCVRL_PREC_*, or -1 if be is not the CUDA backend
 /* Device memory the backend holds now (activation arena + parameter/input mirror + scratch; the
  * arenas only grow, so after a run this is its peak). 0 for other backends. */
 size_t scvrl_cuda_device_bytes(scvrl_backend *be);

@@ -426,11 +426,7 @@ static scvrl_backend *mvit_backend(const char *device, const char *precision, co
     if (!be) { fprintf(stderr, "bench: --device %s: %s\n", device, err); exit(strcmp(device, "cpu") ? 1 : 2); }
     *actual = "fp32";
 #ifdef SCVRL_CUDA
-    if (strcmp(device, "cpu")) {
-        int p = scvrl_cuda_set_precision(be, SCVRL_PREC_FP32);
-        scvrl_cuda_set_precision(be, p);
-        *actual = scvrl_precision_name(p);
-    }
+    if (strcmp(device, "cpu")) *actual = scvrl_precision_name(scvrl_cuda_get_precision(be));
 #endif
     return be;
 }
