@@ -10,12 +10,14 @@
 # Knobs: PER_CLASS (100), EPOCHS (30, supervised runs), LR (1e-3), EXTRA (more eval finetune flags), QUIET= (show epochs), MODEL (mvit-s), SIZE (96: the crop the model
 # sees, a multiple of 32, from the 112-px frames), EACH_S (timeout per
 # supervised run, 540 s: the device tool allows 600 s a command, so run one supervised gate per call:
-# GATES=g1, GATES=g2, GATES=g4sup), THREADS (16).
+# GATES=g1, GATES=g2, GATES=g4sup), THREADS (16), HARD (1: examples/synth --hard; one data folder per level),
+# BINS (8: eval flow --bins, time bins of the oracle's features).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 GATES=${GATES:-"g3 g4flow g5 g4sup g1 g2"}
 PER_CLASS=${PER_CLASS:-100}; EPOCHS=${EPOCHS:-30}; MODEL=${MODEL:-mvit-s}; EACH_S=${EACH_S:-540}; THREADS=${THREADS:-16}
-DATA=${DATA:-/tmp/syn112}
+HARD=${HARD:-1}; BINS=${BINS:-8}
+DATA=${DATA:-/tmp/syn112h$HARD}
 
 # build: no FFmpeg on the GPU machines; stb from the carried folder (either layout)
 STB=""
@@ -25,7 +27,7 @@ make -j16 CUDA_ARCH=sm_90 FFMPEG=0 ${STB:+STB_INCLUDE=$STB} examples/synth examp
 # data: generated on the machine itself (about 1 GB of JPEG folders), once per machine
 if [ ! -f "$DATA/val_motion.csv" ]; then
   ./examples/synth --out "$DATA" --size 112 --frames 48 --per-class "$PER_CLASS" --splits train,val --pretrain 0 \
-    --format jpg --threads "$THREADS" --quiet 2> "$OUT/synth.log" || { cat "$OUT/synth.log"; exit 1; }
+    --hard "$HARD" --format jpg --threads "$THREADS" --quiet 2> "$OUT/synth.log" || { cat "$OUT/synth.log"; exit 1; }
 fi
 TRM="$DATA/train_motion.csv"; VAM="$DATA/val_motion.csv"
 TRA="$DATA/train_appearance.csv"; VAA="$DATA/val_appearance.csv"
@@ -34,8 +36,8 @@ SUP="--model $MODEL --frames 16 --stride 2 --size ${SIZE:-96} --device cuda --ba
 
 for g in $GATES; do
   case $g in
-  g3)     ./examples/eval flow --train "$TRA" --val "$VAA" --cache "$DATA/flow" --l2 $L2 --threads "$THREADS" --quiet > "$OUT/g3.txt" 2>&1 ;;
-  g4flow) ./examples/eval flow --train "$TRM" --val "$VAM" --cache "$DATA/flow" --l2 $L2 --threads "$THREADS" --quiet > "$OUT/g4flow.txt" 2>&1 ;;
+  g3)     ./examples/eval flow --train "$TRA" --val "$VAA" --cache "$DATA/flow" --bins "$BINS" --l2 $L2 --threads "$THREADS" --quiet > "$OUT/g3.txt" 2>&1 ;;
+  g4flow) ./examples/eval flow --train "$TRM" --val "$VAM" --cache "$DATA/flow" --bins "$BINS" --l2 $L2 --threads "$THREADS" --quiet > "$OUT/g4flow.txt" 2>&1 ;;
   g5)     ./examples/eval linear --model "$MODEL" --frames 16 --stride 2 --size ${SIZE:-96} --device cuda --train "$TRM" --val "$VAM" \
             --cache "$DATA/feat" --threads "$THREADS" --quiet > "$OUT/g5.txt" 2>&1 ;;
   g4sup)  timeout "$EACH_S" ./examples/eval finetune $SUP --clips ordered  --train "$TRM" --val "$VAM" > "$OUT/g4sup.txt" 2>&1 ;;

@@ -163,10 +163,11 @@ static void test_target(void) {
     float f[FLOW_PAIR_DIM];
     char err[256], name[300];
     int rc = flow_clip_features(rgb, 2, S, S, &o, f, err, sizeof err);
-    double em = hypot(f[43] - dx, f[44] - dy), es = fabs(f[45] - hypot(dx, dy));
+    double em = hypot(f[43] - dx, f[44] - dy), es = fabs(f[45] - hypot(dx, dy)), ea = hypot(f[46] - fabs(dx), f[47] - fabs(dy));
     snprintf(name, sizeof name, "moving target over a weak texture: global (%.2f, %.2f) for (0, 0); moving region's flow (%.2f, %.2f) for (%.1f, %.1f), "
              "speed %.2f for %.2f", f[0], f[1], f[43], f[44], dx, dy, f[45], hypot(dx, dy));
-    test_check(!rc && fabs(f[0]) + fabs(f[1]) < 0.1 && em < 0.25 * hypot(dx, dy) && es < 0.25 * hypot(dx, dy), name, "rc %d %s", rc, rc ? err : "");
+    test_check(!rc && fabs(f[0]) + fabs(f[1]) < 0.1 && em < 0.25 * hypot(dx, dy) && es < 0.25 * hypot(dx, dy) &&
+               ea < 0.25 * hypot(dx, dy) && f[46] >= 0 && f[47] >= 0, name, "rc %d %s", rc, rc ? err : "");
 }
 
 static void test_bins(void) {
@@ -190,7 +191,7 @@ static void test_bins(void) {
     for (int k = 0; k < FLOW_PAIR_DIM; k++) {
         e = fmax(e, fabs(binned[k] - 0.5f * (all[k] + all[FLOW_PAIR_DIM + k])));
         e = fmax(e, fabs(binned[FLOW_PAIR_DIM + k] - 0.5f * (all[2 * FLOW_PAIR_DIM + k] + all[3 * FLOW_PAIR_DIM + k])));
-        e = fmax(e, fabs(one[k] - all[2 * FLOW_PAIR_DIM + k]));
+        if (k < 48) e = fmax(e, fabs(one[k] - all[2 * FLOW_PAIR_DIM + k]));   // 48..51 describe the whole window
     }
     char name[200];
     snprintf(name, sizeof name, "bins: 2 bins of 4 pairs are the pair means (max err %.1e); pair u in time order %.2f %.2f %.2f %.2f", e,
@@ -198,6 +199,30 @@ static void test_bins(void) {
     test_check(!rc && e < 1e-5 && all[0] < all[FLOW_PAIR_DIM] && all[FLOW_PAIR_DIM] < all[2 * FLOW_PAIR_DIM] && fabs(all[0] - 0.4) < 0.1, name, "rc %d %s", rc, rc ? err : "");
     uint8_t small[2 * 2 * 2 * 3] = { 0 };
     test_check(flow_clip_features(small, 2, 2, 2, &o, one, err, sizeof err) == -1 && strstr(err, "3x3"), "bad sizes are refused with a message", "accepted");
+}
+
+// The direction-normalised track (48..51) of flows m_t = s_t (cos a, sin a) against the closed form: along = s_t
+// (the axis signed by the net displacement), along / RMS, across = 0, anisotropy 1, (cos 4a, sin 4a); then an isotropic set.
+static void test_track(void) {
+    enum { P = 4 };
+    const double s[P] = { 1.0, 2.0, -0.5, 3.0 }, a = 150.0 * M_PI / 180.0;
+    float f[P * FLOW_PAIR_DIM] = { 0 };
+    for (int p = 0; p < P; p++) { f[p * FLOW_PAIR_DIM + 43] = (float)(s[p] * cos(a)); f[p * FLOW_PAIR_DIM + 44] = (float)(s[p] * sin(a)); }
+    flow_track_features(f, P);
+    double e = 0, rms = sqrt((1.0 + 4.0 + 0.25 + 9.0) / P);
+    for (int p = 0; p < P; p++) {
+        const float *q = f + p * FLOW_PAIR_DIM;
+        e = fmax(e, fabs(q[48] - s[p]) + fabs(q[52] - s[p] / rms) + fabs(q[49]) + fabs(q[50] - cos(4 * a)) + fabs(q[51] - sin(4 * a)));
+    }
+    char name[200];
+    snprintf(name, sizeof name, "track: flows along 150 deg give along %.2f %.2f %.2f %.2f, cos/sin 4a %.3f %.3f (max err %.1e)",
+             f[48], f[FLOW_PAIR_DIM + 48], f[2 * FLOW_PAIR_DIM + 48], f[3 * FLOW_PAIR_DIM + 48], f[50], f[51], e);
+    test_check(e < 1e-5, name, "");
+    float g[2 * FLOW_PAIR_DIM] = { 0 };   // (1, 0) then (0, 1): equal eigenvalues, anisotropy 0
+    g[43] = 1; g[FLOW_PAIR_DIM + 44] = 1;
+    flow_track_features(g, 2);
+    test_check(fabs(g[50]) + fabs(g[51]) < 1e-6 && fabs(g[48] * g[48] + g[49] * g[49] - 1) < 1e-5,
+               "track: an isotropic set has no axis term (anisotropy 0) and keeps |m|", "%g %g %g %g", g[48], g[49], g[50], g[51]);
 }
 
 int main(void) {
@@ -208,5 +233,6 @@ int main(void) {
     test_local();
     test_target();
     test_bins();
+    test_track();
     return test_done();
 }

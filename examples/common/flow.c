@@ -127,12 +127,34 @@ void flow_pair_features(const float *I0, const float *u, const float *v, int h, 
         if (cc[q] > 0) { out[7 + 2 * q] = (float)(cu[q] / cc[q]); out[8 + 2 * q] = (float)(cv[q] / cc[q]); }
     flow__affine(ru, rv, c, w, 0, w, 0, h, 1, &out[5], &out[6], &out[43]);
     out[45] = sqrtf(out[43] * out[43] + out[44] * out[44]);
+    out[46] = fabsf(out[43]); out[47] = fabsf(out[44]);
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
             int q = 3 * i + j;
             flow__affine(ru, rv, c, w, (int)((int64_t)j * w / 3), (int)((int64_t)(j + 1) * w / 3), (int)((int64_t)i * h / 3),
                          (int)((int64_t)(i + 1) * h / 3), 0, &out[25 + 2 * q], &out[26 + 2 * q], NULL);
         }
+}
+
+void flow_track_features(float *f, int P) {
+    double sxx = 0, sxy = 0, syy = 0, dx = 0, dy = 0;   // second moments and sum of the moving region's flow m
+    for (int p = 0; p < P; p++) {
+        double mx = f[(size_t)p * FLOW_PAIR_DIM + 43], my = f[(size_t)p * FLOW_PAIR_DIM + 44];
+        sxx += mx * mx; sxy += mx * my; syy += my * my; dx += mx; dy += my;
+    }
+    double th = 0.5 * atan2(2 * sxy, sxx - syy);      // principal axis of the flow vectors
+    double ex = cos(th), ey = sin(th);
+    if (ex * dx + ey * dy < 0) { ex = -ex; ey = -ey; } // along the net displacement
+    double tr = sxx + syy, an = tr > 1e-20 ? sqrt((sxx - syy) * (sxx - syy) + 4 * sxy * sxy) / tr : 0;  // anisotropy 0..1
+    double rms = sqrt(tr / (P > 0 ? P : 1));
+    for (int p = 0; p < P; p++) {
+        float *q = f + (size_t)p * FLOW_PAIR_DIM;
+        q[52] = rms > 1e-3 ? (float)((ex * q[43] + ey * q[44]) / rms) : 0.0f;
+        q[48] = (float)(ex * q[43] + ey * q[44]);
+        q[49] = (float)(-ey * q[43] + ex * q[44]);
+        q[50] = (float)(an * cos(4 * th));
+        q[51] = (float)(an * sin(4 * th));
+    }
 }
 
 int flow_clip_features(const uint8_t *rgb, int len, int h, int w, const flow_opts *o, float *out,
@@ -143,11 +165,11 @@ int flow_clip_features(const uint8_t *rgb, int len, int h, int w, const flow_opt
     }
     int P = len - 1, bins = o->bins > 0 ? o->bins : P;
     int64_t n = (int64_t)h * w;
-    float *g = (float *)malloc(sizeof(float) * (size_t)(n * len + 7 * n));
+    float *g = (float *)malloc(sizeof(float) * (size_t)(n * len + 7 * n)), *f = (float *)malloc(sizeof(float) * (size_t)P * FLOW_PAIR_DIM);
     double *acc = (double *)calloc((size_t)bins * FLOW_PAIR_DIM, sizeof(double));
     int *cnt = (int *)calloc((size_t)bins, sizeof(int));
-    if (!g || !acc || !cnt) { free(g); free(acc); free(cnt); snprintf(err, errlen, "out of memory for flow features (%dx%d)", h, w); return -1; }
-    float *u = g + n * len, *v = u + n, *scratch = v + n, f[FLOW_PAIR_DIM];
+    if (!g || !f || !acc || !cnt) { free(g); free(f); free(acc); free(cnt); snprintf(err, errlen, "out of memory for flow features (%dx%d)", h, w); return -1; }
+    float *u = g + n * len, *v = u + n, *scratch = v + n;
     for (int64_t k = 0; k < n * len; k++)
         g[k] = (0.299f * rgb[3 * k] + 0.587f * rgb[3 * k + 1] + 0.114f * rgb[3 * k + 2]) / 255.0f;
     int rc = 0;
@@ -158,14 +180,17 @@ int flow_clip_features(const uint8_t *rgb, int len, int h, int w, const flow_opt
         for (int64_t k = 0; k < n; k++) scratch[k] = g[(p + 1) * n + k] * gain;
         rc = motion_flow(g + p * n, scratch, h, w, &o->flow, u, v, err, errlen);
         if (rc) break;
-        flow_pair_features(g + p * n, u, v, h, w, scratch, f);
+        flow_pair_features(g + p * n, u, v, h, w, scratch, f + (size_t)p * FLOW_PAIR_DIM);
+    }
+    if (!rc) flow_track_features(f, P);
+    for (int p = 0; p < P && !rc; p++) {
         int b = (int)((int64_t)p * bins / P);
-        for (int k = 0; k < FLOW_PAIR_DIM; k++) acc[b * FLOW_PAIR_DIM + k] += f[k];
+        for (int k = 0; k < FLOW_PAIR_DIM; k++) acc[b * FLOW_PAIR_DIM + k] += f[(size_t)p * FLOW_PAIR_DIM + k];
         cnt[b]++;
     }
     for (int b = 0; b < bins && !rc; b++)
         for (int k = 0; k < FLOW_PAIR_DIM; k++) out[b * FLOW_PAIR_DIM + k] = cnt[b] ? (float)(acc[b * FLOW_PAIR_DIM + k] / cnt[b]) : 0.0f;
-    free(g); free(acc); free(cnt);
+    free(g); free(f); free(acc); free(cnt);
     return rc;
 }
 

@@ -16,7 +16,7 @@
 // products blurred by a Gaussian of sigma 2 px): textured pixels count, the frame's noise floor
 // and flat areas do not.
 //
-// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 46 values (pixel coordinates x, y; sums over every
+// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 53 values (pixel coordinates x, y; sums over every
 // pixel, weighted by c):
 //   0, 1    global motion g: median of u and of v over every pixel, unweighted (camera: pans and shake;
 //           the background is most of the frame, while the confident pixels can be mostly the target's)
@@ -37,6 +37,16 @@
 //   45      its speed |m|: pairs 4, 5 and 8 of the benchmark draw their direction at random (uniform, or one
 //           of four diagonals), so a linear model sees them only through a speed; the frame-wide energy (4)
 //           is the background's flow noise more than the target's speed (a 12-20 px target at 64 px)
+//   46, 47  |m_x|, |m_y|: its direction up to sign, for the same classes (sweep runs along a random diagonal,
+//           left/right and up/down near an axis: a linear model needs the unsigned components)
+//   48..51  direction-normalised track (flow_track_features, over the whole window): the moving region's flow m
+//           along and across its principal axis e (the major eigenvector of sum_t m m^T, signed along the
+//           net displacement sum_t m), then a cos 4 theta and a sin 4 theta of that axis's angle theta (the same
+//           in every pair), a its anisotropy (l1 - l2) / (l1 + l2): speed profiles (speed up, start, oscillate's
+//           sign changes) become linear in the along component whatever the direction, and cos 4 theta tells
+//           near-axis paths (+1) from diagonal ones (-1)
+//   52      the along component divided by the window's RMS flow |m| (0 when that is under 1e-3 px): the speed
+//           profile's shape without its scale (speed up's ramp against start's step, whatever the speed)
 // (a median, not the mean, for g, so that a small moving target leaves the camera term).
 //
 // Over time. The window's P = len - 1 pairs in time order, features [P][FLOW_PAIR_DIM]; with bins > 0
@@ -51,7 +61,7 @@
 #include <stdint.h>
 #include "motion.h"
 
-#define FLOW_PAIR_DIM 46
+#define FLOW_PAIR_DIM 53
 
 typedef struct {
     int window;             // frames of the centre window (0: round(2 n / 3), the benchmark's)
@@ -63,6 +73,9 @@ flow_opts flow_defaults(void);
 
 // First frame and length of the centre window of an n-frame video (len >= 2 unless n < 2).
 void flow_window(int64_t n_frames, int window, int64_t *start, int *len);
+// Fills values 48..52 of the P pairs' features f [P][FLOW_PAIR_DIM] from their 43, 44 (see above).
+void flow_track_features(float *f, int P);
+
 // Feature width for a window of len frames: (bins or len - 1) * FLOW_PAIR_DIM.
 int flow_dim(const flow_opts *o, int len);
 
