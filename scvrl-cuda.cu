@@ -56,6 +56,7 @@ extern "C" int scvrl_cuda_get_precision(scvrl_backend *be);
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
+extern "C" int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 
 namespace {
 
@@ -131,9 +132,17 @@ struct Cuda {
     std::vector<char *> dptr;                         // per node device pointer (this compute)
     std::vector<cudaEvent_t> prof_ev;                 // SCVRL_PROFILE=1: an event before each node
     std::vector<DevParams> bound;                     // device-resident parameter sets
-    struct Resident { const char *host; size_t bytes; char *dev; };
+    struct Resident { const char *host; size_t bytes; char *dev; bool pinned; cudaEvent_t ready; };
     std::vector<Resident> resident;                   // host buffers kept on the device (scvrl_cuda_resident)
+    cudaStream_t copy = nullptr;                      // scvrl_cuda_resident_async's uploads
 };
+
+// Frees a resident range: waits for its upload, unpins the host side, frees the device copy.
+void resident_free(Cuda::Resident &r) {
+    if (r.ready) { cudaEventSynchronize(r.ready); cudaEventDestroy(r.ready); }
+    if (r.pinned) cudaHostUnregister((void *)r.host);
+    cudaFree(r.dev);
+}
 
 // The device address of host memory [p, p + bytes) inside a bound set's weights (or gradients,
 // with grad), else nullptr.
@@ -147,7 +156,10 @@ char *bound_ptr(Cuda *C, const void *p, size_t bytes, bool grad) {
     }
     if (!grad)
         for (auto &r : C->resident)
-            if (h >= r.host && h + bytes <= r.host + r.bytes) return r.dev + (h - r.host);
+            if (h >= r.host && h + bytes <= r.host + r.bytes) {
+                if (r.ready) cudaStreamWaitEvent(C->stream, r.ready, 0);   // its last asynchronous upload
+                return r.dev + (h - r.host);
+            }
     return nullptr;
 }
 
@@ -3058,7 +3070,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
             seterr(err, errlen, "%s tensor '%s' has no data (set ->data before compute)", leaf ? "input" : "external", t->name);
             return -1;
         }
-        if (!C->bound.empty() && (bptr[i] = bound_ptr(C, t->data, bytes, t->op == SCVRL_OP_GRAD_ACC))) continue;
+        if ((!C->bound.empty() || !C->resident.empty()) && (bptr[i] = bound_ptr(C, t->data, bytes, t->op == SCVRL_OP_GRAD_ACC))) continue;
         auto it = C->slot_of.find(t->data);
         int sid;
         if (it == C->slot_of.end()) {
@@ -3377,7 +3389,8 @@ void cuda_free(scvrl_backend *be) {
         if (C->scratch) cudaFree(C->scratch);
         if (C->stage) cudaFreeHost(C->stage);
         for (cudaEvent_t e : C->prof_ev) cudaEventDestroy(e);
-        for (auto &r : C->resident) cudaFree(r.dev);
+        for (auto &r : C->resident) resident_free(r);
+        if (C->copy) cudaStreamDestroy(C->copy);
         for (auto &kv : C->outs) if (kv.second.host) cudaFreeHost(kv.second.host);
         if (C->blas) cublasDestroy(C->blas);
         if (C->lt) cublasLtDestroy(C->lt);
@@ -3443,11 +3456,12 @@ extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t b
     SC_CU(cudaSetDevice(C->device));
     for (auto &r : C->resident)
         if (r.host == (const char *)host && r.bytes == bytes) {         // known: upload the new contents
+            if (r.ready) SC_CU(cudaEventSynchronize(r.ready));         // after any asynchronous one
             SC_CU(cudaMemcpyAsync(r.dev, host, bytes, cudaMemcpyHostToDevice, C->stream));
             SC_CU(cudaStreamSynchronize(C->stream));
             return 0;
         }
-    Cuda::Resident r = { (const char *)host, bytes, nullptr };
+    Cuda::Resident r = { (const char *)host, bytes, nullptr, false, nullptr };
     if (dev_alloc(C, (void **)&r.dev, bytes ? bytes : 1, "a resident input", err, errlen)) return -1;
     SC_CU(cudaMemcpy(r.dev, host, bytes, cudaMemcpyHostToDevice));
     C->resident.push_back(r);
@@ -3460,7 +3474,30 @@ extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host)
     cudaSetDevice(C->device);
     cudaStreamSynchronize(C->stream);
     for (size_t i = 0; i < C->resident.size(); i++)
-        if (C->resident[i].host == (const char *)host) { cudaFree(C->resident[i].dev); C->resident.erase(C->resident.begin() + i); return; }
+        if (C->resident[i].host == (const char *)host) { resident_free(C->resident[i]); C->resident.erase(C->resident.begin() + i); return; }
+}
+
+extern "C" int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) { seterr(err, errlen, "scvrl_cuda_resident_async: not the CUDA backend"); return -1; }
+    Cuda *C = (Cuda *)be->priv;
+    SC_CU(cudaSetDevice(C->device));
+    for (auto &r : C->resident) {
+        if (r.host != (const char *)host || r.bytes != bytes) continue;
+        if (!r.pinned) {              // page-locked once, so that the copy is truly asynchronous
+            if (cudaHostRegister((void *)host, bytes, cudaHostRegisterDefault) != cudaSuccess) {
+                cudaGetLastError();   // not pinnable (e.g. already registered): a synchronous refresh
+                return scvrl_cuda_resident(be, host, bytes, err, errlen);
+            }
+            r.pinned = true;
+        }
+        if (!C->copy) SC_CU(cudaStreamCreateWithFlags(&C->copy, cudaStreamNonBlocking));
+        if (!r.ready) SC_CU(cudaEventCreateWithFlags(&r.ready, cudaEventDisableTiming));
+        SC_CU(cudaMemcpyAsync(r.dev, host, bytes, cudaMemcpyHostToDevice, C->copy));
+        SC_CU(cudaEventRecord(r.ready, C->copy));
+        return 0;
+    }
+    seterr(err, errlen, "scvrl_cuda_resident_async: %zu bytes at %p were not registered with scvrl_cuda_resident", bytes, host);
+    return -1;
 }
 
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be) {

@@ -460,6 +460,13 @@ size_t scvrl_cuda_device_bytes(scvrl_backend *be);
  * are read from the device copy with no per-compute upload (as inputs made on the GPU). */
 int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
+/* The same refresh without waiting: the copy runs on a second stream (the host range is page-locked
+ * on first use; if it cannot be, a synchronous refresh) and the next compute that reads the range
+ * waits for it on the GPU, not on the host. May be called from a thread other than the computing
+ * one, for a range that no compute in flight reads; the host range must not change again until a
+ * compute has read it (e.g. a loader thread filling one of two batch buffers while the other is
+ * computed, as examples/pretrain does). -1 with a message for a range not registered. */
+int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 #endif
 
 #ifdef __cplusplus

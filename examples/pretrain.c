@@ -225,7 +225,52 @@ typedef struct {
     int32_t *shuf[2];
     int64_t *vids[2];
     pt_data *D; const pt_graphs *G; const pt_state *S;
+    scvrl_backend *be;   // CUDA: the batch buffers are resident and uploaded by the loader (resident != 0)
+    int resident;
+    char uerr[2][512];   // an upload's error, reported by the step that takes the batch
 } pt_prefetch;
+
+// CUDA: the three inputs of batch buffer k to the device without waiting (scvrl_cuda_resident_async):
+// the copy overlaps the step computing from the other buffer. 0, or -1 with err.
+static int pt_upload(pt_prefetch *P, int k, char *err, size_t errlen) {
+    err[0] = 0;
+#ifdef SCVRL_CUDA
+    if (!P->resident) return 0;
+    const pt_graphs *G = P->G;
+    if (scvrl_cuda_resident_async(P->be, P->xm[k], (size_t)(G->xm->ne[0] * G->clip) * sizeof(float), err, errlen) ||
+        scvrl_cuda_resident_async(P->be, P->xo[k], (size_t)(G->xo->ne[0] * G->clip) * sizeof(float), err, errlen) ||
+        (G->shuf && scvrl_cuda_resident_async(P->be, P->shuf[k], (size_t)scvrl_nelements(G->shuf) * sizeof(int32_t), err, errlen)))
+        return -1;
+#else
+    (void)P; (void)k; (void)errlen;
+#endif
+    return 0;
+}
+
+// CUDA: registers (or, with on = 0, releases) the two batch buffers as resident device inputs. A failure
+// leaves the buffers to the per-compute upload, with a warning.
+static void pt_resident(pt_prefetch *P, int on) {
+#ifdef SCVRL_CUDA
+    const pt_graphs *G = P->G;
+    size_t b[3] = { (size_t)(G->xm->ne[0] * G->clip) * sizeof(float), (size_t)(G->xo->ne[0] * G->clip) * sizeof(float),
+                    (size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t) };
+    if (!on || !P->be || strcmp(C.device, "cuda") || getenv("SCVRL_SYNC_UPLOAD")) {
+        if (P->resident)
+            for (int k = 0; k < 2; k++) { scvrl_cuda_resident_release(P->be, P->xm[k]); scvrl_cuda_resident_release(P->be, P->xo[k]); scvrl_cuda_resident_release(P->be, P->shuf[k]); }
+        P->resident = 0;
+        return;
+    }
+    char err[512];
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = scvrl_cuda_resident(P->be, P->xm[k], b[0], err, sizeof err) || scvrl_cuda_resident(P->be, P->xo[k], b[1], err, sizeof err) ||
+             scvrl_cuda_resident(P->be, P->shuf[k], b[2], err, sizeof err);
+    P->resident = 1;
+    if (rc) { fprintf(stderr, "warning: batches are uploaded at each step instead (%s)\n", err); pt_resident(P, 0); }
+#else
+    (void)P; (void)on;
+#endif
+}
 
 static void *pt_prefetch_main(void *arg) {
     pt_prefetch *P = (pt_prefetch *)arg;
@@ -236,7 +281,10 @@ static void *pt_prefetch_main(void *arg) {
         int64_t s = P->want;
         pthread_mutex_unlock(&P->mu);
         int64_t sk = pt_load_batch(P->D, P->G, P->S, s, P->vids[s & 1], P->xm[s & 1], P->xo[s & 1], P->shuf[s & 1]);
+        char uerr[512];
+        pt_upload(P, (int)(s & 1), uerr, sizeof uerr);
         pthread_mutex_lock(&P->mu);
+        memcpy(P->uerr[s & 1], uerr, sizeof uerr);
         P->skipped[s & 1] = sk;
         P->ready = s;
         pthread_cond_broadcast(&P->cv);
@@ -245,9 +293,9 @@ static void *pt_prefetch_main(void *arg) {
     return NULL;
 }
 
-static void pt_prefetch_start(pt_prefetch *P, pt_data *D, const pt_graphs *G, const pt_state *S, int on) {
+static void pt_prefetch_start(pt_prefetch *P, pt_data *D, const pt_graphs *G, const pt_state *S, scvrl_backend *be, int on) {
     memset(P, 0, sizeof(*P));
-    P->D = D; P->G = G; P->S = S; P->on = on; P->want = P->ready = -1;
+    P->D = D; P->G = G; P->S = S; P->be = be; P->on = on; P->want = P->ready = -1;
     for (int k = 0; k < 2; k++) {
         P->xm[k] = (float *)malloc((size_t)(G->xm->ne[0] * G->clip) * sizeof(float));
         P->shuf[k] = (int32_t *)malloc((size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t));
@@ -255,6 +303,7 @@ static void pt_prefetch_start(pt_prefetch *P, pt_data *D, const pt_graphs *G, co
         P->vids[k] = (int64_t *)malloc((size_t)G->B * sizeof(int64_t));
         if (!P->xm[k] || !P->xo[k] || !P->vids[k] || !P->shuf[k]) die("out of memory for the batch buffers (try a smaller --batch)");
     }
+    pt_resident(P, 1);
     pthread_mutex_init(&P->mu, NULL);
     pthread_cond_init(&P->cv, NULL);
     if (on && pthread_create(&P->th, NULL, pt_prefetch_main, P)) P->on = 0;
@@ -265,6 +314,7 @@ static void pt_prefetch_stop(pt_prefetch *P) {
         pthread_mutex_lock(&P->mu); P->quit = 1; pthread_cond_broadcast(&P->cv); pthread_mutex_unlock(&P->mu);
         pthread_join(P->th, NULL);
     }
+    pt_resident(P, 0);
     for (int k = 0; k < 2; k++) { free(P->xm[k]); free(P->xo[k]); free(P->vids[k]); free(P->shuf[k]); }
 }
 
@@ -272,8 +322,10 @@ static void pt_prefetch_stop(pt_prefetch *P) {
 static int64_t pt_prefetch_get(pt_prefetch *P, pt_graphs *G, int64_t step, int64_t *vids) {
     int k = (int)(step & 1);
     int64_t sk;
-    if (!P->on) sk = pt_load_batch(P->D, G, P->S, step, P->vids[k], P->xm[k], P->xo[k], P->shuf[k]);
-    else {
+    if (!P->on) {
+        sk = pt_load_batch(P->D, G, P->S, step, P->vids[k], P->xm[k], P->xo[k], P->shuf[k]);
+        pt_upload(P, k, P->uerr[k], sizeof P->uerr[k]);
+    } else {
         pthread_mutex_lock(&P->mu);
         if (P->ready != step) { P->want = step; pthread_cond_broadcast(&P->cv); }
         while (P->ready != step) pthread_cond_wait(&P->cv, &P->mu);
@@ -282,6 +334,7 @@ static int64_t pt_prefetch_get(pt_prefetch *P, pt_graphs *G, int64_t step, int64
         pthread_cond_broadcast(&P->cv);
         pthread_mutex_unlock(&P->mu);
     }
+    if (P->uerr[k][0]) die("uploading the batch of step %lld: %s", (long long)step, P->uerr[k]);
     G->xm->data = P->xm[k];
     G->xo->data = P->xo[k];
     if (G->shuf) G->shuf->data = P->shuf[k];
@@ -733,7 +786,7 @@ static scvrl_backend *pt_backend(void) {
 static void pt_train(pt_state *S, pt_graphs *G, pt_data *D, pt_val *V, scvrl_backend *be, FILE *mf) {
     int64_t total = pt_total_steps(D);
     pt_prefetch PF;
-    pt_prefetch_start(&PF, D, G, S, strcmp(C.device, "cpu") != 0);
+    pt_prefetch_start(&PF, D, G, S, be, strcmp(C.device, "cpu") != 0);
     cli_progress p;
     cli_progress_start(&p, "pretrain", "steps", total, C.quiet);
     p.done = S->step;

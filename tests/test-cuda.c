@@ -8,6 +8,7 @@
 #include "models/mvit.h"
 #include "test.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -714,6 +715,57 @@ static void test_resident(void) {
     scvrl_ctx_free(ctx);
 }
 
+// scvrl_cuda_resident_async: two registered batch buffers, a second thread filling and uploading the
+// next one while the GPU computes from the current one (examples/pretrain's loader); every GPU result
+// against the CPU's on the same contents, then the refusal of a range never registered.
+typedef struct { float *buf; int64_t n; int seed, rc; char err[256]; } ra_job;
+static void *ra_fill(void *arg) {
+    ra_job *j = (ra_job *)arg;
+    fill_sym(j->buf, j->n, j->seed, "resident async");
+    j->rc = scvrl_cuda_resident_async(gpu, j->buf, (size_t)j->n * 4, j->err, sizeof j->err);
+    return NULL;
+}
+
+static void test_resident_async(void) {
+    char err[512] = "";
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t n = 1 << 20;
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 1, &n);
+    scvrl_mark_input(x);
+    scvrl_tensor *y = scvrl_gelu(ctx, scvrl_scale(ctx, x, 3.0f));
+    scvrl_mark_output(y);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, y);
+    float *buf[2] = { (float *)malloc((size_t)n * 4), (float *)malloc((size_t)n * 4) }, *got = (float *)malloc((size_t)n * 4);
+    int ok = 1;
+    double worst = 0;
+    for (int k = 0; k < 2 && ok; k++) { fill_sym(buf[k], n, 80 + k, "resident async"); ok = !scvrl_cuda_resident(gpu, buf[k], (size_t)n * 4, err, sizeof err); }
+    ra_job first = { buf[0], n, 200, 0, "" };
+    ra_fill(&first);
+    ok = ok && !first.rc;
+    for (int r = 0; r < 6 && ok; r++) {
+        ra_job next = { buf[(r + 1) & 1], n, 201 + r, 0, "" };
+        pthread_t th;
+        int threaded = !pthread_create(&th, NULL, ra_fill, &next);
+        x->data = buf[r & 1];
+        ok = !scvrl_graph_compute(g, gpu, err, sizeof err);
+        if (ok) memcpy(got, scvrl_f32(y), (size_t)n * 4);
+        ok = ok && !scvrl_graph_compute(g, NULL, err, sizeof err);
+        if (ok) worst = fmax(worst, rel_err(got, scvrl_f32(y), n));
+        if (threaded) pthread_join(th, NULL); else ra_fill(&next);
+        if (next.rc) { ok = 0; snprintf(err, sizeof err, "%s", next.err); }
+    }
+    test_check(ok && worst < 1e-6, "scvrl_cuda_resident_async: 6 batches uploaded by a second thread while the other computes, each equal to the CPU's",
+               "%s (worst rel err %.1e)", err, worst);
+    float other[16];
+    int rc = scvrl_cuda_resident_async(gpu, other, sizeof other, err, sizeof err);
+    test_check(rc == -1 && strstr(err, "not registered"), "scvrl_cuda_resident_async: a range never registered is refused", "rc %d: %s", rc, err);
+    for (int k = 0; k < 2; k++) scvrl_cuda_resident_release(gpu, buf[k]);
+    free(buf[0]); free(buf[1]); free(got);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
 // ---------------------------------------------------------------------------------------------
 // examples/pretrain on both backends: 20 SCVRL steps of mvit-tiny on the same synthetic videos
 // (JPEG folders when built with stb, as on a GPU machine without FFmpeg), same seed and flags;
@@ -828,6 +880,7 @@ int main(int argc, char **argv) {
     test_params_ops();
     test_params_train();
     test_resident();
+    test_resident_async();
     if (!quick) run_mvit("mvit-b", 8, 64, 1, 0, 0, 99, 1e-5);
     test_pretrain_backends();
     scvrl_backend_free(gpu);
