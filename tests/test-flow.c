@@ -141,6 +141,10 @@ static void test_local(void) {
     snprintf(name, sizeof name, "local rotation: curl of the disk's cell %.3f (reversed %.3f; inside the disk 2 theta = %.2f), other cells <= %.3f, global (%.2f, %.2f)",
              cell_curl(f, 5), cell_curl(fn, 5), 2 * th, other, f[0], f[1]);
     test_check(cell_curl(f, 5) > 0.25 * th && cell_curl(fn, 5) < -0.25 * th && other < 0.25 * th && fabs(f[0]) + fabs(f[1]) < 0.05, name, "wrong");
+    // 54, 55: the fit in a window around the moving region's centre sees the disk, not the cell grid
+    snprintf(name, sizeof name, "local rotation: the moving region's window gives curl %.3f (reversed %.3f, 2 theta = %.2f), div %.3f",
+             f[55], fn[55], 2 * th, f[54]);
+    test_check(f[55] > 0.25 * th && fn[55] < -0.25 * th && fabs(f[54]) < 0.5 * fabs(f[55]), name, "wrong");
 }
 
 // A textured disk (radius 10) moves by (dx, dy) over a static background of the same texture at a fifth of
@@ -202,17 +206,18 @@ static void test_bins(void) {
 }
 
 // The direction-normalised track (48..51) of flows m_t = s_t (cos a, sin a) against the closed form: along = s_t
-// (the axis signed by the net displacement), along / RMS, across = 0, anisotropy 1, (cos 4a, sin 4a); then an isotropic set.
+// (the axis signed by the net displacement), along / RMS, the cumulative along over sum |along|, across = 0, anisotropy 1, (cos 4a, sin 4a); then an isotropic set.
 static void test_track(void) {
     enum { P = 4 };
     const double s[P] = { 1.0, 2.0, -0.5, 3.0 }, a = 150.0 * M_PI / 180.0;
     float f[P * FLOW_PAIR_DIM] = { 0 };
     for (int p = 0; p < P; p++) { f[p * FLOW_PAIR_DIM + 43] = (float)(s[p] * cos(a)); f[p * FLOW_PAIR_DIM + 44] = (float)(s[p] * sin(a)); }
     flow_track_features(f, P);
-    double e = 0, rms = sqrt((1.0 + 4.0 + 0.25 + 9.0) / P);
+    double e = 0, rms = sqrt((1.0 + 4.0 + 0.25 + 9.0) / P), cum = 0;
     for (int p = 0; p < P; p++) {
         const float *q = f + p * FLOW_PAIR_DIM;
-        e = fmax(e, fabs(q[48] - s[p]) + fabs(q[52] - s[p] / rms) + fabs(q[49]) + fabs(q[50] - cos(4 * a)) + fabs(q[51] - sin(4 * a)));
+        cum += s[p];
+        e = fmax(e, fabs(q[48] - s[p]) + fabs(q[52] - s[p] / rms) + fabs(q[53] - cum / 6.5) + fabs(q[49]) + fabs(q[50] - cos(4 * a)) + fabs(q[51] - sin(4 * a)));
     }
     char name[200];
     snprintf(name, sizeof name, "track: flows along 150 deg give along %.2f %.2f %.2f %.2f, cos/sin 4a %.3f %.3f (max err %.1e)",

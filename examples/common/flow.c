@@ -68,7 +68,7 @@ typedef struct { float v, w; } flow__vw;
 // centroid of the weights (c, times |r|^2 when motion_weighted): div and curl of the fitted matrix A, and
 // (mean may be NULL) its offset m, the weighted mean of r. ru, rv, c: [h][w] (row stride w).
 static void flow__affine(const float *ru, const float *rv, const float *c, int w, int x0, int x1, int y0, int y1,
-                         int motion_weighted, float *div, float *curl, float *mean) {
+                         int motion_weighted, float *div, float *curl, float *mean, float *centre) {
     double sw = 0, sx = 0, sy = 0, su = 0, sv = 0;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++) {
@@ -77,9 +77,11 @@ static void flow__affine(const float *ru, const float *rv, const float *c, int w
         }
     *div = *curl = 0;
     if (mean) mean[0] = mean[1] = 0;
+    if (centre) { centre[0] = 0.5f * (float)(x0 + x1); centre[1] = 0.5f * (float)(y0 + y1); }
     if (!(sw > 1e-20)) return;
     if (mean) { mean[0] = (float)(su / sw); mean[1] = (float)(sv / sw); }
     double cx = sx / sw, cy = sy / sw;
+    if (centre) { centre[0] = (float)cx; centre[1] = (float)cy; }
     double sxx = 0, sxy = 0, syy = 0, sxu = 0, syu = 0, sxv = 0, syv = 0;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++) {
@@ -125,14 +127,18 @@ void flow_pair_features(const float *I0, const float *u, const float *v, int h, 
     if (sc > 0) { out[2] = (float)(su / sc); out[3] = (float)(sv / sc); out[4] = (float)(se / sc); }
     for (int q = 0; q < 9; q++)
         if (cc[q] > 0) { out[7 + 2 * q] = (float)(cu[q] / cc[q]); out[8 + 2 * q] = (float)(cv[q] / cc[q]); }
-    flow__affine(ru, rv, c, w, 0, w, 0, h, 1, &out[5], &out[6], &out[43]);
+    float ctr[2];
+    flow__affine(ru, rv, c, w, 0, w, 0, h, 1, &out[5], &out[6], &out[43], ctr);
+    int half = (int)(0.15f * (float)(w > h ? w : h) + 0.5f), lx0 = (int)ctr[0] - half, ly0 = (int)ctr[1] - half;
+    int lx1 = lx0 + 2 * half + 1, ly1 = ly0 + 2 * half + 1;
+    flow__affine(ru, rv, c, w, lx0 < 0 ? 0 : lx0, lx1 > w ? w : lx1, ly0 < 0 ? 0 : ly0, ly1 > h ? h : ly1, 0, &out[54], &out[55], NULL, NULL);
     out[45] = sqrtf(out[43] * out[43] + out[44] * out[44]);
     out[46] = fabsf(out[43]); out[47] = fabsf(out[44]);
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
             int q = 3 * i + j;
             flow__affine(ru, rv, c, w, (int)((int64_t)j * w / 3), (int)((int64_t)(j + 1) * w / 3), (int)((int64_t)i * h / 3),
-                         (int)((int64_t)(i + 1) * h / 3), 0, &out[25 + 2 * q], &out[26 + 2 * q], NULL);
+                         (int)((int64_t)(i + 1) * h / 3), 0, &out[25 + 2 * q], &out[26 + 2 * q], NULL, NULL);
         }
 }
 
@@ -146,10 +152,13 @@ void flow_track_features(float *f, int P) {
     double ex = cos(th), ey = sin(th);
     if (ex * dx + ey * dy < 0) { ex = -ex; ey = -ey; } // along the net displacement
     double tr = sxx + syy, an = tr > 1e-20 ? sqrt((sxx - syy) * (sxx - syy) + 4 * sxy * sxy) / tr : 0;  // anisotropy 0..1
-    double rms = sqrt(tr / (P > 0 ? P : 1));
+    double rms = sqrt(tr / (P > 0 ? P : 1)), tot = 0, cum = 0;
+    for (int p = 0; p < P; p++) tot += fabs(ex * f[(size_t)p * FLOW_PAIR_DIM + 43] + ey * f[(size_t)p * FLOW_PAIR_DIM + 44]);
     for (int p = 0; p < P; p++) {
         float *q = f + (size_t)p * FLOW_PAIR_DIM;
         q[52] = rms > 1e-3 ? (float)((ex * q[43] + ey * q[44]) / rms) : 0.0f;
+        cum += ex * q[43] + ey * q[44];
+        q[53] = tot > 1e-3 ? (float)(cum / tot) : 0.0f;
         q[48] = (float)(ex * q[43] + ey * q[44]);
         q[49] = (float)(-ey * q[43] + ex * q[44]);
         q[50] = (float)(an * cos(4 * th));

@@ -16,7 +16,7 @@
 // products blurred by a Gaussian of sigma 2 px): textured pixels count, the frame's noise floor
 // and flat areas do not.
 //
-// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 53 values (pixel coordinates x, y; sums over every
+// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 56 values (pixel coordinates x, y; sums over every
 // pixel, weighted by c):
 //   0, 1    global motion g: median of u and of v over every pixel, unweighted (camera: pans and shake;
 //           the background is most of the frame, while the confident pixels can be mostly the target's)
@@ -47,6 +47,12 @@
 //           near-axis paths (+1) from diagonal ones (-1)
 //   52      the along component divided by the window's RMS flow |m| (0 when that is under 1e-3 px): the speed
 //           profile's shape without its scale (speed up's ramp against start's step, whatever the speed)
+//   53      the cumulative along component up to this pair over the window's sum of |along|: the path's
+//           progress in time (a smoother profile than the per-pair speed)
+//   54, 55  divergence and curl of r fitted (weights c, as 25..42) in a square window of half-size 0.15 max(h, w)
+//           around the moving region's centre (the centroid of the weights of 5, 6): the target's own zoom and
+//           rotation, where the frame-wide fit mixes in the background's flow noise and the 3x3 cells cut
+//           the target wherever it straddles them
 // (a median, not the mean, for g, so that a small moving target leaves the camera term).
 //
 // Over time. The window's P = len - 1 pairs in time order, features [P][FLOW_PAIR_DIM]; with bins > 0
@@ -61,7 +67,7 @@
 #include <stdint.h>
 #include "motion.h"
 
-#define FLOW_PAIR_DIM 53
+#define FLOW_PAIR_DIM 56
 
 typedef struct {
     int window;             // frames of the centre window (0: round(2 n / 3), the benchmark's)
@@ -73,7 +79,7 @@ flow_opts flow_defaults(void);
 
 // First frame and length of the centre window of an n-frame video (len >= 2 unless n < 2).
 void flow_window(int64_t n_frames, int window, int64_t *start, int *len);
-// Fills values 48..52 of the P pairs' features f [P][FLOW_PAIR_DIM] from their 43, 44 (see above).
+// Fills values 48..53 of the P pairs' features f [P][FLOW_PAIR_DIM] from their 43, 44 (see above).
 void flow_track_features(float *f, int P);
 
 // Feature width for a window of len frames: (bins or len - 1) * FLOW_PAIR_DIM.
