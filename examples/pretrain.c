@@ -334,7 +334,7 @@ static int64_t pt_prefetch_get(pt_prefetch *P, pt_graphs *G, int64_t step, int64
         pthread_cond_broadcast(&P->cv);
         pthread_mutex_unlock(&P->mu);
     }
-    if (P->uerr[k][0]) die("uploading the batch of step %lld: %s", (long long)step, P->uerr[k]);
+    if (P->uerr[k][0]) die("uploading the batch of step %lld: %s\n  (SCVRL_SYNC_UPLOAD=1 uploads at each step instead; --resume continues from the last checkpoint)", (long long)step, P->uerr[k]);
     G->xm->data = P->xm[k];
     G->xo->data = P->xo[k];
     if (G->shuf) G->shuf->data = P->shuf[k];
