@@ -1129,7 +1129,7 @@ static float *ev_flow_features(ev_set *s, const flow_opts *fo, int *D_out, uint8
         h = (h ^ scvrl_fnv1a64(s->list.items[i].path)) * 0x100000001B3ull;
         h = (h ^ scvrl_fnv1a64(st)) * 0x100000001B3ull;
     }
-    snprintf(key, sizeof key, "flow oracle v7 | videos %016llx n=%lld | window=%d bins=%d levels=%d iters=%d sigma=%g median=%d",
+    snprintf(key, sizeof key, "flow oracle v8 | videos %016llx n=%lld | window=%d bins=%d levels=%d iters=%d sigma=%g median=%d",
              (unsigned long long)h, (long long)n, C.fwindow, C.fbins, fo->flow.levels, fo->flow.iters, fo->flow.win_sigma, fo->flow.median);
     if (C.cache) {
         if (vwrite_mkdirs(C.cache, err, sizeof err)) die("--cache %s: %s", C.cache, err);

@@ -172,6 +172,14 @@ static void test_target(void) {
              "speed %.2f for %.2f", f[0], f[1], f[43], f[44], dx, dy, f[45], hypot(dx, dy));
     test_check(!rc && fabs(f[0]) + fabs(f[1]) < 0.1 && em < 0.25 * hypot(dx, dy) && es < 0.25 * hypot(dx, dy) &&
                ea < 0.25 * hypot(dx, dy) && f[46] >= 0 && f[47] >= 0, name, "rc %d %s", rc, rc ? err : "");
+    // 56, 57: the confident share moving over 0.25 / 0.5 px: most of it here (the disk holds most of the
+    // confidence), next to nothing when the second frame repeats the first
+    float still[FLOW_PAIR_DIM];
+    memcpy(rgb + (size_t)S * S * 3, rgb, (size_t)S * S * 3);
+    rc |= flow_clip_features(rgb, 2, S, S, &o, still, err, sizeof err);
+    snprintf(name, sizeof name, "moving share: %.2f / %.2f of the confidence moves over 0.25 / 0.5 px; a repeated frame %.3f / %.3f",
+             f[56], f[57], still[56], still[57]);
+    test_check(!rc && f[57] > 0.5 && f[56] >= f[57] && f[56] <= 1 && still[56] < 0.02 && still[57] <= still[56], name, "rc %d %s", rc, rc ? err : "");
 }
 
 static void test_bins(void) {

@@ -125,6 +125,12 @@ void flow_pair_features(const float *I0, const float *u, const float *v, int h, 
         }
     }
     if (sc > 0) { out[2] = (float)(su / sc); out[3] = (float)(sv / sc); out[4] = (float)(se / sc); }
+    double m25 = 0, m50 = 0;
+    for (int64_t k = 0; k < n; k++) {
+        double a2 = (double)ru[k] * ru[k] + (double)rv[k] * rv[k];
+        m25 += c[k] * (a2 > 0.0625); m50 += c[k] * (a2 > 0.25);
+    }
+    if (sc > 0) { out[56] = (float)(m25 / sc); out[57] = (float)(m50 / sc); }
     for (int q = 0; q < 9; q++)
         if (cc[q] > 0) { out[7 + 2 * q] = (float)(cu[q] / cc[q]); out[8 + 2 * q] = (float)(cv[q] / cc[q]); }
     float ctr[2];

@@ -16,7 +16,7 @@
 // products blurred by a Gaussian of sigma 2 px): textured pixels count, the frame's noise floor
 // and flat areas do not.
 //
-// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 56 values (pixel coordinates x, y; sums over every
+// Per pair of frames (t, t+1), FLOW_PAIR_DIM = 58 values (pixel coordinates x, y; sums over every
 // pixel, weighted by c):
 //   0, 1    global motion g: median of u and of v over every pixel, unweighted (camera: pans and shake;
 //           the background is most of the frame, while the confident pixels can be mostly the target's)
@@ -53,6 +53,9 @@
 //           around the moving region's centre (the centroid of the weights of 5, 6): the target's own zoom and
 //           rotation, where the frame-wide fit mixes in the background's flow noise and the 3x3 cells cut
 //           the target wherever it straddles them
+//   56, 57  moving share: the weighted share (weights c) of pixels whose |r| exceeds 0.25 px and 0.5 px: near 0
+//           while the target stands still (start's and stop's still phases), where the moving region's
+//           flow (43, 44) is whatever else moves, and growing with the target's speed
 // (a median, not the mean, for g, so that a small moving target leaves the camera term).
 //
 // Over time. The window's P = len - 1 pairs in time order, features [P][FLOW_PAIR_DIM]; with bins > 0
@@ -67,7 +70,7 @@
 #include <stdint.h>
 #include "motion.h"
 
-#define FLOW_PAIR_DIM 56
+#define FLOW_PAIR_DIM 58
 
 typedef struct {
     int window;             // frames of the centre window (0: round(2 n / 3), the benchmark's)
