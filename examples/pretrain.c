@@ -247,28 +247,33 @@ static int pt_upload(pt_prefetch *P, int k, char *err, size_t errlen) {
     return 0;
 }
 
-// CUDA: registers (or, with on = 0, releases) the two batch buffers as resident device inputs. A failure
-// leaves the buffers to the per-compute upload, with a warning.
-static void pt_resident(pt_prefetch *P, int on) {
+// CUDA: lets the two batch buffers go (the backend unpins them and frees their device copies).
+static void pt_resident_release(pt_prefetch *P) {
 #ifdef SCVRL_CUDA
+    for (int k = 0; P->resident && k < 2; k++) {
+        scvrl_cuda_resident_release(P->be, P->xm[k]); scvrl_cuda_resident_release(P->be, P->xo[k]); scvrl_cuda_resident_release(P->be, P->shuf[k]);
+    }
+#endif
+    P->resident = 0;
+}
+
+// CUDA: registers the two batch buffers as resident device inputs (unless SCVRL_SYNC_UPLOAD is set). A
+// failure leaves the buffers to the per-compute upload, with a warning.
+static void pt_resident_register(pt_prefetch *P) {
+#ifdef SCVRL_CUDA
+    if (!P->be || strcmp(C.device, "cuda") || getenv("SCVRL_SYNC_UPLOAD")) return;
     const pt_graphs *G = P->G;
     size_t b[3] = { (size_t)(G->xm->ne[0] * G->clip) * sizeof(float), (size_t)(G->xo->ne[0] * G->clip) * sizeof(float),
                     (size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t) };
-    if (!on || !P->be || strcmp(C.device, "cuda") || getenv("SCVRL_SYNC_UPLOAD")) {
-        if (P->resident)
-            for (int k = 0; k < 2; k++) { scvrl_cuda_resident_release(P->be, P->xm[k]); scvrl_cuda_resident_release(P->be, P->xo[k]); scvrl_cuda_resident_release(P->be, P->shuf[k]); }
-        P->resident = 0;
-        return;
-    }
     char err[512];
     int rc = 0;
+    P->resident = 1;
     for (int k = 0; k < 2 && !rc; k++)
         rc = scvrl_cuda_resident(P->be, P->xm[k], b[0], err, sizeof err) || scvrl_cuda_resident(P->be, P->xo[k], b[1], err, sizeof err) ||
              scvrl_cuda_resident(P->be, P->shuf[k], b[2], err, sizeof err);
-    P->resident = 1;
-    if (rc) { fprintf(stderr, "warning: batches are uploaded at each step instead (%s)\n", err); pt_resident(P, 0); }
+    if (rc) { fprintf(stderr, "warning: batches are uploaded at each step instead (%s)\n", err); pt_resident_release(P); }
 #else
-    (void)P; (void)on;
+    (void)P;
 #endif
 }
 
@@ -303,7 +308,7 @@ static void pt_prefetch_start(pt_prefetch *P, pt_data *D, const pt_graphs *G, co
         P->vids[k] = (int64_t *)malloc((size_t)G->B * sizeof(int64_t));
         if (!P->xm[k] || !P->xo[k] || !P->vids[k] || !P->shuf[k]) die("out of memory for the batch buffers (try a smaller --batch)");
     }
-    pt_resident(P, 1);
+    pt_resident_register(P);
     pthread_mutex_init(&P->mu, NULL);
     pthread_cond_init(&P->cv, NULL);
     if (on && pthread_create(&P->th, NULL, pt_prefetch_main, P)) P->on = 0;
@@ -314,7 +319,7 @@ static void pt_prefetch_stop(pt_prefetch *P) {
         pthread_mutex_lock(&P->mu); P->quit = 1; pthread_cond_broadcast(&P->cv); pthread_mutex_unlock(&P->mu);
         pthread_join(P->th, NULL);
     }
-    pt_resident(P, 0);
+    pt_resident_release(P);
     for (int k = 0; k < 2; k++) { free(P->xm[k]); free(P->xo[k]); free(P->vids[k]); free(P->shuf[k]); }
 }
 

@@ -689,16 +689,23 @@ static void test_params_train(void) {
 
 // scvrl_cuda_resident: an input kept on the GPU is read from there; calling it again uploads new
 // host contents.
+// The graph of the resident tests: y = gelu(3 x), x an input of n floats.
+static scvrl_graph *resident_graph(scvrl_ctx *ctx, int64_t n, scvrl_tensor **x, scvrl_tensor **y) {
+    *x = scvrl_new_data(ctx, SCVRL_DT_F32, 1, &n);
+    scvrl_mark_input(*x);
+    *y = scvrl_gelu(ctx, scvrl_scale(ctx, *x, 3.0f));
+    scvrl_mark_output(*y);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, *y);
+    return g;
+}
+
 static void test_resident(void) {
     char err[512];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     int64_t n = 5000;
-    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 1, &n);
-    scvrl_mark_input(x);
-    scvrl_tensor *y = scvrl_gelu(ctx, scvrl_scale(ctx, x, 3.0f));
-    scvrl_mark_output(y);
-    scvrl_graph *g = scvrl_graph_new();
-    scvrl_graph_expand(g, y);
+    scvrl_tensor *x, *y;
+    scvrl_graph *g = resident_graph(ctx, n, &x, &y);
     float *want = (float *)malloc((size_t)n * 4);
     int ok = 1;
     for (int round = 0; round < 2 && ok; round++) {
@@ -730,12 +737,8 @@ static void test_resident_async(void) {
     char err[512] = "";
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     int64_t n = 1 << 20;
-    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 1, &n);
-    scvrl_mark_input(x);
-    scvrl_tensor *y = scvrl_gelu(ctx, scvrl_scale(ctx, x, 3.0f));
-    scvrl_mark_output(y);
-    scvrl_graph *g = scvrl_graph_new();
-    scvrl_graph_expand(g, y);
+    scvrl_tensor *x, *y;
+    scvrl_graph *g = resident_graph(ctx, n, &x, &y);
     float *buf[2] = { (float *)malloc((size_t)n * 4), (float *)malloc((size_t)n * 4) }, *got = (float *)malloc((size_t)n * 4);
     int ok = 1;
     double worst = 0;

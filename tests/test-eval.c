@@ -377,16 +377,22 @@ static void test_loader_modes(const char *dir) {
 
 static void check_class_report(const char *what, const char *json, const char *val_list, int classes);
 
+// A small synthetic set in dir (64 px, 24 frames, hard 1, motion labels, train and val splits; mp4 when
+// FFmpeg can write it, else JPEG folders): 0, or -1 with err.
+static int write_motion_set(const char *dir, int classes, int per_class, uint64_t seed, char *err, size_t errlen) {
+    synth_dataset d;
+    memset(&d, 0, sizeof d);
+    d.out = dir; d.opts.size = 64; d.opts.frames = 24; d.opts.hard = 1; d.kind = SYNTH_KIND_MOTION; d.classes = classes; d.per_class = per_class;
+    d.splits = (1 << SYNTH_TRAIN) | (1 << SYNTH_VAL); d.seed = seed;
+    d.format = vwrite_available(VWRITE_MP4, NULL, 0) ? SYNTH_MP4 : SYNTH_JPG;
+    return synth_check_dataset(&d, err, errlen) || synth_write_dataset(&d, NULL, NULL, err, errlen) ? -1 : 0;
+}
+
 static void test_program(void) {
     if (access(eval_bin, X_OK)) { test_skip("eval program", "%s is not built (make examples/eval)", eval_bin); return; }
     char dir[] = "/tmp/scvrl-test-eval-XXXXXX", err[512], cmd[4096];
     if (!mkdtemp(dir)) { test_fail("eval program", "mkdtemp"); return; }
-    synth_dataset d;
-    memset(&d, 0, sizeof d);
-    d.out = dir; d.opts.size = 64; d.opts.frames = 24; d.opts.hard = 1; d.kind = SYNTH_KIND_MOTION; d.classes = 4; d.per_class = 3;
-    d.splits = (1 << SYNTH_TRAIN) | (1 << SYNTH_VAL); d.seed = 5;
-    d.format = vwrite_available(VWRITE_MP4, NULL, 0) ? SYNTH_MP4 : SYNTH_JPG;
-    if (synth_check_dataset(&d, err, sizeof err) || synth_write_dataset(&d, NULL, NULL, err, sizeof err)) { test_skip("eval program", "%s", err); return; }
+    if (write_motion_set(dir, 4, 3, 5, err, sizeof err)) { test_skip("eval program", "%s", err); return; }
     test_loader_modes(dir);
     const char *m = "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 6 --quiet";
     snprintf(cmd, sizeof cmd, "%s linear %s --train %s/train.csv --val %s/val.csv --out %s/cache --json %s/lin.json >%s/lin.out 2>%s/lin.err",
@@ -514,12 +520,7 @@ static void test_flow_oracle(void) {
     if (access(eval_bin, X_OK)) { test_skip("eval flow", "%s is not built (make examples/eval)", eval_bin); return; }
     char dir[] = "/tmp/scvrl-test-flow-XXXXXX", err[512], cmd[4096], pm[600], pa[600];
     if (!mkdtemp(dir)) { test_fail("eval flow", "mkdtemp"); return; }
-    synth_dataset d;
-    memset(&d, 0, sizeof d);
-    d.out = dir; d.opts.size = 64; d.opts.frames = 24; d.opts.hard = 1; d.kind = SYNTH_KIND_MOTION; d.classes = 6; d.per_class = 12;
-    d.splits = (1 << SYNTH_TRAIN) | (1 << SYNTH_VAL); d.seed = 3;
-    d.format = vwrite_available(VWRITE_MP4, NULL, 0) ? SYNTH_MP4 : SYNTH_JPG;
-    if (synth_check_dataset(&d, err, sizeof err) || synth_write_dataset(&d, NULL, NULL, err, sizeof err)) { test_skip("eval flow", "%s", err); return; }
+    if (write_motion_set(dir, 6, 12, 3, err, sizeof err)) { test_skip("eval flow", "%s", err); return; }
     snprintf(cmd, sizeof cmd, "%s flow --train %s/train_motion.csv --val %s/val_motion.csv --cache %s/fc --quiet --json %s/m.json >/dev/null 2>&1 && "
              "%s flow --train %s/train_appearance.csv --val %s/val_appearance.csv --cache %s/fc --json %s/a.json 2>&1 >/dev/null | grep -c cached > %s/c.txt",
              eval_bin, dir, dir, dir, dir, eval_bin, dir, dir, dir, dir, dir);
