@@ -7,6 +7,7 @@
 #   bash notes/device-gates.sh            # all gates
 #   GATES="g3 g4flow g5" bash notes/device-gates.sh   # the cheap ones (CPU work, minutes)
 #
+# appsup (not a SYNTH.md gate, a diagnostic): the supervised recipe on the appearance labels (is the label learnable?).
 # Defaults: the settings whose gates pass (notes/gates.md, session 4): hard 0, mvit-tiny, 80 epochs without regularisation.
 # Knobs: PER_CLASS (100), EPOCHS (80, supervised runs), LR (1e-3), EXTRA (eval finetune flags; default: no label smoothing,
 # drop-path or head dropout, crops from 50%), QUIET= (show epochs), MODEL (mvit-tiny), SIZE (96: the crop the model
@@ -45,7 +46,8 @@ for g in $GATES; do
   g4sup)  timeout "$EACH_S" ./examples/eval finetune $SUP --clips ordered  --train "$TRM" --val "$VAM" > "$OUT/g4sup.txt" 2>&1 ;;
   g1)     timeout "$EACH_S" ./examples/eval finetune $SUP --clips static   --train "$TRM" --val "$VAM" > "$OUT/g1.txt" 2>&1 ;;
   g2)     timeout "$EACH_S" ./examples/eval finetune $SUP --clips shuffled --train "$TRM" --val "$VAM" > "$OUT/g2.txt" 2>&1 ;;
-  *) echo "unknown gate $g (g1 g2 g3 g4flow g4sup g5)"; exit 2 ;;
+  appsup) timeout "$EACH_S" ./examples/eval finetune $SUP --clips ordered  --train "$TRA" --val "$VAA" > "$OUT/appsup.txt" 2>&1 ;;
+  *) echo "unknown gate $g (g1 g2 g3 g4flow g4sup g5 appsup)"; exit 2 ;;
   esac
   echo "== $g (rc $?)"; grep -E "top-1|pair acc|^  [a-z_]+ / " "$OUT/$g.txt" | head -14; tail -1 "$OUT/$g.txt"
 done
