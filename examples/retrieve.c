@@ -32,8 +32,7 @@
 #endif
 
 #define RT_DEFAULT_MODEL "scvrl-tiny-synth.safetensors"
-#define RT_DEMO_INDEX "data/demo/val.csv"
-#define RT_GEN_DIR "data/retrieve-index"
+#define RT_GEN_DIR "data/retrieve-index-112"
 // Grid layout (pixels): rows of [rank | first | middle | last | similarity bar].
 #define RT_PAD 6
 #define RT_RANK_W 28
@@ -55,7 +54,7 @@ static const char *const precisions[] = { "tf32", "bf16", "fp32", NULL };
 static const cli_flag flags[] = {
     { "--weights", CLI_STR, &C.weights, "FILE", "encoder checkpoint (default: " RT_DEFAULT_MODEL " in <program dir>/../models/ or ./models/)", 0, 0, NULL, CLI_NO_DEFAULT },
     { "--encoder", CLI_CHOICE, &C.encoder, NULL, "which encoder of a pretraining checkpoint", 0, 0, encoders, 0 },
-    { "--index", CLI_STR, &C.index, "DIR|LIST", "videos to search: a list (CSV), a folder of videos, or class folders (default: " RT_DEMO_INDEX ", else a generated " RT_GEN_DIR ")", 0, 0, NULL, CLI_NO_DEFAULT },
+    { "--index", CLI_STR, &C.index, "DIR|LIST", "videos to search: a list (CSV), a folder of videos, or class folders (default: a small synthetic set generated once into " RT_GEN_DIR ")", 0, 0, NULL, CLI_NO_DEFAULT },
     { "--k", CLI_INT, &C.k, "K", "neighbours to show", 1, 1000, NULL, 0 },
     { "--grid", CLI_STR, &C.grid, "FILE.png", "draw query and neighbours (first, middle, last frame; similarity bar)", 0, 0, NULL, CLI_NO_DEFAULT },
     { "--thumb", CLI_INT, &C.thumb, "PX", "grid thumbnail size", 16, 512, NULL, 0 },
@@ -99,19 +98,19 @@ static const char *rt_default_weights(const char *argv0, char *tried, size_t n) 
 
 static void rt_synth_progress(void *ctx, int64_t done, int64_t total) { cli_progress_update((cli_progress *)ctx, done); (void)total; }
 
-// The demo's val list, or a small synthetic index generated once (18 motion classes x 2 videos).
+// A small synthetic index generated once (18 motion classes x 2 videos), at the default model's
+// data: the GPU study's set (112 px, 48 frames, hard 0; docs/RESULTS.md).
 static const char *rt_default_index(void) {
-    if (rt_exists(RT_DEMO_INDEX)) return RT_DEMO_INDEX;
     static const char *list = RT_GEN_DIR "/val.csv";
     if (rt_exists(list)) return list;
     synth_dataset d;
     memset(&d, 0, sizeof d);
-    d.out = RT_GEN_DIR; d.opts.size = 64; d.opts.frames = 24; d.opts.hard = 1; d.kind = SYNTH_KIND_MOTION;
+    d.out = RT_GEN_DIR; d.opts.size = 112; d.opts.frames = 48; d.opts.hard = 0; d.kind = SYNTH_KIND_MOTION;
     d.per_class = 2; d.splits = 1 << SYNTH_VAL; d.seed = 7;
     d.format = vwrite_available(VWRITE_MP4, NULL, 0) ? SYNTH_MP4 : SYNTH_JPG;
     char err[1024];
     if (synth_check_dataset(&d, err, sizeof err)) die("cannot generate the default index: %s (pass --index)", err);
-    fprintf(stderr, "retrieve: no %s: generating a small synthetic index (36 videos) in %s (once)\n", RT_DEMO_INDEX, RT_GEN_DIR);
+    fprintf(stderr, "retrieve: no --index: generating a small synthetic index (36 videos) in %s (once)\n", RT_GEN_DIR);
     cli_progress p;
     cli_progress_start(&p, "synth", "videos", synth_split_count(&d, SYNTH_VAL), C.quiet);
     if (synth_write_dataset(&d, rt_synth_progress, &p, err, sizeof err)) die("cannot generate the default index: %s (pass --index)", err);
@@ -495,8 +494,8 @@ int main(int argc, char **argv) {
         "Finds the videos of an index most similar to a query video (cosine similarity of the encoder's\n"
         "features of the centre clip) and prints them, one per line: rank, similarity, path (and label).\n"
         "Default model: " RT_DEFAULT_MODEL ", looked for in <program dir>/../models/ and then ./models/\n"
-        "(missing: a random initialisation, with a warning). Default index: " RT_DEMO_INDEX " (made by\n"
-        "./examples/pretrain), else a small synthetic set generated once into " RT_GEN_DIR ".\n"
+        "(missing: a random initialisation, with a warning). Default index: a small synthetic set of the\n"
+        "default model's kind (112 px, 36 videos), generated once into " RT_GEN_DIR ".\n"
         "The index's features are cached in <list>.index.safetensors (size + mtime per file).",
         flags, (int)(sizeof flags / sizeof flags[0]), mvit_print_presets,
         "The --grid picture is (6 + 28 + 3 * (thumb + 6) + 140 + 6) x (6 + (neighbours + 1) * (thumb + 6)) pixels;\n"

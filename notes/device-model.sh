@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The shipped default model (models/scvrl-tiny-synth.safetensors), made in one device call:
+# The default model shipped until session 5 (models/scvrl-tiny-synth.safetensors; since replaced by
+# the study's best model, docs/RESULTS.md), made in one device call:
 # the synthetic motion set at the demo's settings (64 px, 24 frames, hard 1) as JPEG folders,
 # SCVRL pretraining of mvit-tiny (8 frames, stride 2) on the GPU, then the online encoder
 # exported as a float16 backbone with its config. Logs and the model go to $OUT.
