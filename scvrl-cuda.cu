@@ -30,6 +30,8 @@
 // storage and accumulation stay fp32); in BF16 and TF32 mode attention (forward and backward) runs
 // in fused flash-style kernels on bf16 / tf32 tensor cores (see "Fused attention"). Atomics (not bit-deterministic) are used only by
 // MAXPOOL3D_BACK and by INDEX_ADD with more than 4096 indices.
+// Fusion: a LINEAR whose only reader is the next node, a residual ADD (scvrl_graph_fusable), runs as
+// one cuBLASLt call with beta = 1 into the ADD's buffer (SCVRL_NO_FUSE=1: off, as on the CPU).
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
 
 #ifndef SCVRL_CUDA
@@ -1234,15 +1236,18 @@ int op_matmul(Run &R, scvrl_tensor *t) {
 // Largest power of two (<= 16) that divides the address: cuBLASLt picks kernels for it.
 uint32_t align_of(const void *p) { uintptr_t a = (uintptr_t)p; return a % 16 == 0 ? 16 : a % 8 == 0 ? 8 : a % 4 == 0 ? 4 : 1; }
 
-// Y [rows, out] = X [rows, in] W^T + b in one cuBLASLt call (bias in the epilogue). Column-major
+// Y [rows, out] = X [rows, in] W^T + b (+ A) in one cuBLASLt call (bias in the epilogue; A, a
+// contiguous [rows, out] tensor or NULL, through beta = 1: the fused LINEAR + ADD). Column-major
 // view: Y^T [out, rows] = op_T(W stored [in, out]) X^T [in, rows]. Plans (descriptors and the
 // heuristic's algorithm) are cached per shape, precision and alignment. 1: done, 0: no plan (the
 // caller falls back to GEMM + bias kernel), -1: error.
-int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, const float *W, const float *b, float *Y) {
+int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, const float *W, const float *b, float *Y,
+              const float *A = nullptr) {
     Cuda *C = R.C;
     char key[160];
-    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
-             align_of(X), align_of(W), align_of(Y), b ? align_of(b) : 16u);
+    uint32_t ay = A && align_of(A) < align_of(Y) ? align_of(A) : align_of(Y);
+    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
+             A != nullptr, align_of(X), align_of(W), ay, b ? align_of(b) : 16u);
     auto it = C->lt_plans.find(key);
     if (it == C->lt_plans.end()) {
         LtPlan P;
@@ -1260,7 +1265,7 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, con
         SC_BLAS(cublasLtMatrixLayoutCreate(&P.c, CUDA_R_32F, (uint64_t)out, (uint64_t)rows, (int64_t)out));
         cublasLtMatmulPreference_t pref;
         SC_BLAS(cublasLtMatmulPreferenceCreate(&pref));
-        uint32_t aa = align_of(W), ab = align_of(X), ac = align_of(Y);
+        uint32_t aa = align_of(W), ab = align_of(X), ac = ay;
         SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &C->lt_ws_bytes, sizeof C->lt_ws_bytes));
         SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa));
         SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab));
@@ -1277,15 +1282,24 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, con
     LtPlan &P = it->second;
     if (!P.ok) return 0;
     if (b) SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
-    const float alpha = 1.0f, beta = 0.0f;
+    const float alpha = 1.0f, beta = A ? 1.0f : 0.0f;
     const void *w = W, *x = X;
     if (C->prec == SCVRL_PREC_BF16) {
         __nv_bfloat16 *w16, *x16;
         if (to_bf16(R, W, out, in, in, 0, X, rows, in, in, 0, 1, &w16, &x16)) return -1;
         w = w16; x = x16;
     }
-    SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, w, P.a, x, P.b, &beta, Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
+    SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, w, P.a, x, P.b, &beta, A ? A : Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
     return 1;
+}
+
+// LINEAR t and its only consumer u = ADD(t, other) as one cuBLASLt call writing u (the plan's fusion,
+// scvrl_graph_fusable). 1: done, 0: not taken (run both nodes), -1: error.
+int op_linear_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
+    const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2], *o = u->src[0] == t ? u->src[1] : u->src[0];
+    int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
+    if (rows <= 0 || out <= 0 || in <= 0 || rows >= ((int64_t)1 << 31) || !F(R, o)) return 0;
+    return lt_linear(R, rows, in, out, F(R, x), F(R, w), b ? F(R, b) : nullptr, F(R, u), F(R, o));
 }
 
 int op_linear(Run &R, scvrl_tensor *t) {
@@ -3047,6 +3061,13 @@ bool is_external_node(const scvrl_tensor *t) {
     return t->op != SCVRL_OP_LEAF && !t->view_src && (t->flags & SCVRL_F_EXTERNAL);
 }
 
+// LINEAR + ADD fusion (scvrl_graph_fusable) on the GPU, unless SCVRL_NO_FUSE=1 (as on the CPU).
+int fuse_on() {
+    static int on = -1;
+    if (on < 0) { const char *e = getenv("SCVRL_NO_FUSE"); on = !(e && *e == '1'); }
+    return on;
+}
+
 int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     Cuda *C = (Cuda *)be->priv;
     double pt0 = prof_on() ? prof_now_ms() : 0, pt1 = 0, pt2 = 0;
@@ -3143,11 +3164,21 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     if (prof) {
         while ((int)C->prof_ev.size() < n + 1) { cudaEvent_t e; SC_CU(cudaEventCreate(&e)); C->prof_ev.push_back(e); }
     }
+    const uint8_t *fuse = fuse_on() ? scvrl_graph_fusable(g) : nullptr;
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (prof) SC_CU(cudaEventRecord(C->prof_ev[i], C->stream));
         if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
         if (!C->dptr[i] && scvrl_nelements(t) > 0) { seterr(err, errlen, "cuda: node '%s' (%s) has no memory", t->name, scvrl_op_name(t->op)); return -1; }
+        if (fuse && fuse[i] && g->nodes[i + 1]->op == SCVRL_OP_ADD && C->dptr[i + 1]) {   // LINEAR + residual ADD
+            int rc = op_linear_add(R, t, g->nodes[i + 1]);
+            if (rc < 0) return -1;
+            if (rc > 0) {
+                if (prof) SC_CU(cudaEventRecord(C->prof_ev[i + 1], C->stream));   // the ADD's time is in the LINEAR's
+                i++;
+                continue;
+            }
+        }
         if (run_node(R, t)) {
             size_t k = strlen(err ? err : "");
             if (err && k + 1 < errlen) snprintf(err + k, errlen - k, " (node %d '%s', op %s)", i, t->name, scvrl_op_name(t->op));

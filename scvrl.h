@@ -278,6 +278,9 @@ size_t scvrl_graph_activation_bytes(const scvrl_graph *g);   // size of the plan
 // For backends: plan the graph (if its shape changed) and return each node's byte offset in one
 // activation buffer (-1: no memory of its own: leaves, views, external outputs) and the size.
 const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes);
+// For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR) may run with node i+1
+// (GELU of it, or ADD of it and a contiguous tensor of its shape) as one kernel; see scvrl__fusable.
+const uint8_t *scvrl_graph_fusable(const scvrl_graph *g);
 // For backends: the tensor whose memory a view uses, and the element offset into it.
 scvrl_tensor *scvrl_view_base(const scvrl_tensor *t, int64_t *offs);
 void scvrl_set_threads(int n);
@@ -3683,6 +3686,7 @@ const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes) {
     if (bytes) *bytes = P->bytes;
     return P->offs;
 }
+const uint8_t *scvrl_graph_fusable(const scvrl_graph *g) { return ((const scvrl__plan *)g->plan)->fuse; }
 scvrl_tensor *scvrl_view_base(const scvrl_tensor *t, int64_t *offs) { return scvrl__view_base(t, offs); }
 
 // Plan (once per graph shape) and point every node at its memory. 0, or -1 on out of memory.

@@ -700,6 +700,54 @@ static scvrl_graph *resident_graph(scvrl_ctx *ctx, int64_t n, scvrl_tensor **x, 
     return g;
 }
 
+// LINEAR followed by a residual ADD of its output (the plan's fusion, scvrl_graph_fusable): on the
+// GPU one cuBLASLt call with beta = 1 writes the sum; against the CPU (which fuses too, bit for bit
+// its unfused result), forward and the gradients of x, w, b and the residual. Both operand orders.
+static void test_linear_add_fused(void) {
+    char err[512], name[160];
+    for (int swap = 0; swap < 2; swap++) {
+        scvrl_ctx *ctx = scvrl_ctx_new(0);
+        int64_t nx[3] = { 6, 35, 48 }, nw[2] = { 72, 48 }, nb[1] = { 72 }, nr[3] = { 6, 35, 72 };
+        scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 3, nx), *w = scvrl_new_data(ctx, SCVRL_DT_F32, 2, nw);
+        scvrl_tensor *b = scvrl_new_data(ctx, SCVRL_DT_F32, 1, nb), *r = scvrl_new_data(ctx, SCVRL_DT_F32, 3, nr);
+        scvrl_tensor *in[4] = { x, w, b, r };
+        float *gb[4], *gc[4];
+        int64_t ne[4];
+        for (int i = 0; i < 4; i++) {
+            ne[i] = scvrl_nelements(in[i]);
+            fill_sym(scvrl_f32(in[i]), ne[i], 70 + i + 10 * swap, "linear add");
+            gb[i] = (float *)calloc((size_t)ne[i], 4); gc[i] = (float *)malloc((size_t)ne[i] * 4);
+            scvrl_mark_param(in[i]); in[i]->grad_data = gb[i];
+        }
+        scvrl_tensor *lin = scvrl_linear(ctx, x, w, b);
+        scvrl_tensor *y = swap ? scvrl_add(ctx, r, lin) : scvrl_add(ctx, lin, r);
+        scvrl_mark_output(y);
+        scvrl_tensor *loss = scvrl_mean_all(ctx, scvrl_mul(ctx, y, y));
+        scvrl_graph *g = scvrl_graph_new();
+        scvrl_graph_expand(g, r);        // r before the LINEAR, as a residual computed earlier: y follows it
+        scvrl_graph_expand(g, loss);
+        scvrl_graph_backward(ctx, g, loss);
+        scvrl_graph_plan(g, NULL);
+        const uint8_t *fu = scvrl_graph_fusable(g);
+        int fused = lin->id >= 0 && lin->id < g->n && fu[lin->id] && g->nodes[lin->id + 1] == y;
+        err[0] = 0;
+        int ok = !scvrl_graph_compute(g, NULL, err, sizeof err);
+        float *ycpu = (float *)malloc((size_t)ne[3] * 4);
+        if (ok) memcpy(ycpu, scvrl_f32(y), (size_t)ne[3] * 4);
+        for (int i = 0; i < 4; i++) { memcpy(gc[i], gb[i], (size_t)ne[i] * 4); memset(gb[i], 0, (size_t)ne[i] * 4); }
+        ok = ok && !scvrl_graph_compute(g, gpu, err, sizeof err);
+        double e = ok ? rel_err(scvrl_f32(y), ycpu, ne[3]) : INFINITY;
+        for (int i = 0; i < 4 && ok; i++) { double ei = rel_err(gb[i], gc[i], ne[i]); if (ei > e) e = ei; }
+        snprintf(name, sizeof name, "cuda: linear + residual add as one GEMM (%s), output and gradients vs cpu: %.1e",
+                 swap ? "r + linear" : "linear + r", e);
+        test_check(fused && ok && e <= TOL, name, "fused in the plan: %d; %s", fused, err);
+        free(ycpu);
+        for (int i = 0; i < 4; i++) { free(gb[i]); free(gc[i]); }
+        scvrl_graph_free(g);
+        scvrl_ctx_free(ctx);
+    }
+}
+
 static void test_resident(void) {
     char err[512];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -880,6 +928,7 @@ int main(int argc, char **argv) {
     run_mvit("mvit-tiny", 8, 64, 2, 1, 0, 99, 1e-5);      // train: drop-path masks must agree
     run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_TF32, 2, 1e-2);     // TF32 GEMMs (10-bit mantissa inputs): looser
     run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_BF16, 2, 5e-2);     // bf16 GEMMs (8-bit mantissa inputs)
+    test_linear_add_fused();
     test_params_ops();
     test_params_train();
     test_resident();
