@@ -1,7 +1,8 @@
 // test-retrieve: examples/retrieve as a subprocess on a constructed index (clips of a few synthetic
 // videos): a query clip of video X finds another clip of X first; the index cache is reused; the
 // grid PNG has the documented size; a missing query, a non-video file and a too-short video give a
-// message naming the file and a non-zero exit. Skipped when examples/retrieve is not built.
+// message naming the file and a non-zero exit; without --index, a synthetic index is generated once
+// and reused. Skipped when examples/retrieve is not built.
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,10 +115,33 @@ static void test_errors(const char *dir, const char *ext) {
     snprintf(cmd, sizeof cmd, "%s %s/short%s --index %s/index.csv > /dev/null 2> %s", bin, dir, ext, dir, p);
     rc = sh(cmd);
     slurp(p, errs, sizeof errs);
-    test_check(rc != 0 && strstr(errs, "short") && strstr(errs, "too short"), "retrieve: a 4-frame query is too short for 8-frame clips, exit non-zero",
+    test_check(rc != 0 && strstr(errs, "short") && strstr(errs, "too short"), "retrieve: a 4-frame query is too short for the model's clips, exit non-zero",
                "rc %d: %s", rc, errs);
     snprintf(cmd, sizeof cmd, "%s --help > /dev/null", bin);
     test_check(sh(cmd) == 0, "retrieve: --help", "non-zero exit");
+}
+
+// No --index: a small synthetic index of the default model's kind (36 videos, 112 px) is generated
+// once under ./data/retrieve-index-112 of the working directory, searched, and reused.
+static void test_default_index(const char *dir, const char *ext) {
+    char cmd[4096], out[8192], errs[8192], p[1024], abin[1024];
+    if (!realpath(bin, abin)) { test_fail("retrieve: default index", "realpath(%s) failed", bin); return; }
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/cwd && cd %s/cwd && %s %s/query%s > out.txt 2> err.txt", dir, dir, abin, dir, ext);
+    int rc = sh(cmd), lines = 0, listed = 0;
+    snprintf(p, sizeof p, "%s/cwd/out.txt", dir); slurp(p, out, sizeof out);
+    snprintf(p, sizeof p, "%s/cwd/err.txt", dir); slurp(p, errs, sizeof errs);
+    for (char *s = out; *s; s++) lines += *s == '\n';
+    char list[8192];
+    snprintf(p, sizeof p, "%s/cwd/data/retrieve-index-112/val.csv", dir);
+    if (!slurp(p, list, sizeof list)) for (char *s = list; *s; s++) listed += *s == '\n';
+    test_check(rc == 0 && lines == 5 && listed == 36 && strstr(errs, "generating a small synthetic index") && strstr(out, "retrieve-index-112/val/"),
+               "retrieve: without --index a 36-video synthetic index is generated once (112 px, the default model's kind) and searched, 5 neighbours",
+               "rc %d, %d lines, %d listed\nstdout:\n%s\nstderr:\n%s", rc, lines, listed, out, errs);
+    snprintf(cmd, sizeof cmd, "cd %s/cwd && %s %s/query%s > out2.txt 2> err2.txt", dir, abin, dir, ext);
+    rc = sh(cmd);
+    snprintf(p, sizeof p, "%s/cwd/err2.txt", dir); slurp(p, errs, sizeof errs);
+    test_check(rc == 0 && !strstr(errs, "generating") && strstr(errs, "36 cached"), "retrieve: the generated index and its features are reused",
+               "rc %d, stderr:\n%s", rc, errs);
 }
 
 int main(void) {
@@ -132,6 +156,7 @@ int main(void) {
         const char *ext = vwrite_extension(fmt);
         test_search(dir, ext);
         test_errors(dir, ext);
+        test_default_index(dir, ext);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     sh(cmd);
