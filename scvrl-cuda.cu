@@ -3061,13 +3061,6 @@ bool is_external_node(const scvrl_tensor *t) {
     return t->op != SCVRL_OP_LEAF && !t->view_src && (t->flags & SCVRL_F_EXTERNAL);
 }
 
-// LINEAR + ADD fusion (scvrl_graph_fusable) on the GPU, unless SCVRL_NO_FUSE=1 (as on the CPU).
-int fuse_on() {
-    static int on = -1;
-    if (on < 0) { const char *e = getenv("SCVRL_NO_FUSE"); on = !(e && *e == '1'); }
-    return on;
-}
-
 int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     Cuda *C = (Cuda *)be->priv;
     double pt0 = prof_on() ? prof_now_ms() : 0, pt1 = 0, pt2 = 0;
@@ -3164,7 +3157,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     if (prof) {
         while ((int)C->prof_ev.size() < n + 1) { cudaEvent_t e; SC_CU(cudaEventCreate(&e)); C->prof_ev.push_back(e); }
     }
-    const uint8_t *fuse = fuse_on() ? scvrl_graph_fusable(g) : nullptr;
+    const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR + residual ADD pairs (NULL: SCVRL_NO_FUSE=1)
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (prof) SC_CU(cudaEventRecord(C->prof_ev[i], C->stream));

@@ -280,6 +280,7 @@ size_t scvrl_graph_activation_bytes(const scvrl_graph *g);   // size of the plan
 const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes);
 // For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR) may run with node i+1
 // (GELU of it, or ADD of it and a contiguous tensor of its shape) as one kernel; see scvrl__fusable.
+// NULL when fusion is off (SCVRL_NO_FUSE=1 in the environment, for every backend).
 const uint8_t *scvrl_graph_fusable(const scvrl_graph *g);
 // For backends: the tensor whose memory a view uses, and the element offset into it.
 scvrl_tensor *scvrl_view_base(const scvrl_tensor *t, int64_t *offs);
@@ -3686,7 +3687,12 @@ const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes) {
     if (bytes) *bytes = P->bytes;
     return P->offs;
 }
-const uint8_t *scvrl_graph_fusable(const scvrl_graph *g) { return ((const scvrl__plan *)g->plan)->fuse; }
+// LINEAR + GELU/ADD fusion (scvrl__fusable), for every backend: -1 until read from SCVRL_NO_FUSE (=1: off).
+static int scvrl__fuse = -1;
+const uint8_t *scvrl_graph_fusable(const scvrl_graph *g) {
+    if (scvrl__fuse < 0) { const char *e = getenv("SCVRL_NO_FUSE"); scvrl__fuse = !(e && *e == '1'); }
+    return scvrl__fuse ? ((const scvrl__plan *)g->plan)->fuse : NULL;
+}
 scvrl_tensor *scvrl_view_base(const scvrl_tensor *t, int64_t *offs) { return scvrl__view_base(t, offs); }
 
 // Plan (once per graph shape) and point every node at its memory. 0, or -1 on out of memory.
@@ -3746,14 +3752,10 @@ static double scvrl__now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-// LINEAR + GELU/ADD fusion (scvrl__fusable) on the CPU: -1 until read from SCVRL_NO_FUSE (=1: off).
-static int scvrl__cpu_fuse = -1;
-
 static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     (void)be;
     if (scvrl__graph_bind(g, err, errlen)) return -1;
-    const uint8_t *fuse = ((const scvrl__plan *)g->plan)->fuse;
-    if (scvrl__cpu_fuse < 0) { const char *e = getenv("SCVRL_NO_FUSE"); scvrl__cpu_fuse = !(e && *e == '1'); }
+    const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR + GELU/ADD pairs (NULL: SCVRL_NO_FUSE=1)
     static int prof = -1;
     if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && (*e == '1' || *e == '2') ? *e - '0' : 0; e = getenv("SCVRL_PROFILE_CPU"); scvrl__prof_cpu = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
     for (int i = 0; i < g->n; i++) {
@@ -3767,7 +3769,7 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
             continue;
         }
         double t0 = prof ? scvrl__now() : 0;
-        if (fuse && fuse[i] && scvrl__cpu_fuse) {
+        if (fuse && fuse[i]) {
             scvrl__cpu_linear_fused(t, g->nodes[i + 1]);
             if (prof == 2) fprintf(stderr, "node (fused with %s)\n", scvrl_op_name(g->nodes[i + 1]->op));
             i++;                          // (t stays the LINEAR in the profile)

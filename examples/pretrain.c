@@ -230,16 +230,23 @@ typedef struct {
     char uerr[2][512];   // an upload's error, reported by the step that takes the batch
 } pt_prefetch;
 
+// Bytes of one batch buffer's three inputs: momentum clips, online clips, shuffle indices (>= 1 element).
+static void pt_batch_bytes(const pt_graphs *G, size_t b[3]) {
+    b[0] = (size_t)(G->xm->ne[0] * G->clip) * sizeof(float);
+    b[1] = (size_t)(G->xo->ne[0] * G->clip) * sizeof(float);
+    b[2] = (size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t);
+}
+
 // CUDA: the three inputs of batch buffer k to the device without waiting (scvrl_cuda_resident_async):
 // the copy overlaps the step computing from the other buffer. 0, or -1 with err.
 static int pt_upload(pt_prefetch *P, int k, char *err, size_t errlen) {
     err[0] = 0;
 #ifdef SCVRL_CUDA
     if (!P->resident) return 0;
-    const pt_graphs *G = P->G;
-    if (scvrl_cuda_resident_async(P->be, P->xm[k], (size_t)(G->xm->ne[0] * G->clip) * sizeof(float), err, errlen) ||
-        scvrl_cuda_resident_async(P->be, P->xo[k], (size_t)(G->xo->ne[0] * G->clip) * sizeof(float), err, errlen) ||
-        (G->shuf && scvrl_cuda_resident_async(P->be, P->shuf[k], (size_t)scvrl_nelements(G->shuf) * sizeof(int32_t), err, errlen)))
+    size_t b[3];
+    pt_batch_bytes(P->G, b);
+    if (scvrl_cuda_resident_async(P->be, P->xm[k], b[0], err, errlen) || scvrl_cuda_resident_async(P->be, P->xo[k], b[1], err, errlen) ||
+        (P->G->shuf && scvrl_cuda_resident_async(P->be, P->shuf[k], b[2], err, errlen)))
         return -1;
 #else
     (void)P; (void)k; (void)errlen;
@@ -262,9 +269,8 @@ static void pt_resident_release(pt_prefetch *P) {
 static void pt_resident_register(pt_prefetch *P) {
 #ifdef SCVRL_CUDA
     if (!P->be || strcmp(C.device, "cuda") || getenv("SCVRL_SYNC_UPLOAD")) return;
-    const pt_graphs *G = P->G;
-    size_t b[3] = { (size_t)(G->xm->ne[0] * G->clip) * sizeof(float), (size_t)(G->xo->ne[0] * G->clip) * sizeof(float),
-                    (size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t) };
+    size_t b[3];
+    pt_batch_bytes(P->G, b);
     char err[512];
     int rc = 0;
     P->resident = 1;
@@ -301,10 +307,12 @@ static void *pt_prefetch_main(void *arg) {
 static void pt_prefetch_start(pt_prefetch *P, pt_data *D, const pt_graphs *G, const pt_state *S, scvrl_backend *be, int on) {
     memset(P, 0, sizeof(*P));
     P->D = D; P->G = G; P->S = S; P->be = be; P->on = on; P->want = P->ready = -1;
+    size_t b[3];
+    pt_batch_bytes(G, b);
     for (int k = 0; k < 2; k++) {
-        P->xm[k] = (float *)malloc((size_t)(G->xm->ne[0] * G->clip) * sizeof(float));
-        P->shuf[k] = (int32_t *)malloc((size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t));
-        P->xo[k] = (float *)malloc((size_t)(G->xo->ne[0] * G->clip) * sizeof(float));
+        P->xm[k] = (float *)malloc(b[0]);
+        P->shuf[k] = (int32_t *)malloc(b[2]);
+        P->xo[k] = (float *)malloc(b[1]);
         P->vids[k] = (int64_t *)malloc((size_t)G->B * sizeof(int64_t));
         if (!P->xm[k] || !P->xo[k] || !P->vids[k] || !P->shuf[k]) die("out of memory for the batch buffers (try a smaller --batch)");
     }

@@ -729,7 +729,7 @@ static void test_linear_add_fused(void) {
         scvrl_graph_backward(ctx, g, loss);
         scvrl_graph_plan(g, NULL);
         const uint8_t *fu = scvrl_graph_fusable(g);
-        int fused = lin->id >= 0 && lin->id < g->n && fu[lin->id] && g->nodes[lin->id + 1] == y;
+        int fused = fu && lin->id >= 0 && lin->id < g->n && fu[lin->id] && g->nodes[lin->id + 1] == y;
         err[0] = 0;
         int ok = !scvrl_graph_compute(g, NULL, err, sizeof err);
         float *ycpu = (float *)malloc((size_t)ne[3] * 4);

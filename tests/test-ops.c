@@ -548,7 +548,7 @@ static void test_fusion(scvrl_ctx *ctx) {
     float *out[2][3];
     int nfused = 0;
     for (int pass = 0; pass < 2; pass++) {
-        scvrl__cpu_fuse = pass == 0;
+        scvrl__fuse = pass == 0;
         scvrl_tensor *h = scvrl_gelu(ctx, scvrl_linear(ctx, x, w1, b1));                    // fused (GELU)
         scvrl_tensor *y = scvrl_add(ctx, sk, scvrl_linear(ctx, h, w2, b2));                 // fused (ADD, 2nd operand)
         scvrl_tensor *l3 = scvrl_linear(ctx, h, w2, NULL);
@@ -584,7 +584,7 @@ static void test_fusion(scvrl_ctx *ctx) {
         }
         scvrl_graph_free(g);
     }
-    scvrl__cpu_fuse = -1;
+    scvrl__fuse = -1;
     int same = !memcmp(out[0][0], out[1][0], (size_t)(R * O1) * 4) && !memcmp(out[0][1], out[1][1], (size_t)(R * O2) * 4) &&
                !memcmp(out[0][2], out[1][2], (size_t)(R * O2) * 4);
     test_check(same, "fused and separate kernels give the same bytes", "outputs differ");
