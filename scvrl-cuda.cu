@@ -760,6 +760,33 @@ __global__ void k_im2col(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const fl
         cols[i] = ok ? X[(n0 + nl) * gx.sN + ci * gx.sC + it * gx.sT + ih * gx.sH + iw * gx.sW] : 0.0f;
     }
 }
+// The same with a tap table in shared memory (tab[k] = {a, b, e, offset of (ci, a, b, e) from the
+// window's corner}) and int arithmetic: a warp per column row (sample, output position), lanes over
+// k (coalesced writes, neighbouring k read neighbouring x). The element-per-thread kernel above
+// spends its time in 64-bit divisions (6 per element): 9 ms for the MViT-B stem at B56.
+__global__ void k_im2col_tab(int rows, int K, int64_t n0, G5 gx, G5 gy, CP p, const float *X, float *cols) {
+    extern __shared__ int4 tab[];
+    const int K3 = (int)(p.kt * p.kh * p.kw), khw = (int)(p.kh * p.kw), kw = (int)p.kw;
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        int ci = k / K3, kk = k % K3, a = kk / khw, b = (kk / kw) % (int)p.kh, e = kk % kw;
+        tab[k] = make_int4(a, b, e, (int)(ci * gx.sC + a * gx.sT + b * gx.sH + e * gx.sW));
+    }
+    __syncthreads();
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int YW = (int)gy.W, YH = (int)gy.H, P = (int)(gy.T * gy.H * gy.W);
+    const unsigned XT = (unsigned)gx.T, XH = (unsigned)gx.H, XW = (unsigned)gx.W;
+    for (int r = blockIdx.x * nw + (threadIdx.x >> 5); r < rows; r += gridDim.x * nw) {
+        int q = r % P, nl = r / P, ow = q % YW, oh = (q / YW) % YH, ot = q / (YW * YH);
+        int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
+        const int64_t base = (n0 + nl) * gx.sN + it0 * gx.sT + ih0 * gx.sH + iw0 * gx.sW;
+        float *cr = cols + (int64_t)r * K;
+        for (int k = lane; k < K; k += 32) {
+            int4 t = tab[k];
+            bool ok = (unsigned)(it0 + t.x) < XT && (unsigned)(ih0 + t.y) < XH && (unsigned)(iw0 + t.z) < XW;
+            cr[k] = ok ? X[base + t.w] : 0.0f;
+        }
+    }
+}
 // col2im by gathering: each input element sums the column entries that read it.
 __global__ void k_col2im(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const float *dcols, float *DX) {
     int64_t K3 = p.kt * p.kh * p.kw, K = gx.C * K3, P = gy.T * gy.H * gy.W;
@@ -847,7 +874,92 @@ template <typename I> __global__ void k_dw_back_x(I total, G5 gx, G5 gy, CP p, c
         DX[n * gx.sN + it * gx.sT + ih * gx.sH + iw * gx.sW + c] = acc;
     }
 }
-// dw partial sums: thread (chunk, k, c) over the output rows (n, ot, oh) of its chunk; double.
+// Depthwise channels-last, kernel KT x KH x KW (MViT: 3x3x3): a warp per output (forward) or input
+// (backward-x) position and a slice of 32 channels, each lane's KT*KH*KW weights in registers
+// (loaded once per thread, not once per tap and position: read in place they are K3 words apart
+// across the lanes), int offsets (spans < 2^31, checked on the host), the taps unrolled with their
+// bounds as predicates. The sums run over the taps in the element-per-thread kernels' order, so
+// both give the same bits. Grid: about 2048 blocks of 8 warps in all, each warp striding over
+// positions.
+struct DwI { int XT, XH, XW, YT, YH, YW, xsN, xsT, xsH, xsW, ysN, ysT, ysH, ysW, st, sh, sw, pt, ph, pw; };
+DwI dw_ints(const G5 &gx, const G5 &gy, const CP &p) {
+    return DwI{ (int)gx.T, (int)gx.H, (int)gx.W, (int)gy.T, (int)gy.H, (int)gy.W, (int)gx.sN, (int)gx.sT, (int)gx.sH,
+                (int)gx.sW, (int)gy.sN, (int)gy.sT, (int)gy.sH, (int)gy.sW, (int)p.st, (int)p.sh, (int)p.sw, (int)p.pt,
+                (int)p.ph, (int)p.pw };
+}
+template <int KT, int KH, int KW>
+__global__ void __launch_bounds__(256) k_dw_fwd_reg(int npos, int C, DwI d, const float *X, const float *Wt, const float *bias, float *Y) {
+    constexpr int K3 = KT * KH * KW;
+    const int c = blockIdx.y * 32 + (threadIdx.x & 31), wpb = blockDim.x >> 5;
+    if (c >= C) return;                                      // no barriers below
+    float w[K3];
+#pragma unroll
+    for (int k = 0; k < K3; k++) w[k] = Wt[c * K3 + k];
+    const float b0 = bias ? bias[c] : 0.0f;
+    for (int q = blockIdx.x * wpb + (threadIdx.x >> 5); q < npos; q += gridDim.x * wpb) {
+        int ow = q % d.YW, r = q / d.YW, oh = r % d.YH;
+        r /= d.YH;
+        int ot = r % d.YT, n = r / d.YT;
+        int it0 = ot * d.st - d.pt, ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
+        const float *xn = X + n * d.xsN + c;
+        float acc = b0;
+#pragma unroll
+        for (int a = 0; a < KT; a++) {
+            const bool ta = (unsigned)(it0 + a) < (unsigned)d.XT;
+#pragma unroll
+            for (int b = 0; b < KH; b++) {
+                const bool tb = ta && (unsigned)(ih0 + b) < (unsigned)d.XH;
+#pragma unroll
+                for (int e = 0; e < KW; e++)
+                    if (tb && (unsigned)(iw0 + e) < (unsigned)d.XW)
+                        acc += xn[(it0 + a) * d.xsT + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW] * w[(a * KH + b) * KW + e];
+            }
+        }
+        Y[n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c] = acc;
+    }
+}
+// One dim of the backward gather: does tap a of the padded input coordinate u hit an output (which).
+__device__ __forceinline__ bool dw_hit(int u, int a, int s, int Y, int *o) {
+    int t = u - a;
+    *o = t / s;
+    return t >= 0 && t - *o * s == 0 && *o < Y;
+}
+template <int KT, int KH, int KW>
+__global__ void __launch_bounds__(256) k_dw_back_x_reg(int npos, int C, DwI d, const float *DY, const float *Wt, float *DX) {
+    constexpr int K3 = KT * KH * KW;
+    const int c = blockIdx.y * 32 + (threadIdx.x & 31), wpb = blockDim.x >> 5;
+    if (c >= C) return;
+    float w[K3];
+#pragma unroll
+    for (int k = 0; k < K3; k++) w[k] = Wt[c * K3 + k];
+    for (int q = blockIdx.x * wpb + (threadIdx.x >> 5); q < npos; q += gridDim.x * wpb) {
+        int iw = q % d.XW, r = q / d.XW, ih = r % d.XH;
+        r /= d.XH;
+        int it = r % d.XT, n = r / d.XT;
+        const int ut = it + d.pt, uh = ih + d.ph, uw = iw + d.pw;
+        const float *dyn = DY + n * d.ysN + c;
+        int tt[KT], hh[KH], ww[KW];
+        bool vt[KT], vh[KH], vw[KW];
+#pragma unroll
+        for (int a = 0; a < KT; a++) vt[a] = dw_hit(ut, a, d.st, d.YT, &tt[a]);
+#pragma unroll
+        for (int b = 0; b < KH; b++) vh[b] = dw_hit(uh, b, d.sh, d.YH, &hh[b]);
+#pragma unroll
+        for (int e = 0; e < KW; e++) vw[e] = dw_hit(uw, e, d.sw, d.YW, &ww[e]);
+        float acc = 0.0f;
+#pragma unroll
+        for (int a = 0; a < KT; a++)
+#pragma unroll
+            for (int b = 0; b < KH; b++)
+#pragma unroll
+                for (int e = 0; e < KW; e++)
+                    if (vt[a] && vh[b] && vw[e])
+                        acc += dyn[tt[a] * d.ysT + hh[b] * d.ysH + ww[e] * d.ysW] * w[(a * KH + b) * KW + e];
+        DX[n * d.xsN + it * d.xsT + ih * d.xsH + iw * d.xsW + c] = acc;
+    }
+}
+// dw partial sums, any kernel size: thread (chunk, k, c) over the output rows (n, ot, oh) of its
+// chunk; double. (The old path: SCVRL_CUDA_CONV=old, and kernels other than 3x3x3.)
 __global__ void k_dw_back_w_part(int64_t total, int64_t rows, int64_t rows_per, G5 gx, G5 gy, CP p,
                                  const float *DY, const float *X, double *part) {
     int64_t C = gx.C, K3 = p.kt * p.kh * p.kw;
@@ -868,6 +980,64 @@ __global__ void k_dw_back_w_part(int64_t total, int64_t rows, int64_t rows_per, 
             }
         }
         part[i] = acc;
+    }
+}
+// dw partial sums, 3x3x3 (every MViT pooling conv): a block of 32 channel lanes x 4 warps per
+// (chunk of output positions, slice of 32 channels); each lane keeps the 27 taps' sums of its
+// channel in registers (dY read once per position instead of once per tap), float over 16 positions
+// then double; the 4 warps' sums are added in a fixed order into part[ch][k][c] (deterministic).
+// Int offsets: both tensors have < 2^31 elements (checked on the host).
+#define DWW_WARPS 4
+template <int KT, int KH, int KW>
+__global__ void __launch_bounds__(32 * DWW_WARPS) k_dw_back_w_taps(int npos, int per, G5 gx, G5 gy, CP p, const float *DY,
+                                                                  const float *X, double *part) {
+    constexpr int K3 = KT * KH * KW;
+    __shared__ double red[DWW_WARPS][K3][32];
+    const int lane = threadIdx.x, wy = threadIdx.y, C = (int)gx.C, c = blockIdx.y * 32 + lane;
+    const bool cok = c < C;
+    const int YT = (int)gy.T, YH = (int)gy.H, YW = (int)gy.W, XT = (int)gx.T, XH = (int)gx.H, XW = (int)gx.W;
+    const int xsN = (int)gx.sN, xsT = (int)gx.sT, xsH = (int)gx.sH, xsW = (int)gx.sW;
+    const int ysN = (int)gy.sN, ysT = (int)gy.sT, ysH = (int)gy.sH, ysW = (int)gy.sW;
+    const int q0 = blockIdx.x * per, q1 = min(q0 + per, npos);
+    double acc[K3];
+    float f[K3];
+#pragma unroll
+    for (int k = 0; k < K3; k++) { acc[k] = 0.0; f[k] = 0.0f; }
+    int cnt = 0;
+    for (int q = q0 + wy; q < q1; q += DWW_WARPS) {
+        int ow = q % YW, r = q / YW, oh = r % YH;
+        r /= YH;
+        int ot = r % YT, n = r / YT;
+        float dy = cok ? DY[n * ysN + ot * ysT + oh * ysH + ow * ysW + c] : 0.0f;
+        int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
+        const float *xn = X + n * xsN + (cok ? c : 0);
+#pragma unroll
+        for (int a = 0; a < KT; a++) {
+            const bool ta = it0 + a >= 0 && it0 + a < XT;
+#pragma unroll
+            for (int b = 0; b < KH; b++) {
+                const bool tb = ta && ih0 + b >= 0 && ih0 + b < XH;
+#pragma unroll
+                for (int e = 0; e < KW; e++) {
+                    if (tb && iw0 + e >= 0 && iw0 + e < XW)
+                        f[(a * KH + b) * KW + e] += dy * xn[(it0 + a) * xsT + (ih0 + b) * xsH + (iw0 + e) * xsW];
+                }
+            }
+        }
+        if (++cnt == 16) {
+#pragma unroll
+            for (int k = 0; k < K3; k++) { acc[k] += (double)f[k]; f[k] = 0.0f; }
+            cnt = 0;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < K3; k++) red[wy][k][lane] = acc[k] + (double)f[k];
+    __syncthreads();
+    for (int k = wy; k < K3; k += DWW_WARPS) {
+        double s = 0.0;
+#pragma unroll
+        for (int w = 0; w < DWW_WARPS; w++) s += red[w][k][lane];
+        if (cok) part[((size_t)blockIdx.x * K3 + k) * C + c] = s;
     }
 }
 __global__ void k_dw_back_w_final(int64_t C, int64_t K3, int64_t nch, const double *part, float *DW) {
@@ -1597,6 +1767,26 @@ int op_l2n_back(Run &R, scvrl_tensor *t) {
 }
 
 // --- conv3d ---
+// dW = sum over chunks of part[ch][k][c], for many chunks: 32 outputs per block, 8 rows of threads
+// each summing every 8th chunk (two interleaved sums), the rows added in a fixed order
+// (deterministic). A thread per output (k_dw_back_w_final) is a chain of nch dependent loads.
+__global__ void k_dw_back_w_final8(int64_t C, int64_t K3, int64_t nch, const double *part, float *DW) {
+    __shared__ double s[8][32];
+    const int64_t j = (int64_t)blockIdx.x * 32 + threadIdx.x, CK = C * K3;
+    double a0 = 0.0, a1 = 0.0;
+    if (j < CK) {
+        int64_t ch = threadIdx.y;
+        for (; ch + 8 < nch; ch += 16) { a0 += part[ch * CK + j]; a1 += part[(ch + 8) * CK + j]; }
+        if (ch < nch) a0 += part[ch * CK + j];
+    }
+    s[threadIdx.y][threadIdx.x] = a0 + a1;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < CK) {
+        double t = 0.0;
+        for (int i = 0; i < 8; i++) t += s[i][threadIdx.x];
+        DW[(j % C) * K3 + j / C] = (float)t;
+    }
+}
 const size_t CONV_SCRATCH_CAP = (size_t)256 << 20;       // im2col chunk budget
 int64_t conv_chunk(int64_t N, int64_t PK) {
     int64_t per = (int64_t)(CONV_SCRATCH_CAP / 4) / (PK ? PK : 1);
@@ -1609,6 +1799,46 @@ int64_t dw_chunks(int64_t rows, int64_t KC) {
     if (nch > rows) nch = rows;
     return nch < 1 ? 1 : nch;
 }
+// Conv path switch (SCVRL_CUDA_CONV, read at every call so that the scratch pre-pass and the op
+// agree): "old" = the depthwise kernels of session 5 (weights read in place, the weight gradient
+// a thread per (chunk, tap, channel)); unset = the kernels above.
+bool conv_old() { const char *e = getenv("SCVRL_CUDA_CONV"); return e && !strcmp(e, "old"); }
+int64_t g5_span(const G5 &g) { return 1 + (g.N - 1) * g.sN + (g.C - 1) * g.sC + (g.T - 1) * g.sT + (g.H - 1) * g.sH + (g.W - 1) * g.sW; }
+// The 3x3x3 weight-gradient kernel applies (int offsets); its chunking: about 10 blocks of 4 warps
+// per SM, at least 16 positions per block.
+bool dw_w_taps(const CP &p, const G5 &gx, const G5 &gy) {
+    return !conv_old() && p.kt == 3 && p.kh == 3 && p.kw == 3 && g5_span(gx) < ((int64_t)1 << 31) &&
+           g5_span(gy) < ((int64_t)1 << 31) && gy.N * gy.T * gy.H * gy.W < ((int64_t)1 << 31);
+}
+void dw_w_geom(const G5 &gx, const G5 &gy, int64_t *nch, int64_t *per) {
+    int64_t npos = gy.N * gy.T * gy.H * gy.W, slices = (gx.C + 31) / 32, n = (1320 + slices - 1) / slices;
+    if (n > (npos + 15) / 16) n = (npos + 15) / 16;
+    if (n < 1) n = 1;
+    *per = (npos + n - 1) / n;
+    *nch = (npos + *per - 1) / *per;
+}
+// The register-weight kernels apply: 3x3x3 and int offsets.
+bool dw_reg(const CP &p, const G5 &gx, const G5 &gy) {
+    return !conv_old() && p.kt == 3 && p.kh == 3 && p.kw == 3 && g5_span(gx) < ((int64_t)1 << 31) &&
+           g5_span(gy) < ((int64_t)1 << 31);
+}
+dim3 dw_grid(int64_t npos, int64_t C) {
+    int64_t slices = (C + 31) / 32, bx = (npos + 7) / 8, cap = (2048 + slices - 1) / slices;
+    return dim3((unsigned)(bx < cap ? (bx < 1 ? 1 : bx) : cap), (unsigned)slices);
+}
+// im2col of samples [n0, n0 + ns) into cols [ns * P, K]: the tap-table kernel when K <= 2048 and
+// every offset fits an int (and not SCVRL_CUDA_CONV=old), else the element-per-thread kernel.
+int im2col(Run &R, int64_t n0, int64_t ns, const G5 &gx, const G5 &gy, const CP &p, const float *X, float *cols) {
+    int64_t K = gx.C * p.kt * p.kh * p.kw, rows = ns * gy.T * gy.H * gy.W, tot = rows * K;
+    if (!tot) return 0;
+    if (!conv_old() && K <= 2048 && tot < ((int64_t)1 << 31) && g5_span(gx) < ((int64_t)1 << 31)) {
+        k_im2col_tab<<<grid_for(rows, 8), 256, (size_t)K * sizeof(int4), R.s>>>((int)rows, (int)K, n0, gx, gy, p, X, cols);
+    } else {
+        k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, cols);
+    }
+    SC_LAUNCH();
+    return 0;
+}
 size_t scratch_conv(const scvrl_tensor *t) {
     // geometry: x and y by op
     const scvrl_tensor *x, *y, *w;
@@ -1619,7 +1849,8 @@ size_t scratch_conv(const scvrl_tensor *t) {
     G5 gx = geom5(x, p.layout), gy = geom5(y, p.layout);
     if (is_dw_last(p, gx, gy)) {
         if (t->op != SCVRL_OP_CONV3D_BACK_W) return 0;
-        int64_t K3 = p.kt * p.kh * p.kw, rows = gy.N * gy.T * gy.H;
+        int64_t K3 = p.kt * p.kh * p.kw, rows = gy.N * gy.T * gy.H, nch, per;
+        if (dw_w_taps(p, gx, gy)) { dw_w_geom(gx, gy, &nch, &per); return (size_t)nch * (size_t)(K3 * gx.C) * 8; }
         return (size_t)dw_chunks(rows, K3 * gx.C) * (size_t)(K3 * gx.C) * 8;
     }
     if (p.groups != 1) return 0;
@@ -1637,8 +1868,14 @@ int op_conv(Run &R, scvrl_tensor *t) {
     int64_t ny = scvrl_nelements(t);
     if (!ny) return 0;
     if (is_dw_last(p, gx, gy)) {
-        if (ny < ((int64_t)1 << 31)) k_dw_fwd<uint32_t><<<grid_for(ny), 256, 0, R.s>>>((uint32_t)ny, gx, gy, p, X, W, B, Y);
-        else k_dw_fwd<int64_t><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, p, X, W, B, Y);
+        if (dw_reg(p, gx, gy)) {
+            int64_t npos = gy.N * gy.T * gy.H * gy.W;
+            k_dw_fwd_reg<3, 3, 3><<<dw_grid(npos, gx.C), 256, 0, R.s>>>((int)npos, (int)gx.C, dw_ints(gx, gy, p), X, W, B, Y);
+        } else if (ny < ((int64_t)1 << 31)) {
+            k_dw_fwd<uint32_t><<<grid_for(ny), 256, 0, R.s>>>((uint32_t)ny, gx, gy, p, X, W, B, Y);
+        } else {
+            k_dw_fwd<int64_t><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, p, X, W, B, Y);
+        }
         SC_LAUNCH();
         return 0;
     }
@@ -1651,8 +1888,8 @@ int op_conv(Run &R, scvrl_tensor *t) {
     int64_t per = conv_chunk(gx.N, Pp * K);
     float *cols = (float *)R.C->scratch;
     for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
-        int64_t ns = gx.N - n0 < per ? gx.N - n0 : per, tot = ns * Pp * K;
-        if (tot) { k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, cols); SC_LAUNCH(); }
+        int64_t ns = gx.N - n0 < per ? gx.N - n0 : per;
+        if (im2col(R, n0, ns, gx, gy, p, X, cols)) return -1;
         if (p.layout == SCVRL_LAYOUT_NCDHW) {
             // Y_n [Co, P] = W [Co, K] cols_n^T
             if (gemm(R, 0, 1, Co, Pp, K, W, K, 0, cols, K, Pp * K, Y + n0 * gy.sN, Pp, gy.sN, ns, 0.0f)) return -1;
@@ -1677,8 +1914,14 @@ int op_conv_back_x(Run &R, scvrl_tensor *t) {
     int64_t nx = scvrl_nelements(t);
     if (!nx) return 0;
     if (is_dw_last(p, gx, gy)) {
-        if (nx < ((int64_t)1 << 31)) k_dw_back_x<uint32_t><<<grid_for(nx), 256, 0, R.s>>>((uint32_t)nx, gx, gy, p, DY, W, DX);
-        else k_dw_back_x<int64_t><<<grid_for(nx), 256, 0, R.s>>>(nx, gx, gy, p, DY, W, DX);
+        if (dw_reg(p, gx, gy)) {
+            int64_t npos = gx.N * gx.T * gx.H * gx.W;
+            k_dw_back_x_reg<3, 3, 3><<<dw_grid(npos, gx.C), 256, 0, R.s>>>((int)npos, (int)gx.C, dw_ints(gx, gy, p), DY, W, DX);
+        } else if (nx < ((int64_t)1 << 31)) {
+            k_dw_back_x<uint32_t><<<grid_for(nx), 256, 0, R.s>>>((uint32_t)nx, gx, gy, p, DY, W, DX);
+        } else {
+            k_dw_back_x<int64_t><<<grid_for(nx), 256, 0, R.s>>>(nx, gx, gy, p, DY, W, DX);
+        }
         SC_LAUNCH();
         return 0;
     }
@@ -1714,11 +1957,20 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
     if (is_dw_last(p, gx, gy)) {
         int64_t C = gx.C, K3 = p.kt * p.kh * p.kw, rows = gy.N * gy.T * gy.H;
         if (!rows) { SC_CU(cudaMemsetAsync(DW, 0, (size_t)nw * 4, R.s)); return 0; }
-        int64_t nch = dw_chunks(rows, K3 * C), per = (rows + nch - 1) / nch, tot = nch * K3 * C;
         double *part = (double *)R.C->scratch;
-        k_dw_back_w_part<<<grid_for(tot), 256, 0, R.s>>>(tot, rows, per, gx, gy, p, DY, X, part);
+        int64_t nch, per;
+        if (dw_w_taps(p, gx, gy)) {
+            dw_w_geom(gx, gy, &nch, &per);
+            dim3 grid((unsigned)nch, (unsigned)((C + 31) / 32)), block(32, DWW_WARPS);
+            k_dw_back_w_taps<3, 3, 3><<<grid, block, 0, R.s>>>((int)(gy.N * gy.T * gy.H * gy.W), (int)per, gx, gy, p, DY, X, part);
+        } else {
+            nch = dw_chunks(rows, K3 * C), per = (rows + nch - 1) / nch;
+            int64_t tot = nch * K3 * C;
+            k_dw_back_w_part<<<grid_for(tot), 256, 0, R.s>>>(tot, rows, per, gx, gy, p, DY, X, part);
+        }
         SC_LAUNCH();
-        k_dw_back_w_final<<<grid_for(C * K3), 256, 0, R.s>>>(C, K3, nch, part, DW);
+        if (dw_w_taps(p, gx, gy)) k_dw_back_w_final8<<<(unsigned)((C * K3 + 31) / 32), dim3(32, 8), 0, R.s>>>(C, K3, nch, part, DW);
+        else k_dw_back_w_final<<<grid_for(C * K3), 256, 0, R.s>>>(C, K3, nch, part, DW);
         SC_LAUNCH();
         return 0;
     }
@@ -1732,9 +1984,8 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
     int64_t per = conv_chunk(gx.N, Pp * K);
     float *cols = (float *)R.C->scratch;
     for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
-        int64_t ns = gx.N - n0 < per ? gx.N - n0 : per, tot = ns * Pp * K;
-        k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, cols);
-        SC_LAUNCH();
+        int64_t ns = gx.N - n0 < per ? gx.N - n0 : per;
+        if (im2col(R, n0, ns, gx, gy, p, X, cols)) return -1;
         if (p.layout == SCVRL_LAYOUT_NCDHW) {
             // DW [Co, K] += dy_n [Co, P] cols_n [P, K]
             for (int64_t nl = 0; nl < ns; nl++)

@@ -280,6 +280,8 @@ static int is_compared(const scvrl_tensor *t) {
     return t->op != SCVRL_OP_LEAF && !t->view_src && !(t->flags & SCVRL_F_EXTERNAL);
 }
 
+static const char *case_tag = "";    // appended to the case names (the SCVRL_CUDA_CONV=old reruns)
+
 static void run_case(const ccase *c) {
     char err[512], name[256];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -352,7 +354,7 @@ static void run_case(const ccase *c) {
             }
             op_seen[SCVRL_OP_GRAD_ACC]++;
             if (gworst > op_worst[SCVRL_OP_GRAD_ACC]) op_worst[SCVRL_OP_GRAD_ACC] = gworst;
-            snprintf(name, sizeof name, "cuda %s: %d nodes, worst node %.2e (%s), gradients %.2e%s", c->name, n, worst, wop, gworst,
+            snprintf(name, sizeof name, "cuda %s%s: %d nodes, worst node %.2e (%s), gradients %.2e%s", c->name, case_tag, n, worst, wop, gworst,
                      mask_bad ? ", dropout masks differ" : "");
             test_check(worst <= TOL && gworst <= TOL && !mask_bad, name, "above %.0e", TOL);
         }
@@ -899,6 +901,13 @@ int main(int argc, char **argv) {
     }
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     for (int i = 0; i < NCASES; i++) run_case(&cases[i]);
+    // The earlier conv kernels (SCVRL_CUDA_CONV=old) on the same cases: still the path for
+    // depthwise weights over 48 KB, dW of kernels other than 3x3x3, and im2col with K > 2048.
+    setenv("SCVRL_CUDA_CONV", "old", 1);
+    case_tag = " (SCVRL_CUDA_CONV=old)";
+    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d", 6)) run_case(&cases[i]);
+    unsetenv("SCVRL_CUDA_CONV");
+    case_tag = "";
     // per-op table: every op of the table must have been compared
     printf("# per-op worst normalised error (gpu vs cpu), over every node of every case:\n");
     for (int op = 0; op < SCVRL_OP_COUNT; op++) {
