@@ -200,21 +200,30 @@ static scvrl_tensor *mvit__p(const mvit_model *m, const char *fmt, ...) {
     return t;
 }
 
-// Attention pooling: z [B, h, N, d] -> depthwise conv over the grid (CLS bypasses), then LN(d).
-static scvrl_tensor *mvit__pool(scvrl_ctx *ctx, const mvit_model *m, scvrl_tensor *z, const int thw[3],
+// Attention pooling (MVIT.md section 5) of the j-th of q/k/v, read straight from the projection
+// qkv5 [B, N, 3, h, d]: the grid tokens of all heads are one channels-last view [B, T, H, W, h*d]
+// (channel stride 1, no copy), pooled by one depthwise conv whose weight is the shared [d] kernel
+// tiled over the heads (the same sums as pooling each head); CLS bypasses; then LN(d) per head.
+// Returns [B, h, 1+L, d], a transposed view of the LN output [B, 1+L, h, d].
+static scvrl_tensor *mvit__pool(scvrl_ctx *ctx, const mvit_model *m, scvrl_tensor *qkv5, int j, const int thw[3],
                                 const int stride[3], const char *name, int out_thw[3]) {
-    int64_t B = z->ne[0], h = z->ne[1], N = z->ne[2], d = z->ne[3];
-    scvrl_tensor *cls = scvrl_slice(ctx, z, 2, 0, 1);
-    int64_t g5[5] = { B * h, thw[0], thw[1], thw[2], d };
-    scvrl_tensor *grid = scvrl_reshape(ctx, scvrl_slice(ctx, z, 2, 1, N - 1), 5, g5);
+    int64_t B = qkv5->ne[0], N = qkv5->ne[1], h = qkv5->ne[3], d = qkv5->ne[4], C = h * d;
+    scvrl_tensor *z = scvrl_reshape_3d(ctx, scvrl_slice(ctx, qkv5, 2, j, 1), B, N, C);     // [B, N, C] view
+    int64_t g5[5] = { B, thw[0], thw[1], thw[2], C };
+    scvrl_tensor *grid = scvrl_reshape(ctx, scvrl_slice(ctx, z, 1, 1, N - 1), 5, g5);
+    scvrl_tensor *w = mvit__p(m, "%s.pool.weight", name);                                  // [d, 1, kt, kh, kw]
+    if (h > 1) {
+        int64_t k3 = w->ne[2] * w->ne[3] * w->ne[4], e2[2] = { h, d * k3 }, w5[5] = { C, 1, w->ne[2], w->ne[3], w->ne[4] };
+        w = scvrl_reshape(ctx, scvrl_cont(ctx, scvrl_expand(ctx, scvrl_reshape_2d(ctx, w, 1, d * k3), 2, e2)), 5, w5);
+    }
     int pad[3] = { 1, 1, 1 };
-    scvrl_tensor *pooled = scvrl_conv3d(ctx, grid, mvit__p(m, "%s.pool.weight", name), NULL, stride, pad,
-                                        (int)d, SCVRL_LAYOUT_NDHWC);
+    scvrl_tensor *pooled = scvrl_conv3d(ctx, grid, w, NULL, stride, pad, (int)C, SCVRL_LAYOUT_NDHWC);
     for (int i = 0; i < 3; i++) out_thw[i] = (int)pooled->ne[1 + i];
     int64_t L = pooled->ne[1] * pooled->ne[2] * pooled->ne[3];
-    pooled = scvrl_reshape_4d(ctx, pooled, B, h, L, d);
-    scvrl_tensor *y = scvrl_concat(ctx, cls, pooled, 2);
-    return scvrl_layer_norm(ctx, y, mvit__p(m, "%s.norm_act.0.weight", name), mvit__p(m, "%s.norm_act.0.bias", name), 1e-6f);
+    scvrl_tensor *y = scvrl_concat(ctx, scvrl_slice(ctx, z, 1, 0, 1), scvrl_reshape_3d(ctx, pooled, B, L, C), 1);
+    y = scvrl_layer_norm(ctx, scvrl_reshape_4d(ctx, y, B, 1 + L, h, d), mvit__p(m, "%s.norm_act.0.weight", name),
+                         mvit__p(m, "%s.norm_act.0.bias", name), 1e-6f);                   // [B, 1+L, h, d]
+    return scvrl_transpose(ctx, y, 1, 2);
 }
 
 // Skip path of a Q-pooling block: max pool (kernel s+1, padding kernel/2) over the grid, CLS bypasses.
@@ -244,20 +253,20 @@ static scvrl_tensor *mvit__block(scvrl_ctx *ctx, const mvit_model *m, int i, scv
     scvrl_tensor *a = scvrl_layer_norm(ctx, x, mvit__p(m, "blocks.%d.norm1.weight", i), mvit__p(m, "blocks.%d.norm1.bias", i), 1e-6f);
     scvrl_tensor *qkv = mvit__linear(ctx, m, a, "blocks.%d.attn.qkv", i);          // [B, N, 3C]
     int64_t ne5[5] = { B, N, 3, h, d };
-    int perm[5] = { 2, 0, 3, 1, 4 };
-    qkv = scvrl_permute(ctx, scvrl_reshape(ctx, qkv, 5, ne5), perm);                // [3, B, h, N, d]
-    scvrl_tensor *qkv3[3];
-    for (int j = 0; j < 3; j++) qkv3[j] = scvrl_reshape_4d(ctx, scvrl_slice(ctx, qkv, 0, j, 1), B, h, N, d);
+    scvrl_tensor *qkv5 = scvrl_reshape(ctx, qkv, 5, ne5);                            // [B, N, 3, h, d]
     char nm[96];
     int kv_thw[3], q_thw[3] = { thw[0], thw[1], thw[2] };
     snprintf(nm, sizeof nm, "blocks.%d.attn.pool_k", i);
-    scvrl_tensor *k = mvit__pool(ctx, m, qkv3[1], thw, b->kv_stride, nm, kv_thw);
+    scvrl_tensor *k = mvit__pool(ctx, m, qkv5, 1, thw, b->kv_stride, nm, kv_thw);   // [B, h, Nk, d]
     snprintf(nm, sizeof nm, "blocks.%d.attn.pool_v", i);
-    scvrl_tensor *v = mvit__pool(ctx, m, qkv3[2], thw, b->kv_stride, nm, kv_thw);
-    scvrl_tensor *q = qkv3[0];
+    scvrl_tensor *v = mvit__pool(ctx, m, qkv5, 2, thw, b->kv_stride, nm, kv_thw);
+    scvrl_tensor *q;
     if (b->q_stride[0]) {
         snprintf(nm, sizeof nm, "blocks.%d.attn.pool_q", i);
-        q = mvit__pool(ctx, m, q, thw, b->q_stride, nm, q_thw);
+        q = mvit__pool(ctx, m, qkv5, 0, thw, b->q_stride, nm, q_thw);
+    } else {
+        int perm[4] = { 0, 2, 1, 3 };
+        q = scvrl_permute(ctx, scvrl_reshape_4d(ctx, scvrl_slice(ctx, qkv5, 2, 0, 1), B, N, h, d), perm);   // [B, h, N, d]
     }
     scvrl_tensor *o = scvrl_attention(ctx, q, k, v, (float)(1.0 / sqrt((double)d)));   // [B, Nq, h, d]
     o = scvrl_reshape_3d(ctx, o, B, q->ne[2], C);
