@@ -109,6 +109,10 @@ static scvrl_tensor *b_conv_pool8(scvrl_ctx *c, scvrl_tensor **x) {    // stride
     int s[3] = { 1, 8, 8 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
 }
+static scvrl_tensor *b_conv_pool_view(scvrl_ctx *c, scvrl_tensor **x) {    // stride (1,2,2) on channels 96..191 of 288
+    int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+    return scvrl_conv3d(c, scvrl_slice(c, x[0], 4, 96, 96), x[1], NULL, s, p, 96, SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_conv_dw_cf(scvrl_ctx *c, scvrl_tensor **x) {    // depthwise, channels first (direct path)
     int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], x[2], s, p, (int)x[0]->ne[1], SCVRL_LAYOUT_NCDHW);
@@ -241,6 +245,7 @@ static const ccase cases[] = {
     { "conv3d_pool_s2_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
     { "conv3d_pool_s8_c96", 2, { 5, 5 }, { { 2, 4, 16, 16, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool8 },
     { "conv3d_pool_s2_c40", 2, { 5, 5 }, { { 2, 3, 6, 7, 40 }, { 40, 1, 3, 3, 3 } }, 3, b_conv_pool2 },   // a partial channel group of 32
+    { "conv3d_pool_view_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 288 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool_view },
     { "conv3d_depthwise_ncdhw", 3, { 5, 5, 1 }, { { 2, 5, 3, 6, 7 }, { 5, 1, 3, 3, 3 }, { 5 } }, 7, b_conv_dw_cf },
     { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
     { "layer_norm_768", 3, { 3, 1, 1 }, { { 3, 17, 768 }, { 768 }, { 768 } }, 7, b_ln },

@@ -48,6 +48,12 @@ static scvrl_tensor *b_conv_dw(scvrl_ctx *c, scvrl_tensor **x) {
     int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], NULL, s, p, 4, SCVRL_LAYOUT_NDHWC);
 }
+// depthwise on a channels-last view (channels 4..7 of 12, as MViT's pooling of q/k/v in place)
+static scvrl_tensor *b_conv_dw_view(scvrl_ctx *c, scvrl_tensor **x) {
+    int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+    scvrl_tensor *v = scvrl_slice(c, x[0], 4, 4, 4);
+    return scvrl_conv3d(c, v, x[1], NULL, s, p, 4, SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_conv_last(scvrl_ctx *c, scvrl_tensor **x) {
     int s[3] = { 2, 1, 2 }, p[3] = { 0, 1, 0 };
     return scvrl_conv3d(c, x[0], x[1], x[2], s, p, 1, SCVRL_LAYOUT_NDHWC);
@@ -121,6 +127,7 @@ static const gcase cases[] = {
     { "conv3d_ncdhw", SCVRL_OP_CONV3D, 3, { 5, 5, 1 }, { { 2, 3, 5, 5, 4 }, { 4, 3, 2, 3, 3 }, { 4 } }, 7, b_conv, 2e-3 },
     { "conv3d_groups2", SCVRL_OP_CONV3D, 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 3 }, { 6, 2, 3, 3, 2 }, { 6 } }, 7, b_conv_g2, 2e-3 },
     { "conv3d_depthwise_ndhwc", SCVRL_OP_CONV3D, 2, { 5, 5 }, { { 2, 3, 5, 4, 4 }, { 4, 1, 3, 3, 3 } }, 3, b_conv_dw, 2e-3 },
+    { "conv3d_depthwise_view", SCVRL_OP_CONV3D, 2, { 5, 5 }, { { 2, 3, 5, 4, 12 }, { 4, 1, 3, 3, 3 } }, 3, b_conv_dw_view, 2e-3 },
     { "conv3d_ndhwc", SCVRL_OP_CONV3D, 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 2 }, { 3, 2, 2, 3, 1 }, { 3 } }, 7, b_conv_last, 2e-3 },
     { "maxpool3d_ndhwc", SCVRL_OP_MAXPOOL3D, 1, { 5 }, { { 2, 2, 5, 4, 3 } }, 1, b_pool, 2e-3 },
     { "maxpool3d_ncdhw", SCVRL_OP_MAXPOOL3D, 1, { 5 }, { { 1, 2, 3, 5, 4 } }, 1, b_pool_cf, 2e-3 },
