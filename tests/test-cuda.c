@@ -245,6 +245,7 @@ static const ccase cases[] = {
     { "conv3d_pool_s2_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
     { "conv3d_pool_s8_c96", 2, { 5, 5 }, { { 2, 4, 16, 16, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool8 },
     { "conv3d_pool_s2_c40", 2, { 5, 5 }, { { 2, 3, 6, 7, 40 }, { 40, 1, 3, 3, 3 } }, 3, b_conv_pool2 },   // a partial channel group of 32
+    { "conv3d_pool_s2_c6", 2, { 5, 5 }, { { 2, 3, 6, 7, 6 }, { 6, 1, 3, 3, 3 } }, 3, b_conv_pool2 },       // C % 4 != 0: one channel per lane
     { "conv3d_pool_view_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 288 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool_view },
     { "conv3d_depthwise_ncdhw", 3, { 5, 5, 1 }, { { 2, 5, 3, 6, 7 }, { 5, 1, 3, 3, 3 }, { 5 } }, 7, b_conv_dw_cf },
     { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
@@ -755,6 +756,47 @@ static void test_linear_add_fused(void) {
     }
 }
 
+// Max pooling over windows holding NaN and -inf: the same bits on both backends (the float4
+// channels-last kernel keeps the argmax kernel's rule: the first valid element, then strictly
+// larger, a NaN wins and stays), for 16 channels (float4 path) and 3 (one channel per thread).
+static void test_maxpool_special(void) {
+    char err[512], name[160];
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t C = pass ? 3 : 16, ne[5] = { 2, 3, 6, 7, C }, n = 2 * 3 * 6 * 7 * C;
+        scvrl_ctx *ctx = scvrl_ctx_new(0);
+        scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 5, ne);
+        float *xv = scvrl_f32(x);
+        fill_input(xv, n, 4242);
+        for (int64_t i = 0; i < n; i++) {
+            if (i % 37 == 5) xv[i] = NAN;
+            else if (i % 11 == 3) xv[i] = -INFINITY;
+        }
+        for (int64_t i = 0; i < 6 * 7 * C; i++) xv[i] = -INFINITY;      // first sample's first frame: all -inf
+        int k[3] = { 3, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+        scvrl_tensor *y = scvrl_maxpool3d(ctx, x, k, s, p, SCVRL_LAYOUT_NDHWC);
+        scvrl_mark_output(y);
+        scvrl_graph *g = scvrl_graph_new();
+        scvrl_graph_expand(g, y);
+        int64_t ny = scvrl_nelements(y);
+        float *ycpu = (float *)malloc((size_t)ny * 4);
+        int ok = !scvrl_graph_compute(g, NULL, err, sizeof err);
+        if (ok) memcpy(ycpu, scvrl_f32(y), (size_t)ny * 4);
+        ok = ok && !scvrl_graph_compute(g, gpu, err, sizeof err);
+        int64_t bad = 0, nans = 0;
+        for (int64_t i = 0; ok && i < ny; i++) {
+            float a = scvrl_f32(y)[i], b = ycpu[i];
+            if (b != b) nans++;
+            if ((a != a) != (b != b) || (a == a && memcmp(&a, &b, 4))) bad++;
+        }
+        snprintf(name, sizeof name, "cuda: max pool with NaN and -inf, %lld channels: %lld of %lld outputs differ (%lld NaN)",
+                 (long long)C, (long long)bad, (long long)ny, (long long)nans);
+        test_check(ok && !bad && nans > 0, name, "%s", err);
+        free(ycpu);
+        scvrl_graph_free(g);
+        scvrl_ctx_free(ctx);
+    }
+}
+
 static void test_resident(void) {
     char err[512];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -943,6 +985,7 @@ int main(int argc, char **argv) {
     run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_TF32, 2, 1e-2);     // TF32 GEMMs (10-bit mantissa inputs): looser
     run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_BF16, 2, 5e-2);     // bf16 GEMMs (8-bit mantissa inputs)
     test_linear_add_fused();
+    test_maxpool_special();
     test_params_ops();
     test_params_train();
     test_resident();
