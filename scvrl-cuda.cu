@@ -483,17 +483,18 @@ __global__ void k_sum_general_block(int64_t nred, RedG G, const float *X, float 
 // Shape ops
 // ---------------------------------------------------------------------------------------------
 // CONCAT along dim: out [outer, na + nb, inner]
-template <typename I> __global__ void k_concat(I n, I inner, I na, I nb, const float *A, const float *B, float *Y) {
+// T: float, or float4 when inner and the three pointers allow it (inner counted in T units).
+template <typename I, typename T> __global__ void k_concat(I n, I inner, I na, I nb, const T *A, const T *B, T *Y) {
     GRID_STRIDE_T(I, i, n) {
         I in = i % inner, r = i / inner, d = r % (na + nb), o = r / (na + nb);
         Y[i] = d < na ? A[(o * na + d) * inner + in] : B[(o * nb + d - na) * inner + in];
     }
 }
 // SLICE_BACK: out [outer, full, inner] zeros with x [outer, len, inner] at [start, start+len)
-template <typename I> __global__ void k_slice_back(I n, I inner, I full, I start, I len, const float *X, float *Y) {
+template <typename I, typename T> __global__ void k_slice_back(I n, I inner, I full, I start, I len, const T *X, T *Y) {
     GRID_STRIDE_T(I, i, n) {
         I in = i % inner, r = i / inner, d = r % full, o = r / full;
-        Y[i] = (d >= start && d < start + len) ? X[(o * len + d - start) * inner + in] : 0.0f;
+        Y[i] = (d >= start && d < start + len) ? X[(o * len + d - start) * inner + in] : T{};
     }
 }
 template <typename I> __global__ void k_index_select(I n, I inner, I nsel, I nx, const int32_t *idx, const float *X, float *Y) {
@@ -1715,9 +1716,15 @@ int op_concat(Run &R, scvrl_tensor *t) {
     int64_t outer, inner, n = scvrl_nelements(t);
     index_geom(t, dim, &outer, &inner);
     if (!n) return 0;
-    if (n < ((int64_t)1 << 31)) k_concat<uint32_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)t->src[0]->ne[dim],
-                                                        (uint32_t)t->src[1]->ne[dim], F(R, t->src[0]), F(R, t->src[1]), F(R, t));
-    else k_concat<int64_t><<<grid_for(n), 256, 0, R.s>>>(n, inner, t->src[0]->ne[dim], t->src[1]->ne[dim], F(R, t->src[0]), F(R, t->src[1]), F(R, t));
+    const float *A = F(R, t->src[0]), *B = F(R, t->src[1]);
+    float *Y = F(R, t);
+    int64_t na = t->src[0]->ne[dim], nb = t->src[1]->ne[dim];
+    if (inner % 4 == 0 && !(((uintptr_t)A | (uintptr_t)B | (uintptr_t)Y) & 15) && n < ((int64_t)1 << 33))
+        k_concat<uint32_t, float4><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)na, (uint32_t)nb,
+                                                                     (const float4 *)A, (const float4 *)B, (float4 *)Y);
+    else if (n < ((int64_t)1 << 31))
+        k_concat<uint32_t, float><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)na, (uint32_t)nb, A, B, Y);
+    else k_concat<int64_t, float><<<grid_for(n), 256, 0, R.s>>>(n, inner, na, nb, A, B, Y);
     SC_LAUNCH();
     return 0;
 }
@@ -1726,9 +1733,15 @@ int op_slice_back(Run &R, scvrl_tensor *t) {
     int64_t outer, inner, n = scvrl_nelements(t);
     index_geom(t, dim, &outer, &inner);
     if (!n) return 0;
-    if (n < ((int64_t)1 << 31)) k_slice_back<uint32_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)t->ne[dim],
-                                                            (uint32_t)t->ip[1], (uint32_t)t->src[0]->ne[dim], F(R, t->src[0]), F(R, t));
-    else k_slice_back<int64_t><<<grid_for(n), 256, 0, R.s>>>(n, inner, t->ne[dim], t->ip[1], t->src[0]->ne[dim], F(R, t->src[0]), F(R, t));
+    const float *X = F(R, t->src[0]);
+    float *Y = F(R, t);
+    if (inner % 4 == 0 && !(((uintptr_t)X | (uintptr_t)Y) & 15) && n < ((int64_t)1 << 33))
+        k_slice_back<uint32_t, float4><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)t->ne[dim],
+                                                                         (uint32_t)t->ip[1], (uint32_t)t->src[0]->ne[dim], (const float4 *)X, (float4 *)Y);
+    else if (n < ((int64_t)1 << 31))
+        k_slice_back<uint32_t, float><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)t->ne[dim], (uint32_t)t->ip[1],
+                                                                    (uint32_t)t->src[0]->ne[dim], X, Y);
+    else k_slice_back<int64_t, float><<<grid_for(n), 256, 0, R.s>>>(n, inner, t->ne[dim], t->ip[1], t->src[0]->ne[dim], X, Y);
     SC_LAUNCH();
     return 0;
 }
@@ -2037,13 +2050,17 @@ int op_conv(Run &R, scvrl_tensor *t) {
             // Y_n [Co, P] = W [Co, K] cols_n^T
             if (gemm(R, 0, 1, Co, Pp, K, W, K, 0, cols, K, Pp * K, Y + n0 * gy.sN, Pp, gy.sN, ns, 0.0f)) return -1;
         } else {
-            // Y [ns*P, Co] = cols [ns*P, K] W^T
+            // Y [ns*P, Co] = cols [ns*P, K] W^T (+ b): a linear layer, the bias in cuBLASLt's epilogue
+            // (Y contiguous: the chunk's rows are consecutive)
+            int rc = ns * Pp < ((int64_t)1 << 31) ? lt_linear(R, ns * Pp, K, Co, cols, W, B, Y + n0 * gy.sN) : 0;
+            if (rc < 0) return -1;
+            if (rc) continue;
             if (gemm(R, 0, 1, ns * Pp, Co, K, cols, K, 0, W, K, 0, Y + n0 * gy.sN, Co, 0, 1, 0.0f)) return -1;
+            if (B) { k_bias<<<grid_for(ns * Pp * Co), 256, 0, R.s>>>(ns * Pp * Co, 1, Co, B, Y + n0 * gy.sN); SC_LAUNCH(); }
         }
     }
-    if (B) {
-        if (p.layout == SCVRL_LAYOUT_NCDHW) k_bias<<<grid_for(ny), 256, 0, R.s>>>(ny, Pp, Co, B, Y);
-        else k_bias<<<grid_for(ny), 256, 0, R.s>>>(ny, 1, Co, B, Y);
+    if (B && p.layout == SCVRL_LAYOUT_NCDHW) {
+        k_bias<<<grid_for(ny), 256, 0, R.s>>>(ny, Pp, Co, B, Y);
         SC_LAUNCH();
     }
     return 0;

@@ -830,10 +830,8 @@ static void scvrl__set_out5(int64_t ne[5], scvrl_layout layout, int64_t n, int64
 scvrl_tensor *scvrl_conv3d(scvrl_ctx *ctx, scvrl_tensor *x, scvrl_tensor *w, scvrl_tensor *b,
                            const int stride[3], const int pad[3], int groups, scvrl_layout layout) {
     scvrl__check_f32(x, "conv3d"); scvrl__check_f32(w, "conv3d");
-    // A depthwise channels-last input may be any view with contiguous channels (MViT pools q/k/v
-    // straight from the projection's output): every backend reads it through its strides.
-    int dw_view = layout == SCVRL_LAYOUT_NDHWC && x->ndim == 5 && x->st[4] == 1 && groups == x->ne[4] && groups > 1;
-    if (!dw_view) x = scvrl__contig(ctx, x);
+    // The input may be any view (MViT pools q/k/v straight from the projection's output, and its stem
+    // reads the NCDHW clip as NDHWC): every backend reads it through its strides, never copies it.
     w = scvrl__contig(ctx, w);
     int64_t g[5]; scvrl__geom5(x, layout, g);
     SCVRL_ASSERT(w->ndim == 5, "conv3d: weight must be [Cout, Cin/groups, kt, kh, kw]");

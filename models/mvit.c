@@ -287,11 +287,15 @@ scvrl_tensor *mvit_forward(scvrl_ctx *ctx, const mvit_model *m, scvrl_tensor *x,
                  "mvit: input must be [B, 3, %d, %d, %d]", c->frames, c->size, c->size);
     int64_t B = x->ne[0], C0 = c->blocks[0].c_in;
     int stride[3] = { 2, 4, 4 }, pad[3] = { c->kt == 2 ? 0 : 1, 3, 3 };
-    scvrl_tensor *s = scvrl_conv3d(ctx, x, mvit__p(m, "conv_proj.weight"), mvit__p(m, "conv_proj.bias"), stride, pad, 1, SCVRL_LAYOUT_NCDHW);
-    int thw[3] = { (int)s->ne[2], (int)s->ne[3], (int)s->ne[4] };
+    // The stem reads the clip [B, 3, T, H, W] as a channels-last view and writes [B, T', H', W', C0]:
+    // the tokens, with no transpose (the same weights and sums as the NCDHW convolution).
+    int cl[5] = { 0, 2, 3, 4, 1 };
+    scvrl_tensor *s = scvrl_conv3d(ctx, scvrl_permute(ctx, x, cl), mvit__p(m, "conv_proj.weight"), mvit__p(m, "conv_proj.bias"),
+                                   stride, pad, 1, SCVRL_LAYOUT_NDHWC);
+    int thw[3] = { (int)s->ne[1], (int)s->ne[2], (int)s->ne[3] };
     SCVRL_ASSERT(thw[0] == m->grid[0] && thw[1] == m->grid[1] && thw[2] == m->grid[2], "mvit: stem grid mismatch");
     int64_t L = (int64_t)thw[0] * thw[1] * thw[2];
-    scvrl_tensor *tok = scvrl_transpose(ctx, scvrl_reshape_3d(ctx, s, B, C0, L), 1, 2);      // [B, L, C0]
+    scvrl_tensor *tok = scvrl_reshape_3d(ctx, s, B, L, C0);                                   // [B, L, C0]
     int64_t cne[3] = { B, 1, C0 };
     scvrl_tensor *cls = scvrl_expand(ctx, mvit__p(m, "pos_encoding.class_token"), 3, cne);
     scvrl_tensor *xt = scvrl_concat(ctx, cls, tok, 1);                                        // [B, 1+L, C0]

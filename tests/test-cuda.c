@@ -101,6 +101,10 @@ static scvrl_tensor *b_conv_stem(scvrl_ctx *c, scvrl_tensor **x) {
     int s[3] = { 2, 4, 4 }, p[3] = { 0, 3, 3 };
     return scvrl_conv3d(c, x[0], x[1], x[2], s, p, 1, SCVRL_LAYOUT_NCDHW);
 }
+static scvrl_tensor *b_conv_stem_view(scvrl_ctx *c, scvrl_tensor **x) {   // MViT's stem: the NCDHW clip read as NDHWC
+    int s[3] = { 2, 4, 4 }, p[3] = { 0, 3, 3 }, perm[5] = { 0, 2, 3, 4, 1 };
+    return scvrl_conv3d(c, scvrl_permute(c, x[0], perm), x[1], x[2], s, p, 1, SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_conv_pool2(scvrl_ctx *c, scvrl_tensor **x) {    // MViT pooling conv, stride (1,2,2)
     int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
@@ -245,8 +249,6 @@ static const ccase cases[] = {
     { "conv3d_pool_s2_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
     { "conv3d_pool_s8_c96", 2, { 5, 5 }, { { 2, 4, 16, 16, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool8 },
     { "conv3d_pool_s2_c40", 2, { 5, 5 }, { { 2, 3, 6, 7, 40 }, { 40, 1, 3, 3, 3 } }, 3, b_conv_pool2 },   // a partial channel group of 32
-    { "conv3d_pool_s2_c6", 2, { 5, 5 }, { { 2, 3, 6, 7, 6 }, { 6, 1, 3, 3, 3 } }, 3, b_conv_pool2 },       // C % 4 != 0: one channel per lane
-    { "conv3d_pool_view_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 288 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool_view },
     { "conv3d_depthwise_ncdhw", 3, { 5, 5, 1 }, { { 2, 5, 3, 6, 7 }, { 5, 1, 3, 3, 3 }, { 5 } }, 7, b_conv_dw_cf },
     { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
     { "layer_norm_768", 3, { 3, 1, 1 }, { { 3, 17, 768 }, { 768 }, { 768 } }, 7, b_ln },
@@ -272,6 +274,12 @@ static const ccase cases[] = {
     { "dropout_big", 1, { 2 }, { { 40, 1000 } }, 1, b_dropout },
     { "drop_path_big", 1, { 3 }, { { 64, 5, 7 } }, 1, b_droppath },
     { "mlp_block", 4, { 3, 2, 1, 2 }, { { 2, 50, 96 }, { 384, 96 }, { 384 }, { 96, 384 } }, 15, b_mlp },
+    // added in session 6 (at the end: the inputs of the cases above depend on their index)
+    { "conv3d_stem_view", 3, { 5, 5, 1 }, { { 2, 3, 4, 32, 32 }, { 96, 3, 2, 7, 7 }, { 96 } }, 7, b_conv_stem_view },
+    { "conv3d_pool_s2_c6", 2, { 5, 5 }, { { 2, 3, 6, 7, 6 }, { 6, 1, 3, 3, 3 } }, 3, b_conv_pool2 },       // C % 4 != 0: one channel per lane
+    { "conv3d_pool_view_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 288 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool_view },
+    { "concat_inner3", 2, { 3, 3 }, { { 2, 3, 3 }, { 2, 2, 3 } }, 3, b_concat },          // rows not a multiple of 4 floats
+    { "slice_back_inner8", 1, { 3 }, { { 2, 7, 8 } }, 1, b_slice_back },                 // rows of 8: 16 bytes at a time
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 

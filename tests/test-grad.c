@@ -54,6 +54,11 @@ static scvrl_tensor *b_conv_dw_view(scvrl_ctx *c, scvrl_tensor **x) {
     scvrl_tensor *v = scvrl_slice(c, x[0], 4, 4, 4);
     return scvrl_conv3d(c, v, x[1], NULL, s, p, 4, SCVRL_LAYOUT_NDHWC);
 }
+// channels-last convolution of NCDHW data through a permuted view (MViT's stem)
+static scvrl_tensor *b_conv_last_view(scvrl_ctx *c, scvrl_tensor **x) {
+    int s[3] = { 2, 1, 2 }, p[3] = { 0, 1, 0 }, perm[5] = { 0, 2, 3, 4, 1 };
+    return scvrl_conv3d(c, scvrl_permute(c, x[0], perm), x[1], x[2], s, p, 1, SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_conv_last(scvrl_ctx *c, scvrl_tensor **x) {
     int s[3] = { 2, 1, 2 }, p[3] = { 0, 1, 0 };
     return scvrl_conv3d(c, x[0], x[1], x[2], s, p, 1, SCVRL_LAYOUT_NDHWC);
@@ -128,6 +133,7 @@ static const gcase cases[] = {
     { "conv3d_groups2", SCVRL_OP_CONV3D, 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 3 }, { 6, 2, 3, 3, 2 }, { 6 } }, 7, b_conv_g2, 2e-3 },
     { "conv3d_depthwise_ndhwc", SCVRL_OP_CONV3D, 2, { 5, 5 }, { { 2, 3, 5, 4, 4 }, { 4, 1, 3, 3, 3 } }, 3, b_conv_dw, 2e-3 },
     { "conv3d_depthwise_view", SCVRL_OP_CONV3D, 2, { 5, 5 }, { { 2, 3, 5, 4, 12 }, { 4, 1, 3, 3, 3 } }, 3, b_conv_dw_view, 2e-3 },
+    { "conv3d_ndhwc_view", SCVRL_OP_CONV3D, 3, { 5, 5, 1 }, { { 1, 2, 4, 3, 5 }, { 3, 2, 2, 3, 1 }, { 3 } }, 7, b_conv_last_view, 2e-3 },
     { "conv3d_ndhwc", SCVRL_OP_CONV3D, 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 2 }, { 3, 2, 2, 3, 1 }, { 3 } }, 7, b_conv_last, 2e-3 },
     { "maxpool3d_ndhwc", SCVRL_OP_MAXPOOL3D, 1, { 5 }, { { 2, 2, 5, 4, 3 } }, 1, b_pool, 2e-3 },
     { "maxpool3d_ncdhw", SCVRL_OP_MAXPOOL3D, 1, { 5 }, { { 1, 2, 3, 5, 4 } }, 1, b_pool_cf, 2e-3 },
