@@ -444,11 +444,25 @@ __global__ void k_colsum_part(const float *X, int64_t R, int64_t C, int64_t rows
         part[(int64_t)blockIdx.y * C + c] = t;
     }
 }
+// Y[c] = sum over chunks of part[k][c]: 32 columns per block, 8 rows of threads each summing every
+// 8th chunk (two interleaved sums), the rows added in a fixed order (deterministic). A thread per
+// column summing all nch chunks was a chain of nch loads (~60 us at 682 chunks: most of a layer
+// norm's weight gradient at D = 96).
 __global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float *Y) {
-    GRID_STRIDE(c, C) {
-        double s = 0.0;
-        for (int64_t k = 0; k < nch; k++) s += part[k * C + c];
-        Y[c] = (float)s;
+    __shared__ double s[8][32];
+    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    double a0 = 0.0, a1 = 0.0;
+    if (c < C) {
+        int64_t k = threadIdx.y;
+        for (; k + 8 < nch; k += 16) { a0 += part[k * C + c]; a1 += part[(k + 8) * C + c]; }
+        if (k < nch) a0 += part[k * C + c];
+    }
+    s[threadIdx.y][threadIdx.x] = a0 + a1;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        double t = 0.0;
+        for (int i = 0; i < 8; i++) t += s[i][threadIdx.x];
+        Y[c] = (float)t;
     }
 }
 struct RedG { int nd; int64_t one[MAXD]; int64_t ne[MAXD]; int64_t st[MAXD]; int nr; int rd[MAXD]; };
@@ -886,11 +900,34 @@ template <typename I> __global__ void k_dw_back_x(I total, G5 gx, G5 gy, CP p, c
 // bounds as predicates. The sums run over the taps in the element-per-thread kernels' order, so
 // both give the same bits. Grid: about 2048 blocks of 8 warps in all, each warp striding over
 // positions.
-struct DwI { int XT, XH, XW, YT, YH, YW, xsN, xsT, xsH, xsW, ysN, ysT, ysH, ysW, st, sh, sw, pt, ph, pw; };
+// Division by a runtime constant d as a multiply-high, add and shift (n < 2^31): s = ceil(log2 d),
+// m = floor(2^32 (2^s - d) / d) + 1, n / d = (umulhi(n, m) + n) >> s (checked for every d < 2000
+// and MViT's grid sizes against plain division). A 32-bit division is ~20 instructions.
+struct FDiv { uint32_t d, m, s; };
+FDiv fdiv_of(uint32_t d) {
+    uint32_t s = 0;
+    while (((uint64_t)1 << s) < d) s++;
+    return FDiv{ d, (uint32_t)((((uint64_t)1 << 32) * (((uint64_t)1 << s) - d)) / d + 1), s };
+}
+__device__ __forceinline__ int fdiv(int n, const FDiv &f) { return (int)((__umulhi((uint32_t)n, f.m) + (uint32_t)n) >> f.s); }
+struct DwI {
+    int XT, XH, XW, YT, YH, YW, xsN, xsT, xsH, xsW, ysN, ysT, ysH, ysW, st, sh, sw, pt, ph, pw;
+    FDiv fXT, fXH, fXW, fYT, fYH, fYW;
+};
 DwI dw_ints(const G5 &gx, const G5 &gy, const CP &p) {
     return DwI{ (int)gx.T, (int)gx.H, (int)gx.W, (int)gy.T, (int)gy.H, (int)gy.W, (int)gx.sN, (int)gx.sT, (int)gx.sH,
                 (int)gx.sW, (int)gy.sN, (int)gy.sT, (int)gy.sH, (int)gy.sW, (int)p.st, (int)p.sh, (int)p.sw, (int)p.pt,
-                (int)p.ph, (int)p.pw };
+                (int)p.ph, (int)p.pw, fdiv_of((uint32_t)gx.T), fdiv_of((uint32_t)gx.H), fdiv_of((uint32_t)gx.W),
+                fdiv_of((uint32_t)gy.T), fdiv_of((uint32_t)gy.H), fdiv_of((uint32_t)gy.W) };
+}
+// Position q of a [N, T, H, W] grid: (n, t, h, w) with three fast divisions.
+__device__ __forceinline__ void grid_pos(int q, const FDiv &fT, const FDiv &fH, const FDiv &fW, int *n, int *t, int *h, int *w) {
+    int r = fdiv(q, fW);
+    *w = q - r * (int)fW.d;
+    int r2 = fdiv(r, fH);
+    *h = r - r2 * (int)fH.d;
+    *n = fdiv(r2, fT);
+    *t = r2 - *n * (int)fT.d;
 }
 template <int KT, int KH, int KW>
 __global__ void __launch_bounds__(256) k_dw_fwd_reg(int npos, int C, DwI d, const float *X, const float *Wt, const float *bias, float *Y) {
@@ -984,9 +1021,8 @@ __global__ void __launch_bounds__(128) k_dw_fwd_v4(int npos, int C4, DwI d, cons
     dw_w4<K3>(Wt, c, w);
     const float4 b0 = bias ? make_float4(bias[c], bias[c + 1], bias[c + 2], bias[c + 3]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     for (int q = tid / C4; q < npos; q += pstep) {
-        int ow = q % d.YW, r = q / d.YW, oh = r % d.YH;
-        r /= d.YH;
-        int ot = r % d.YT, n = r / d.YT;
+        int n, ot, oh, ow;
+        grid_pos(q, d.fYT, d.fYH, d.fYW, &n, &ot, &oh, &ow);
         int it0 = ot * d.st - d.pt, ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
         const float *xn = X + n * d.xsN + c;
         float4 acc = b0;
@@ -1005,26 +1041,28 @@ __global__ void __launch_bounds__(128) k_dw_fwd_v4(int npos, int C4, DwI d, cons
         *(float4 *)(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c) = acc;
     }
 }
-template <int KT, int KH, int KW>
+// ST, SS: the temporal and spatial (height = width) strides as constants (divisions become shifts);
+// 0: read from d at run time.
+template <int KT, int KH, int KW, int ST, int SS>
 __global__ void __launch_bounds__(128) k_dw_back_x_v4(int npos, int C4, DwI d, const float *DY, const float *Wt, float *DX) {
     constexpr int K3 = KT * KH * KW;
     const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % C4) * 4, pstep = gridDim.x * blockDim.x / C4;
+    const int st = ST ? ST : d.st, sh = SS ? SS : d.sh, sw = SS ? SS : d.sw;
     float4 w[K3];
     dw_w4<K3>(Wt, c, w);
     for (int q = tid / C4; q < npos; q += pstep) {
-        int iw = q % d.XW, r = q / d.XW, ih = r % d.XH;
-        r /= d.XH;
-        int it = r % d.XT, n = r / d.XT;
+        int n, it, ih, iw;
+        grid_pos(q, d.fXT, d.fXH, d.fXW, &n, &it, &ih, &iw);
         const int ut = it + d.pt, uh = ih + d.ph, uw = iw + d.pw;
         const float *dyn = DY + n * d.ysN + c;
         int tt[KT], hh[KH], ww[KW];
         bool vt[KT], vh[KH], vw[KW];
 #pragma unroll
-        for (int a = 0; a < KT; a++) vt[a] = dw_hit(ut, a, d.st, d.YT, &tt[a]);
+        for (int a = 0; a < KT; a++) vt[a] = dw_hit(ut, a, st, d.YT, &tt[a]);
 #pragma unroll
-        for (int b = 0; b < KH; b++) vh[b] = dw_hit(uh, b, d.sh, d.YH, &hh[b]);
+        for (int b = 0; b < KH; b++) vh[b] = dw_hit(uh, b, sh, d.YH, &hh[b]);
 #pragma unroll
-        for (int e = 0; e < KW; e++) vw[e] = dw_hit(uw, e, d.sw, d.YW, &ww[e]);
+        for (int e = 0; e < KW; e++) vw[e] = dw_hit(uw, e, sw, d.YW, &ww[e]);
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
         for (int a = 0; a < KT; a++)
@@ -1069,12 +1107,12 @@ __global__ void k_dw_back_w_part(int64_t total, int64_t rows, int64_t rows_per, 
 #define DWW_WARPS 4
 template <int KT, int KH, int KW>
 __global__ void __launch_bounds__(32 * DWW_WARPS) k_dw_back_w_taps(int npos, int per, G5 gx, G5 gy, CP p, const float *DY,
-                                                                  const float *X, double *part) {
+                                                                  const float *X, double *part, FDiv fYT, FDiv fYH, FDiv fYW) {
     constexpr int K3 = KT * KH * KW;
     __shared__ double red[DWW_WARPS][K3][32];
     const int lane = threadIdx.x, wy = threadIdx.y, C = (int)gx.C, c = blockIdx.y * 32 + lane;
     const bool cok = c < C;
-    const int YT = (int)gy.T, YH = (int)gy.H, YW = (int)gy.W, XT = (int)gx.T, XH = (int)gx.H, XW = (int)gx.W;
+    const int XT = (int)gx.T, XH = (int)gx.H, XW = (int)gx.W;
     const int xsN = (int)gx.sN, xsT = (int)gx.sT, xsH = (int)gx.sH, xsW = (int)gx.sW;
     const int ysN = (int)gy.sN, ysT = (int)gy.sT, ysH = (int)gy.sH, ysW = (int)gy.sW;
     const int q0 = blockIdx.x * per, q1 = min(q0 + per, npos);
@@ -1084,9 +1122,8 @@ __global__ void __launch_bounds__(32 * DWW_WARPS) k_dw_back_w_taps(int npos, int
     for (int k = 0; k < K3; k++) { acc[k] = 0.0; f[k] = 0.0f; }
     int cnt = 0;
     for (int q = q0 + wy; q < q1; q += DWW_WARPS) {
-        int ow = q % YW, r = q / YW, oh = r % YH;
-        r /= YH;
-        int ot = r % YT, n = r / YT;
+        int n, ot, oh, ow;
+        grid_pos(q, fYT, fYH, fYW, &n, &ot, &oh, &ow);
         float dy = cok ? DY[n * ysN + ot * ysT + oh * ysH + ow * ysW + c] : 0.0f;
         int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
         const float *xn = X + n * xsN + (cok ? c : 0);
@@ -1690,7 +1727,7 @@ int colsum(Run &R, const float *X, int64_t Rr, int64_t C, float *Y) {
     dim3 grid((unsigned)((C + 31) / 32), (unsigned)nch), blk(32, 8);
     k_colsum_part<<<grid, blk, 0, R.s>>>(X, Rr, C, per, part);
     SC_LAUNCH();
-    k_colsum_final<<<grid_for(C), 256, 0, R.s>>>(part, nch, C, Y);
+    k_colsum_final<<<(unsigned)((C + 31) / 32), dim3(32, 8), 0, R.s>>>(part, nch, C, Y);
     SC_LAUNCH();
     return 0;
 }
@@ -1860,7 +1897,7 @@ int op_ln_wb(Run &R, scvrl_tensor *t) {
     dim3 grid((unsigned)((D + 31) / 32), (unsigned)nch), blk(32, 8);
     k_ln_wb_part<<<grid, blk, 0, R.s>>>(Rn, D, per, F(R, t->src[0]), F(R, x), st, part);
     SC_LAUNCH();
-    k_colsum_final<<<grid_for(2 * D), 256, 0, R.s>>>(part, nch, 2 * D, F(R, t));
+    k_colsum_final<<<(unsigned)((2 * D + 31) / 32), dim3(32, 8), 0, R.s>>>(part, nch, 2 * D, F(R, t));
     SC_LAUNCH();
     return 0;
 }
@@ -1968,10 +2005,18 @@ bool dw_v4(const G5 &gx, const G5 &gy, const void *a, const void *b) {
            !(((uintptr_t)a | (uintptr_t)b) & 15);
 }
 // Their grid: about 4 blocks of 128 threads per SM, rounded up to a multiple of C / 4 threads.
-unsigned dw_grid4(int64_t npos, int64_t C4) {
+// One wave: as many blocks as the SMs hold at once at this kernel's register count (the threads
+// stride over the work, so a partial second wave would only add a tail).
+template <typename K> int64_t wave_blocks(K kern, int threads) {
+    int dev = 0, sms = 0, nb = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 132;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kern, threads, 0) != cudaSuccess || nb < 1) nb = 1;
+    return (int64_t)sms * nb;
+}
+unsigned dw_grid4(int64_t npos, int64_t C4, int64_t cap) {
     int64_t a = 128, b = C4;
     while (b) { int64_t t = a % b; a = b; b = t; }
-    int64_t g = C4 / a, want = (npos * C4 + 127) / 128, cap = 132 * 4;   // blocks: a multiple of g
+    int64_t g = C4 / a, want = (npos * C4 + 127) / 128;       // blocks: a multiple of g
     if (want > cap) want = cap;
     return (unsigned)(((want + g - 1) / g) * g);
 }
@@ -2023,7 +2068,7 @@ int op_conv(Run &R, scvrl_tensor *t) {
     if (is_dw_last(p, gx, gy)) {
         if (dw_reg(p, gx, gy) && dw_v4(gx, gy, X, Y)) {
             int64_t npos = gy.N * gy.T * gy.H * gy.W;
-            k_dw_fwd_v4<3, 3, 3><<<dw_grid4(npos, gx.C / 4), 128, 0, R.s>>>((int)npos, (int)(gx.C / 4), dw_ints(gx, gy, p), X, W, B, Y);
+            k_dw_fwd_v4<3, 3, 3><<<dw_grid4(npos, gx.C / 4, wave_blocks(k_dw_fwd_v4<3, 3, 3>, 128)), 128, 0, R.s>>>((int)npos, (int)(gx.C / 4), dw_ints(gx, gy, p), X, W, B, Y);
         } else if (dw_reg(p, gx, gy)) {
             int64_t npos = gy.N * gy.T * gy.H * gy.W;
             k_dw_fwd_reg<3, 3, 3><<<dw_grid(npos, gx.C), 256, 0, R.s>>>((int)npos, (int)gx.C, dw_ints(gx, gy, p), X, W, B, Y);
@@ -2076,7 +2121,15 @@ int op_conv_back_x(Run &R, scvrl_tensor *t) {
     if (is_dw_last(p, gx, gy)) {
         if (dw_reg(p, gx, gy) && dw_v4(gx, gy, DY, DX)) {
             int64_t npos = gx.N * gx.T * gx.H * gx.W;
-            k_dw_back_x_v4<3, 3, 3><<<dw_grid4(npos, gx.C / 4), 128, 0, R.s>>>((int)npos, (int)(gx.C / 4), dw_ints(gx, gy, p), DY, W, DX);
+            dim3 g4 = dw_grid4(npos, gx.C / 4, wave_blocks(k_dw_back_x_v4<3, 3, 3, 1, 2>, 128));
+            int C4 = (int)(gx.C / 4), np = (int)npos;
+            DwI di = dw_ints(gx, gy, p);
+            bool t1 = p.st == 1, sq = p.sh == p.sw;
+            if (t1 && sq && p.sh == 1) k_dw_back_x_v4<3, 3, 3, 1, 1><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
+            else if (t1 && sq && p.sh == 2) k_dw_back_x_v4<3, 3, 3, 1, 2><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
+            else if (t1 && sq && p.sh == 4) k_dw_back_x_v4<3, 3, 3, 1, 4><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
+            else if (t1 && sq && p.sh == 8) k_dw_back_x_v4<3, 3, 3, 1, 8><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
+            else k_dw_back_x_v4<3, 3, 3, 0, 0><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
         } else if (dw_reg(p, gx, gy)) {
             int64_t npos = gx.N * gx.T * gx.H * gx.W;
             k_dw_back_x_reg<3, 3, 3><<<dw_grid(npos, gx.C), 256, 0, R.s>>>((int)npos, (int)gx.C, dw_ints(gx, gy, p), DY, W, DX);
@@ -2125,7 +2178,8 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
         if (dw_w_taps(p, gx, gy)) {
             dw_w_geom(gx, gy, &nch, &per);
             dim3 grid((unsigned)nch, (unsigned)((C + 31) / 32)), block(32, DWW_WARPS);
-            k_dw_back_w_taps<3, 3, 3><<<grid, block, 0, R.s>>>((int)(gy.N * gy.T * gy.H * gy.W), (int)per, gx, gy, p, DY, X, part);
+            k_dw_back_w_taps<3, 3, 3><<<grid, block, 0, R.s>>>((int)(gy.N * gy.T * gy.H * gy.W), (int)per, gx, gy, p, DY, X, part,
+                                                               fdiv_of((uint32_t)gy.T), fdiv_of((uint32_t)gy.H), fdiv_of((uint32_t)gy.W));
         } else {
             nch = dw_chunks(rows, K3 * C), per = (rows + nch - 1) / nch;
             int64_t tot = nch * K3 * C;
