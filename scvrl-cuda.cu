@@ -448,7 +448,9 @@ __global__ void k_colsum_part(const float *X, int64_t R, int64_t C, int64_t rows
 // 8th chunk (two interleaved sums), the rows added in a fixed order (deterministic). A thread per
 // column summing all nch chunks was a chain of nch loads (~60 us at 682 chunks: most of a layer
 // norm's weight gradient at D = 96).
-__global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float *Y) {
+// tC > 0: column c = k * tC + ch is stored transposed, at Y[ch * tK + k] (the depthwise weight
+// gradient: partials [chunk][tap][channel], weights [channel][tap]).
+__global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float *Y, int64_t tC = 0, int64_t tK = 0) {
     __shared__ double s[8][32];
     const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
     double a0 = 0.0, a1 = 0.0;
@@ -462,7 +464,7 @@ __global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float
     if (threadIdx.y == 0 && c < C) {
         double t = 0.0;
         for (int i = 0; i < 8; i++) t += s[i][threadIdx.x];
-        Y[c] = (float)t;
+        Y[tC ? (c % tC) * tK + c / tC : c] = (float)t;
     }
 }
 struct RedG { int nd; int64_t one[MAXD]; int64_t ne[MAXD]; int64_t st[MAXD]; int nr; int rd[MAXD]; };
@@ -893,13 +895,16 @@ template <typename I> __global__ void k_dw_back_x(I total, G5 gx, G5 gy, CP p, c
         DX[n * gx.sN + it * gx.sT + ih * gx.sH + iw * gx.sW + c] = acc;
     }
 }
-// Depthwise channels-last, kernel KT x KH x KW (MViT: 3x3x3): a warp per output (forward) or input
-// (backward-x) position and a slice of 32 channels, each lane's KT*KH*KW weights in registers
-// (loaded once per thread, not once per tap and position: read in place they are K3 words apart
-// across the lanes), int offsets (spans < 2^31, checked on the host), the taps unrolled with their
-// bounds as predicates. The sums run over the taps in the element-per-thread kernels' order, so
-// both give the same bits. Grid: about 2048 blocks of 8 warps in all, each warp striding over
-// positions.
+// Depthwise channels-last, kernel KT x KH x KW (MViT: 3x3x3), VW channels per thread (4: float4
+// loads and stores when C, every stride and both pointers are multiples of 4 floats; else 1): a
+// flat thread index over (position, channel group), the grid a multiple of C / VW so that a thread
+// keeps its group and its K3 x VW weights in registers over its whole grid-stride loop (read in
+// place they are K3 words apart across the lanes), one wave of blocks, int offsets (spans < 2^31,
+// checked on the host), grid positions by multiply-high division, the taps unrolled with their
+// bounds as predicates. With VW = 4 a warp instruction serves 128 channel positions: the index
+// arithmetic and the load instructions, not the bytes, bounded the one-channel kernels (MViT-B's
+// stage-2 K/V backward-x: 2 ms for 308 MB written). The sums run over the taps in the element-
+// per-thread kernels' order (the same bits per channel).
 // Division by a runtime constant d as a multiply-high, add and shift (n < 2^31): s = ceil(log2 d),
 // m = floor(2^32 (2^s - d) / d) + 1, n / d = (umulhi(n, m) + n) >> s (checked for every d < 2000
 // and MViT's grid sizes against plain division). A 32-bit division is ~20 instructions.
@@ -929,103 +934,44 @@ __device__ __forceinline__ void grid_pos(int q, const FDiv &fT, const FDiv &fH, 
     *n = fdiv(r2, fT);
     *t = r2 - *n * (int)fT.d;
 }
-template <int KT, int KH, int KW>
-__global__ void __launch_bounds__(256) k_dw_fwd_reg(int npos, int C, DwI d, const float *X, const float *Wt, const float *bias, float *Y) {
-    constexpr int K3 = KT * KH * KW;
-    const int c = blockIdx.y * 32 + (threadIdx.x & 31), wpb = blockDim.x >> 5;
-    if (c >= C) return;                                      // no barriers below
-    float w[K3];
-#pragma unroll
-    for (int k = 0; k < K3; k++) w[k] = Wt[c * K3 + k];
-    const float b0 = bias ? bias[c] : 0.0f;
-    for (int q = blockIdx.x * wpb + (threadIdx.x >> 5); q < npos; q += gridDim.x * wpb) {
-        int ow = q % d.YW, r = q / d.YW, oh = r % d.YH;
-        r /= d.YH;
-        int ot = r % d.YT, n = r / d.YT;
-        int it0 = ot * d.st - d.pt, ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
-        const float *xn = X + n * d.xsN + c;
-        float acc = b0;
-#pragma unroll
-        for (int a = 0; a < KT; a++) {
-            const bool ta = (unsigned)(it0 + a) < (unsigned)d.XT;
-#pragma unroll
-            for (int b = 0; b < KH; b++) {
-                const bool tb = ta && (unsigned)(ih0 + b) < (unsigned)d.XH;
-#pragma unroll
-                for (int e = 0; e < KW; e++)
-                    if (tb && (unsigned)(iw0 + e) < (unsigned)d.XW)
-                        acc += xn[(it0 + a) * d.xsT + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW] * w[(a * KH + b) * KW + e];
-            }
-        }
-        Y[n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c] = acc;
-    }
-}
 // One dim of the backward gather: does tap a of the padded input coordinate u hit an output (which).
 __device__ __forceinline__ bool dw_hit(int u, int a, int s, int Y, int *o) {
     int t = u - a;
     *o = t / s;
     return t >= 0 && t - *o * s == 0 && *o < Y;
 }
-template <int KT, int KH, int KW>
-__global__ void __launch_bounds__(256) k_dw_back_x_reg(int npos, int C, DwI d, const float *DY, const float *Wt, float *DX) {
+template <int VW> struct DwV;
+template <> struct DwV<1> {
+    typedef float T;
+    static __device__ __forceinline__ T ld(const float *p) { return *p; }
+    static __device__ __forceinline__ void st(float *p, T v) { *p = v; }
+    static __device__ __forceinline__ void fma(T &a, T x, T w) { a += x * w; }
+    static __device__ __forceinline__ T gather(const float *p, int step) { return p[0]; }
+    static __device__ __forceinline__ T zero() { return 0.0f; }
+};
+template <> struct DwV<4> {
+    typedef float4 T;
+    static __device__ __forceinline__ T ld(const float *p) { return *(const float4 *)p; }
+    static __device__ __forceinline__ void st(float *p, T v) { *(float4 *)p = v; }
+    static __device__ __forceinline__ void fma(T &a, T x, T w) { a.x += x.x * w.x; a.y += x.y * w.y; a.z += x.z * w.z; a.w += x.w * w.w; }
+    static __device__ __forceinline__ T gather(const float *p, int step) { return make_float4(p[0], p[step], p[2 * step], p[3 * step]); }
+    static __device__ __forceinline__ T zero() { return make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
+};
+template <int KT, int KH, int KW, int VW>
+__global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, const float *X, const float *Wt, const float *bias, float *Y) {
+    typedef DwV<VW> V;
     constexpr int K3 = KT * KH * KW;
-    const int c = blockIdx.y * 32 + (threadIdx.x & 31), wpb = blockDim.x >> 5;
-    if (c >= C) return;
-    float w[K3];
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV;
+    typename V::T w[K3];
 #pragma unroll
-    for (int k = 0; k < K3; k++) w[k] = Wt[c * K3 + k];
-    for (int q = blockIdx.x * wpb + (threadIdx.x >> 5); q < npos; q += gridDim.x * wpb) {
-        int iw = q % d.XW, r = q / d.XW, ih = r % d.XH;
-        r /= d.XH;
-        int it = r % d.XT, n = r / d.XT;
-        const int ut = it + d.pt, uh = ih + d.ph, uw = iw + d.pw;
-        const float *dyn = DY + n * d.ysN + c;
-        int tt[KT], hh[KH], ww[KW];
-        bool vt[KT], vh[KH], vw[KW];
-#pragma unroll
-        for (int a = 0; a < KT; a++) vt[a] = dw_hit(ut, a, d.st, d.YT, &tt[a]);
-#pragma unroll
-        for (int b = 0; b < KH; b++) vh[b] = dw_hit(uh, b, d.sh, d.YH, &hh[b]);
-#pragma unroll
-        for (int e = 0; e < KW; e++) vw[e] = dw_hit(uw, e, d.sw, d.YW, &ww[e]);
-        float acc = 0.0f;
-#pragma unroll
-        for (int a = 0; a < KT; a++)
-#pragma unroll
-            for (int b = 0; b < KH; b++)
-#pragma unroll
-                for (int e = 0; e < KW; e++)
-                    if (vt[a] && vh[b] && vw[e])
-                        acc += dyn[tt[a] * d.ysT + hh[b] * d.ysH + ww[e] * d.ysW] * w[(a * KH + b) * KW + e];
-        DX[n * d.xsN + it * d.xsT + ih * d.xsH + iw * d.xsW + c] = acc;
-    }
-}
-// The same, four channels per thread (float4 loads and stores; C, every stride and both pointers
-// multiples of 4 floats): a flat thread index over (position, channel quad), the grid a multiple
-// of C / 4 so that a thread keeps its quad, and its K3 x 4 weights, over its whole grid-stride
-// loop. A warp instruction then serves 128 channel positions instead of 32: the index arithmetic
-// and the load instructions, not the bytes, bounded the warp-per-position kernels (MViT-B's
-// stage-2 K/V backward-x: 2 ms for 308 MB written). Same sums in the same order per channel.
-__device__ __forceinline__ void fma4(float4 &a, const float4 &x, const float4 &w) {
-    a.x += x.x * w.x; a.y += x.y * w.y; a.z += x.z * w.z; a.w += x.w * w.w;
-}
-template <int K3> __device__ __forceinline__ void dw_w4(const float *Wt, int c, float4 *w) {
-#pragma unroll
-    for (int k = 0; k < K3; k++) w[k] = make_float4(Wt[c * K3 + k], Wt[(c + 1) * K3 + k], Wt[(c + 2) * K3 + k], Wt[(c + 3) * K3 + k]);
-}
-template <int KT, int KH, int KW>
-__global__ void __launch_bounds__(128) k_dw_fwd_v4(int npos, int C4, DwI d, const float *X, const float *Wt, const float *bias, float *Y) {
-    constexpr int K3 = KT * KH * KW;
-    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % C4) * 4, pstep = gridDim.x * blockDim.x / C4;
-    float4 w[K3];
-    dw_w4<K3>(Wt, c, w);
-    const float4 b0 = bias ? make_float4(bias[c], bias[c + 1], bias[c + 2], bias[c + 3]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int q = tid / C4; q < npos; q += pstep) {
+    for (int k = 0; k < K3; k++) w[k] = V::gather(Wt + c * K3 + k, K3);
+    const typename V::T b0 = bias ? V::gather(bias + c, 1) : V::zero();
+    for (int q = tid / CV; q < npos; q += pstep) {
         int n, ot, oh, ow;
         grid_pos(q, d.fYT, d.fYH, d.fYW, &n, &ot, &oh, &ow);
         int it0 = ot * d.st - d.pt, ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
         const float *xn = X + n * d.xsN + c;
-        float4 acc = b0;
+        typename V::T acc = b0;
 #pragma unroll
         for (int a = 0; a < KT; a++) {
             const bool ta = (unsigned)(it0 + a) < (unsigned)d.XT;
@@ -1035,22 +981,24 @@ __global__ void __launch_bounds__(128) k_dw_fwd_v4(int npos, int C4, DwI d, cons
 #pragma unroll
                 for (int e = 0; e < KW; e++)
                     if (tb && (unsigned)(iw0 + e) < (unsigned)d.XW)
-                        fma4(acc, *(const float4 *)(xn + (it0 + a) * d.xsT + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW), w[(a * KH + b) * KW + e]);
+                        V::fma(acc, V::ld(xn + (it0 + a) * d.xsT + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW), w[(a * KH + b) * KW + e]);
             }
         }
-        *(float4 *)(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c) = acc;
+        V::st(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c, acc);
     }
 }
 // ST, SS: the temporal and spatial (height = width) strides as constants (divisions become shifts);
 // 0: read from d at run time.
-template <int KT, int KH, int KW, int ST, int SS>
-__global__ void __launch_bounds__(128) k_dw_back_x_v4(int npos, int C4, DwI d, const float *DY, const float *Wt, float *DX) {
+template <int KT, int KH, int KW, int VW, int ST, int SS>
+__global__ void __launch_bounds__(128) k_dw_back_x_vec(int npos, int CV, DwI d, const float *DY, const float *Wt, float *DX) {
+    typedef DwV<VW> V;
     constexpr int K3 = KT * KH * KW;
-    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % C4) * 4, pstep = gridDim.x * blockDim.x / C4;
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV;
     const int st = ST ? ST : d.st, sh = SS ? SS : d.sh, sw = SS ? SS : d.sw;
-    float4 w[K3];
-    dw_w4<K3>(Wt, c, w);
-    for (int q = tid / C4; q < npos; q += pstep) {
+    typename V::T w[K3];
+#pragma unroll
+    for (int k = 0; k < K3; k++) w[k] = V::gather(Wt + c * K3 + k, K3);
+    for (int q = tid / CV; q < npos; q += pstep) {
         int n, it, ih, iw;
         grid_pos(q, d.fXT, d.fXH, d.fXW, &n, &it, &ih, &iw);
         const int ut = it + d.pt, uh = ih + d.ph, uw = iw + d.pw;
@@ -1063,7 +1011,7 @@ __global__ void __launch_bounds__(128) k_dw_back_x_v4(int npos, int C4, DwI d, c
         for (int b = 0; b < KH; b++) vh[b] = dw_hit(uh, b, sh, d.YH, &hh[b]);
 #pragma unroll
         for (int e = 0; e < KW; e++) vw[e] = dw_hit(uw, e, sw, d.YW, &ww[e]);
-        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        typename V::T acc = V::zero();
 #pragma unroll
         for (int a = 0; a < KT; a++)
 #pragma unroll
@@ -1071,8 +1019,8 @@ __global__ void __launch_bounds__(128) k_dw_back_x_v4(int npos, int C4, DwI d, c
 #pragma unroll
                 for (int e = 0; e < KW; e++)
                     if (vt[a] && vh[b] && vw[e])
-                        fma4(acc, *(const float4 *)(dyn + tt[a] * d.ysT + hh[b] * d.ysH + ww[e] * d.ysW), w[(a * KH + b) * KW + e]);
-        *(float4 *)(DX + n * d.xsN + it * d.xsT + ih * d.xsH + iw * d.xsW + c) = acc;
+                        V::fma(acc, V::ld(dyn + tt[a] * d.ysT + hh[b] * d.ysH + ww[e] * d.ysW), w[(a * KH + b) * KW + e]);
+        V::st(DX + n * d.xsN + it * d.xsT + ih * d.xsH + iw * d.xsW + c, acc);
     }
 }
 // dw partial sums, any kernel size: thread (chunk, k, c) over the output rows (n, ot, oh) of its
@@ -1944,26 +1892,6 @@ int op_l2n_back(Run &R, scvrl_tensor *t) {
 }
 
 // --- conv3d ---
-// dW = sum over chunks of part[ch][k][c], for many chunks: 32 outputs per block, 8 rows of threads
-// each summing every 8th chunk (two interleaved sums), the rows added in a fixed order
-// (deterministic). A thread per output (k_dw_back_w_final) is a chain of nch dependent loads.
-__global__ void k_dw_back_w_final8(int64_t C, int64_t K3, int64_t nch, const double *part, float *DW) {
-    __shared__ double s[8][32];
-    const int64_t j = (int64_t)blockIdx.x * 32 + threadIdx.x, CK = C * K3;
-    double a0 = 0.0, a1 = 0.0;
-    if (j < CK) {
-        int64_t ch = threadIdx.y;
-        for (; ch + 8 < nch; ch += 16) { a0 += part[ch * CK + j]; a1 += part[(ch + 8) * CK + j]; }
-        if (ch < nch) a0 += part[ch * CK + j];
-    }
-    s[threadIdx.y][threadIdx.x] = a0 + a1;
-    __syncthreads();
-    if (threadIdx.y == 0 && j < CK) {
-        double t = 0.0;
-        for (int i = 0; i < 8; i++) t += s[i][threadIdx.x];
-        DW[(j % C) * K3 + j / C] = (float)t;
-    }
-}
 const size_t CONV_SCRATCH_CAP = (size_t)256 << 20;       // im2col chunk budget
 int64_t conv_chunk(int64_t N, int64_t PK) {
     int64_t per = (int64_t)(CONV_SCRATCH_CAP / 4) / (PK ? PK : 1);
@@ -2013,16 +1941,12 @@ template <typename K> int64_t wave_blocks(K kern, int threads) {
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kern, threads, 0) != cudaSuccess || nb < 1) nb = 1;
     return (int64_t)sms * nb;
 }
-unsigned dw_grid4(int64_t npos, int64_t C4, int64_t cap) {
-    int64_t a = 128, b = C4;
+unsigned dw_gridv(int64_t npos, int64_t CV, int64_t cap) {
+    int64_t a = 128, b = CV;
     while (b) { int64_t t = a % b; a = b; b = t; }
-    int64_t g = C4 / a, want = (npos * C4 + 127) / 128;       // blocks: a multiple of g
+    int64_t g = CV / a, want = (npos * CV + 127) / 128;       // blocks: a multiple of g
     if (want > cap) want = cap;
     return (unsigned)(((want + g - 1) / g) * g);
-}
-dim3 dw_grid(int64_t npos, int64_t C) {
-    int64_t slices = (C + 31) / 32, bx = (npos + 7) / 8, cap = (2048 + slices - 1) / slices;
-    return dim3((unsigned)(bx < cap ? (bx < 1 ? 1 : bx) : cap), (unsigned)slices);
 }
 // im2col of samples [n0, n0 + ns) into cols [ns * P, K]: the tap-table kernel when K <= 2048 and
 // every offset fits an int (and not SCVRL_CUDA_CONV=old), else the element-per-thread kernel.
@@ -2066,12 +1990,15 @@ int op_conv(Run &R, scvrl_tensor *t) {
     int64_t ny = scvrl_nelements(t);
     if (!ny) return 0;
     if (is_dw_last(p, gx, gy)) {
-        if (dw_reg(p, gx, gy) && dw_v4(gx, gy, X, Y)) {
-            int64_t npos = gy.N * gy.T * gy.H * gy.W;
-            k_dw_fwd_v4<3, 3, 3><<<dw_grid4(npos, gx.C / 4, wave_blocks(k_dw_fwd_v4<3, 3, 3>, 128)), 128, 0, R.s>>>((int)npos, (int)(gx.C / 4), dw_ints(gx, gy, p), X, W, B, Y);
-        } else if (dw_reg(p, gx, gy)) {
-            int64_t npos = gy.N * gy.T * gy.H * gy.W;
-            k_dw_fwd_reg<3, 3, 3><<<dw_grid(npos, gx.C), 256, 0, R.s>>>((int)npos, (int)gx.C, dw_ints(gx, gy, p), X, W, B, Y);
+        if (dw_reg(p, gx, gy)) {
+            int npos = (int)(gy.N * gy.T * gy.H * gy.W);
+            DwI di = dw_ints(gx, gy, p);
+            if (dw_v4(gx, gy, X, Y))
+                k_dw_fwd_vec<3, 3, 3, 4><<<dw_gridv(npos, gx.C / 4, wave_blocks(k_dw_fwd_vec<3, 3, 3, 4>, 128)), 128, 0, R.s>>>(
+                    npos, (int)(gx.C / 4), di, X, W, B, Y);
+            else
+                k_dw_fwd_vec<3, 3, 3, 1><<<dw_gridv(npos, gx.C, wave_blocks(k_dw_fwd_vec<3, 3, 3, 1>, 128)), 128, 0, R.s>>>(
+                    npos, (int)gx.C, di, X, W, B, Y);
         } else if (ny < ((int64_t)1 << 31)) {
             k_dw_fwd<uint32_t><<<grid_for(ny), 256, 0, R.s>>>((uint32_t)ny, gx, gy, p, X, W, B, Y);
         } else {
@@ -2110,6 +2037,20 @@ int op_conv(Run &R, scvrl_tensor *t) {
     }
     return 0;
 }
+// The backward-x gather of a 3x3x3 depthwise conv, VW channels per thread, with the common strides
+// (temporal 1, spatial 1, 2, 4, 8) as template constants.
+template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX) {
+    int npos = (int)(gx.N * gx.T * gx.H * gx.W), CV = (int)(gx.C / VW);
+    dim3 g = dw_gridv(npos, CV, wave_blocks(k_dw_back_x_vec<3, 3, 3, VW, 1, 2>, 128));
+    DwI di = dw_ints(gx, gy, p);
+    bool sq = p.st == 1 && p.sh == p.sw;
+    if (sq && p.sh == 1) k_dw_back_x_vec<3, 3, 3, VW, 1, 1><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else if (sq && p.sh == 2) k_dw_back_x_vec<3, 3, 3, VW, 1, 2><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else if (sq && p.sh == 4) k_dw_back_x_vec<3, 3, 3, VW, 1, 4><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else if (sq && p.sh == 8) k_dw_back_x_vec<3, 3, 3, VW, 1, 8><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else k_dw_back_x_vec<3, 3, 3, VW, 0, 0><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    return 0;
+}
 int op_conv_back_x(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *dy = t->src[0], *w = t->src[1];
     CP p = conv_params(t, w);
@@ -2119,20 +2060,9 @@ int op_conv_back_x(Run &R, scvrl_tensor *t) {
     int64_t nx = scvrl_nelements(t);
     if (!nx) return 0;
     if (is_dw_last(p, gx, gy)) {
-        if (dw_reg(p, gx, gy) && dw_v4(gx, gy, DY, DX)) {
-            int64_t npos = gx.N * gx.T * gx.H * gx.W;
-            dim3 g4 = dw_grid4(npos, gx.C / 4, wave_blocks(k_dw_back_x_v4<3, 3, 3, 1, 2>, 128));
-            int C4 = (int)(gx.C / 4), np = (int)npos;
-            DwI di = dw_ints(gx, gy, p);
-            bool t1 = p.st == 1, sq = p.sh == p.sw;
-            if (t1 && sq && p.sh == 1) k_dw_back_x_v4<3, 3, 3, 1, 1><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
-            else if (t1 && sq && p.sh == 2) k_dw_back_x_v4<3, 3, 3, 1, 2><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
-            else if (t1 && sq && p.sh == 4) k_dw_back_x_v4<3, 3, 3, 1, 4><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
-            else if (t1 && sq && p.sh == 8) k_dw_back_x_v4<3, 3, 3, 1, 8><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
-            else k_dw_back_x_v4<3, 3, 3, 0, 0><<<g4, 128, 0, R.s>>>(np, C4, di, DY, W, DX);
-        } else if (dw_reg(p, gx, gy)) {
-            int64_t npos = gx.N * gx.T * gx.H * gx.W;
-            k_dw_back_x_reg<3, 3, 3><<<dw_grid(npos, gx.C), 256, 0, R.s>>>((int)npos, (int)gx.C, dw_ints(gx, gy, p), DY, W, DX);
+        if (dw_reg(p, gx, gy)) {
+            if (dw_v4(gx, gy, DY, DX)) { if (dw_back_x_vec<4>(R, gx, gy, p, DY, W, DX)) return -1; }
+            else if (dw_back_x_vec<1>(R, gx, gy, p, DY, W, DX)) return -1;
         } else if (nx < ((int64_t)1 << 31)) {
             k_dw_back_x<uint32_t><<<grid_for(nx), 256, 0, R.s>>>((uint32_t)nx, gx, gy, p, DY, W, DX);
         } else {
@@ -2186,7 +2116,7 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
             k_dw_back_w_part<<<grid_for(tot), 256, 0, R.s>>>(tot, rows, per, gx, gy, p, DY, X, part);
         }
         SC_LAUNCH();
-        if (dw_w_taps(p, gx, gy)) k_dw_back_w_final8<<<(unsigned)((C * K3 + 31) / 32), dim3(32, 8), 0, R.s>>>(C, K3, nch, part, DW);
+        if (dw_w_taps(p, gx, gy)) k_colsum_final<<<(unsigned)((C * K3 + 31) / 32), dim3(32, 8), 0, R.s>>>(part, nch, C * K3, DW, C, K3);
         else k_dw_back_w_final<<<grid_for(C * K3), 256, 0, R.s>>>(C, K3, nch, part, DW);
         SC_LAUNCH();
         return 0;
