@@ -421,6 +421,10 @@ __global__ void k_drop_path(int64_t n, int64_t inner, const float *X, float *Y, 
 }
 
 // bias add: Y[i] += b[(i / inner) % C]
+// DROP_PATH fused with the ADD that reads it: Y = O + X * (row kept ? s : 0), the same bits as the two kernels.
+__global__ void k_drop_path_add(int64_t n, int64_t inner, const float *X, const float *O, float *Y, uint64_t key, float p, float s) {
+    GRID_STRIDE(i, n) Y[i] = __fadd_rn(O[i], __fmul_rn(X[i], d_uniform(key, (uint64_t)(i / inner)) < p ? 0.0f : s));
+}
 __global__ void k_bias(int64_t n, int64_t inner, int64_t C, const float *b, float *Y) {
     GRID_STRIDE(i, n) Y[i] += b[(i / inner) % C];
 }
@@ -1776,6 +1780,18 @@ int op_dropout(Run &R, scvrl_tensor *t) {
     k_dropout<<<grid_for(n), 256, 0, R.s>>>(n, F(R, t->src[0]), F(R, t), rng_key(R.g->seed, (uint64_t)t->ip[0]), p, 1.0f / (1.0f - p));
     SC_LAUNCH();
     return 0;
+}
+// DROP_PATH t and its only consumer u = ADD(t, other) as one pass writing u (the plan's fusion,
+// scvrl_graph_fusable). 1: done, 0: not taken, -1: error.
+int op_drop_path_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
+    const scvrl_tensor *o = u->src[0] == t ? u->src[1] : u->src[0];
+    int64_t n = scvrl_nelements(t), rows = t->ne[0];
+    if (!n || !rows || !F(R, o)) return 0;
+    float p = t->fp[0];
+    k_drop_path_add<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), F(R, o), F(R, u), rng_key(R.g->seed, (uint64_t)t->ip[0]),
+                                                  p, 1.0f / (1.0f - p));
+    SC_LAUNCH();
+    return 1;
 }
 int op_drop_path(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t), rows = t->ne[0];
@@ -3565,14 +3581,14 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     if (prof) {
         while ((int)C->prof_ev.size() < n + 1) { cudaEvent_t e; SC_CU(cudaEventCreate(&e)); C->prof_ev.push_back(e); }
     }
-    const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR + residual ADD pairs (NULL: SCVRL_NO_FUSE=1)
+    const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR / DROP_PATH + residual ADD pairs (NULL: SCVRL_NO_FUSE=1)
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (prof) SC_CU(cudaEventRecord(C->prof_ev[i], C->stream));
         if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
         if (!C->dptr[i] && scvrl_nelements(t) > 0) { seterr(err, errlen, "cuda: node '%s' (%s) has no memory", t->name, scvrl_op_name(t->op)); return -1; }
-        if (fuse && fuse[i] && g->nodes[i + 1]->op == SCVRL_OP_ADD && C->dptr[i + 1]) {   // LINEAR + residual ADD
-            int rc = op_linear_add(R, t, g->nodes[i + 1]);
+        if (fuse && fuse[i] && g->nodes[i + 1]->op == SCVRL_OP_ADD && C->dptr[i + 1]) {   // LINEAR or DROP_PATH + residual ADD
+            int rc = t->op == SCVRL_OP_DROP_PATH ? op_drop_path_add(R, t, g->nodes[i + 1]) : op_linear_add(R, t, g->nodes[i + 1]);
             if (rc < 0) return -1;
             if (rc > 0) {
                 if (prof) SC_CU(cudaEventRecord(C->prof_ev[i + 1], C->stream));   // the ADD's time is in the LINEAR's

@@ -278,8 +278,9 @@ size_t scvrl_graph_activation_bytes(const scvrl_graph *g);   // size of the plan
 // For backends: plan the graph (if its shape changed) and return each node's byte offset in one
 // activation buffer (-1: no memory of its own: leaves, views, external outputs) and the size.
 const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes);
-// For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR) may run with node i+1
-// (GELU of it, or ADD of it and a contiguous tensor of its shape) as one kernel; see scvrl__fusable.
+// For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR or a DROP_PATH) may run
+// with node i+1 (GELU of the LINEAR, or ADD of node i and a contiguous tensor of its shape) as one
+// kernel; see scvrl__fusable.
 // NULL when fusion is off (SCVRL_NO_FUSE=1 in the environment, for every backend).
 const uint8_t *scvrl_graph_fusable(const scvrl_graph *g);
 // For backends: the tensor whose memory a view uses, and the element offset into it.
@@ -2124,6 +2125,20 @@ static void scvrl__cpu_DROP_PATH(scvrl_tensor *t, const scvrl_graph *g) {
         for (int64_t i = 0; i < inner; i++) Y[r * inner + i] = X[r * inner + i] * f;
     }
 }
+// DROP_PATH t fused with its only consumer u = ADD(t, o) (see scvrl__fusable): u = o + x * f per row,
+// the same bits as the two kernels (the product, then one addition), without t's buffer.
+static void scvrl__cpu_drop_path_add(scvrl_tensor *t, scvrl_tensor *u, const scvrl_graph *g) {
+    const float *X = (const float *)t->src[0]->data, *O = (const float *)(u->src[0] == t ? u->src[1] : u->src[0])->data;
+    float *Y = (float *)u->data;
+    float p = t->fp[0], s = 1.0f / (1.0f - p);
+    uint64_t key = scvrl__rng_key(g->seed, (uint64_t)t->ip[0]);
+    int64_t rows = t->ne[0], inner = rows ? scvrl_nelements(t) / rows : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        float f = scvrl__rng_uniform_k(key, (uint64_t)r) < p ? 0.0f : s;
+        #pragma omp parallel for schedule(static) if (inner > 32768)
+        for (int64_t i = 0; i < inner; i++) Y[r * inner + i] = O[r * inner + i] + X[r * inner + i] * f;
+    }
+}
 
 // --- matmul and linear ---
 // Offset of batch bi over the leading nb dims of t.
@@ -3608,18 +3623,21 @@ static int scvrl__needs_alloc(const scvrl_tensor *t) {
     return !(t->flags & SCVRL_F_EXTERNAL) && !t->view_src && t->op != SCVRL_OP_LEAF;
 }
 
-// Node i (a LINEAR) and node i+1 may run as one kernel (scvrl__cpu_linear_fused) when i's output
-// is read by nothing but i+1 (uses: source slots of all nodes, views included, that reach i) and
-// is no graph output, and i+1 is GELU of it or ADD of it and a contiguous tensor of its shape.
+// Node i (a LINEAR or a DROP_PATH) and node i+1 may run as one kernel (scvrl__cpu_linear_fused,
+// scvrl__cpu_drop_path_add) when i's output is read by nothing but i+1 (uses: source slots of all
+// nodes, views included, that reach i) and is no graph output, and i+1 is GELU of it (LINEAR
+// only) or ADD of it and a contiguous tensor of its shape (the residual adds of a transformer
+// block, with drop-path between them in training).
 // The plan then keeps the buffers freed at step i alive through step i+1, so that i+1's buffer
 // never overlaps i's inputs (a valid plan for every backend; only the CPU one fuses).
 static int scvrl__fusable(const scvrl_graph *g, int i, const int *uses) {
     if (i + 1 >= g->n) return 0;
     const scvrl_tensor *t = g->nodes[i], *u = g->nodes[i + 1];
-    if (t->op != SCVRL_OP_LINEAR || t->view_src || (t->flags & (SCVRL_F_OUTPUT | SCVRL_F_EXTERNAL)) || uses[i] != 1) return 0;
+    if ((t->op != SCVRL_OP_LINEAR && t->op != SCVRL_OP_DROP_PATH) || t->view_src || (t->flags & (SCVRL_F_OUTPUT | SCVRL_F_EXTERNAL)) ||
+        uses[i] != 1) return 0;
     if (t->type != SCVRL_DT_F32 || u->type != SCVRL_DT_F32 || u->view_src || (u->flags & SCVRL_F_EXTERNAL)) return 0;
     if (!scvrl__same_shape(t, u)) return 0;
-    if (u->op == SCVRL_OP_GELU) return u->src[0] == t;
+    if (u->op == SCVRL_OP_GELU) return t->op == SCVRL_OP_LINEAR && u->src[0] == t;
     if (u->op != SCVRL_OP_ADD || (u->src[0] == t) == (u->src[1] == t)) return 0;
     const scvrl_tensor *o = u->src[0] == t ? u->src[1] : u->src[0];
     return o->type == SCVRL_DT_F32 && scvrl__same_shape(o, u) && scvrl_is_contiguous(o);
@@ -3689,7 +3707,7 @@ const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes) {
     if (bytes) *bytes = P->bytes;
     return P->offs;
 }
-// LINEAR + GELU/ADD fusion (scvrl__fusable), for every backend: -1 until read from SCVRL_NO_FUSE (=1: off).
+// LINEAR + GELU/ADD and DROP_PATH + ADD fusion (scvrl__fusable), for every backend: -1 until read from SCVRL_NO_FUSE (=1: off).
 static int scvrl__fuse = -1;
 const uint8_t *scvrl_graph_fusable(const scvrl_graph *g) {
     if (scvrl__fuse < 0) { const char *e = getenv("SCVRL_NO_FUSE"); scvrl__fuse = !(e && *e == '1'); }
@@ -3757,7 +3775,7 @@ static double scvrl__now(void) {
 static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     (void)be;
     if (scvrl__graph_bind(g, err, errlen)) return -1;
-    const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR + GELU/ADD pairs (NULL: SCVRL_NO_FUSE=1)
+    const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR + GELU/ADD, DROP_PATH + ADD pairs (NULL: SCVRL_NO_FUSE=1)
     static int prof = -1;
     if (prof < 0) { const char *e = getenv("SCVRL_PROFILE"); prof = e && (*e == '1' || *e == '2') ? *e - '0' : 0; e = getenv("SCVRL_PROFILE_CPU"); scvrl__prof_cpu = e && *e == '1'; if (prof) atexit(scvrl__prof_print); }
     for (int i = 0; i < g->n; i++) {
@@ -3772,7 +3790,8 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
         }
         double t0 = prof ? scvrl__now() : 0;
         if (fuse && fuse[i]) {
-            scvrl__cpu_linear_fused(t, g->nodes[i + 1]);
+            if (t->op == SCVRL_OP_DROP_PATH) scvrl__cpu_drop_path_add(t, g->nodes[i + 1], g);
+            else scvrl__cpu_linear_fused(t, g->nodes[i + 1]);
             if (prof == 2) fprintf(stderr, "node (fused with %s)\n", scvrl_op_name(g->nodes[i + 1]->op));
             i++;                          // (t stays the LINEAR in the profile)
         } else scvrl__cpu_table[t->op](t, g);

@@ -764,6 +764,47 @@ static void test_linear_add_fused(void) {
     }
 }
 
+// DROP_PATH + residual ADD as one pass (the plan's fusion): output and gradients vs the CPU's.
+static void test_drop_path_add_fused(void) {
+    char err[512], name[160];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t ne[3] = { 24, 35, 48 };
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 3, ne), *o = scvrl_new_data(ctx, SCVRL_DT_F32, 3, ne);
+    scvrl_tensor *in[2] = { x, o };
+    int64_t n = scvrl_nelements(x);
+    float *gb[2], *gc[2];
+    for (int i = 0; i < 2; i++) {
+        fill_input(scvrl_f32(in[i]), n, 300 + i);
+        gb[i] = (float *)calloc((size_t)n, 4); gc[i] = (float *)malloc((size_t)n * 4);
+        scvrl_mark_param(in[i]); in[i]->grad_data = gb[i];
+    }
+    scvrl_tensor *dp = scvrl_drop_path(ctx, x, 0.35f, 9);
+    scvrl_tensor *y = scvrl_add(ctx, o, dp);
+    scvrl_mark_output(y);
+    scvrl_tensor *loss = scvrl_mean_all(ctx, scvrl_mul(ctx, y, y));
+    scvrl_graph *g = scvrl_graph_new();
+    g->seed = 77;
+    scvrl_graph_expand(g, loss);
+    scvrl_graph_backward(ctx, g, loss);
+    scvrl_graph_plan(g, NULL);
+    const uint8_t *fu = scvrl_graph_fusable(g);
+    int fused = fu && dp->id >= 0 && dp->id < g->n && fu[dp->id] && g->nodes[dp->id + 1] == y;
+    int ok = !scvrl_graph_compute(g, NULL, err, sizeof err);
+    float *ycpu = (float *)malloc((size_t)n * 4);
+    if (ok) memcpy(ycpu, scvrl_f32(y), (size_t)n * 4);
+    for (int i = 0; i < 2; i++) { memcpy(gc[i], gb[i], (size_t)n * 4); memset(gb[i], 0, (size_t)n * 4); }
+    ok = ok && !scvrl_graph_compute(g, gpu, err, sizeof err);
+    int same = ok && !memcmp(scvrl_f32(y), ycpu, (size_t)n * 4);
+    double e = ok ? fmax(rel_err(gb[0], gc[0], n), rel_err(gb[1], gc[1], n)) : INFINITY;
+    snprintf(name, sizeof name, "cuda: drop_path + residual add as one pass: output %s the cpu's, gradients %.1e",
+             same ? "bit for bit" : "differs from", e);
+    test_check(fused && same && e <= TOL, name, "fused in the plan: %d; %s", fused, err);
+    free(ycpu);
+    for (int i = 0; i < 2; i++) { free(gb[i]); free(gc[i]); }
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
 // Max pooling over windows holding NaN and -inf: the same bits on both backends (the float4
 // channels-last kernel keeps the argmax kernel's rule: the first valid element, then strictly
 // larger, a NaN wins and stays), for 16 channels (float4 path) and 3 (one channel per thread).
@@ -994,6 +1035,7 @@ int main(int argc, char **argv) {
     run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_BF16, 2, 5e-2);     // bf16 GEMMs (8-bit mantissa inputs)
     test_linear_add_fused();
     test_maxpool_special();
+    test_drop_path_add_fused();
     test_params_ops();
     test_params_train();
     test_resident();

@@ -591,6 +591,45 @@ static void test_fusion(scvrl_ctx *ctx) {
     for (int pass = 0; pass < 2; pass++) for (int k = 0; k < 3; k++) free(out[pass][k]);
 }
 
+// DROP_PATH fused with the residual ADD that reads it (CPU backend): fused in the plan, the same
+// bytes as the separate kernels, and every row either the residual alone (dropped) or residual +
+// x / (1 - p), about p of the rows dropped.
+static void test_fusion_drop_path(scvrl_ctx *ctx) {
+    int64_t R = 400, C = 37, ne[2] = { R, C };
+    scvrl_tensor *x = input(ctx, 2, ne, 120), *o = input(ctx, 2, ne, 121);
+    float *out[2];
+    int nfused = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        scvrl__fuse = pass == 0;
+        scvrl_tensor *y = scvrl_add(ctx, o, scvrl_drop_path(ctx, x, 0.3f, 77));
+        scvrl_mark_output(y);
+        scvrl_graph *g = scvrl_graph_new();
+        g->seed = 5;
+        scvrl_graph_expand(g, y);
+        scvrl_graph_compute(g, NULL, NULL, 0);
+        if (pass == 0) for (int i = 0; i < g->n; i++) nfused += ((const scvrl__plan *)g->plan)->fuse[i];
+        out[pass] = (float *)malloc((size_t)(R * C) * sizeof(float));
+        memcpy(out[pass], y->data, (size_t)(R * C) * sizeof(float));
+        scvrl_graph_free(g);
+    }
+    scvrl__fuse = -1;
+    int64_t bad = 0, dropped = 0;
+    for (int64_t r = 0; r < R; r++) {
+        int drop = out[0][r * C] == scvrl_f32(o)[r * C];
+        dropped += drop;
+        for (int64_t c = 0; c < C; c++) {
+            float xo = scvrl_f32(o)[r * C + c], want = drop ? xo : xo + scvrl_f32(x)[r * C + c] * (1.0f / 0.7f);
+            if (out[0][r * C + c] != want) bad++;
+        }
+    }
+    char name[160];
+    snprintf(name, sizeof name, "drop_path + add fused (%d pair): same bytes as separate, rows kept or dropped whole (%lld of %lld dropped)",
+             nfused, (long long)dropped, (long long)R);
+    test_check(nfused == 1 && !memcmp(out[0], out[1], (size_t)(R * C) * 4) && !bad && fabs((double)dropped / R - 0.3) < 0.07, name,
+               "%lld elements off", (long long)bad);
+    free(out[0]); free(out[1]);
+}
+
 // Same graph twice gives the same bytes; the plan reuses memory (peak < sum of all nodes).
 static void test_determinism_and_plan(void) {
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -681,6 +720,7 @@ int main(void) {
     test_dropout(ctx);
     test_nan_propagates(ctx);
     test_fusion(ctx);
+    test_fusion_drop_path(ctx);
     test_determinism_and_plan();
     test_rng();
     scvrl_ctx_free(ctx);
