@@ -1949,13 +1949,18 @@ bool dw_v4(const G5 &gx, const G5 &gy, const void *a, const void *b) {
            !(((uintptr_t)a | (uintptr_t)b) & 15);
 }
 // Their grid: about 4 blocks of 128 threads per SM, rounded up to a multiple of C / 4 threads.
-// One wave: as many blocks as the SMs hold at once at this kernel's register count (the threads
-// stride over the work, so a partial second wave would only add a tail).
-template <typename K> int64_t wave_blocks(K kern, int threads) {
-    int dev = 0, sms = 0, nb = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 132;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kern, threads, 0) != cudaSuccess || nb < 1) nb = 1;
-    return (int64_t)sms * nb;
+// One wave: as many blocks as the SMs hold at once at kernel K's register count (the threads stride
+// over the work, so a partial second wave would only add a tail). Asked once per kernel (a static,
+// initialised thread-safely on first use), not on every launch; a grid-stride loop stays correct
+// whatever the count.
+template <auto K, int THREADS> int64_t wave_blocks() {
+    static const int64_t n = [] {
+        int dev = 0, sms = 0, nb = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 132;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, K, THREADS, 0) != cudaSuccess || nb < 1) nb = 1;
+        return (int64_t)sms * nb;
+    }();
+    return n;
 }
 unsigned dw_gridv(int64_t npos, int64_t CV, int64_t cap) {
     int64_t a = 128, b = CV;
@@ -2010,10 +2015,10 @@ int op_conv(Run &R, scvrl_tensor *t) {
             int npos = (int)(gy.N * gy.T * gy.H * gy.W);
             DwI di = dw_ints(gx, gy, p);
             if (dw_v4(gx, gy, X, Y))
-                k_dw_fwd_vec<3, 3, 3, 4><<<dw_gridv(npos, gx.C / 4, wave_blocks(k_dw_fwd_vec<3, 3, 3, 4>, 128)), 128, 0, R.s>>>(
+                k_dw_fwd_vec<3, 3, 3, 4><<<dw_gridv(npos, gx.C / 4, wave_blocks<k_dw_fwd_vec<3, 3, 3, 4>, 128>()), 128, 0, R.s>>>(
                     npos, (int)(gx.C / 4), di, X, W, B, Y);
             else
-                k_dw_fwd_vec<3, 3, 3, 1><<<dw_gridv(npos, gx.C, wave_blocks(k_dw_fwd_vec<3, 3, 3, 1>, 128)), 128, 0, R.s>>>(
+                k_dw_fwd_vec<3, 3, 3, 1><<<dw_gridv(npos, gx.C, wave_blocks<k_dw_fwd_vec<3, 3, 3, 1>, 128>()), 128, 0, R.s>>>(
                     npos, (int)gx.C, di, X, W, B, Y);
         } else if (ny < ((int64_t)1 << 31)) {
             k_dw_fwd<uint32_t><<<grid_for(ny), 256, 0, R.s>>>((uint32_t)ny, gx, gy, p, X, W, B, Y);
@@ -2057,7 +2062,7 @@ int op_conv(Run &R, scvrl_tensor *t) {
 // (temporal 1, spatial 1, 2, 4, 8) as template constants.
 template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX) {
     int npos = (int)(gx.N * gx.T * gx.H * gx.W), CV = (int)(gx.C / VW);
-    dim3 g = dw_gridv(npos, CV, wave_blocks(k_dw_back_x_vec<3, 3, 3, VW, 1, 2>, 128));
+    dim3 g = dw_gridv(npos, CV, wave_blocks<k_dw_back_x_vec<3, 3, 3, VW, 1, 2>, 128>());
     DwI di = dw_ints(gx, gy, p);
     bool sq = p.st == 1 && p.sh == p.sw;
     if (sq && p.sh == 1) k_dw_back_x_vec<3, 3, 3, VW, 1, 1><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);

@@ -2113,31 +2113,31 @@ static void scvrl__cpu_DROPOUT(scvrl_tensor *t, const scvrl_graph *g) {
     for (int64_t i = 0; i < n; i++) Y[i] = scvrl__rng_uniform_k(key, (uint64_t)i) < p ? 0.0f : X[i] * s;
 }
 
-static void scvrl__cpu_DROP_PATH(scvrl_tensor *t, const scvrl_graph *g) {
+// Drop-path rows of t's input into Y: Y = x * f per row (f = 0 or 1/(1-p), one draw per row), or,
+// with O (the DROP_PATH fused with its only consumer, ADD(t, o): see scvrl__fusable), Y = o + x * f:
+// the same bits as the two kernels (the product, then one addition), without t's buffer.
+static void scvrl__drop_path_rows(const scvrl_tensor *t, const float *O, float *Y, const scvrl_graph *g) {
     const float *X = (const float *)t->src[0]->data;
-    float *Y = (float *)t->data;
     float p = t->fp[0], s = 1.0f / (1.0f - p);
     uint64_t key = scvrl__rng_key(g->seed, (uint64_t)t->ip[0]);
     int64_t rows = t->ne[0], inner = rows ? scvrl_nelements(t) / rows : 0;
     for (int64_t r = 0; r < rows; r++) {
         float f = scvrl__rng_uniform_k(key, (uint64_t)r) < p ? 0.0f : s;
-        #pragma omp parallel for schedule(static) if (inner > 32768)
-        for (int64_t i = 0; i < inner; i++) Y[r * inner + i] = X[r * inner + i] * f;
+        const float *x = X + r * inner;
+        float *y = Y + r * inner;
+        if (O) {
+            const float *o = O + r * inner;
+            #pragma omp parallel for schedule(static) if (inner > 32768)
+            for (int64_t i = 0; i < inner; i++) y[i] = o[i] + x[i] * f;
+        } else {
+            #pragma omp parallel for schedule(static) if (inner > 32768)
+            for (int64_t i = 0; i < inner; i++) y[i] = x[i] * f;
+        }
     }
 }
-// DROP_PATH t fused with its only consumer u = ADD(t, o) (see scvrl__fusable): u = o + x * f per row,
-// the same bits as the two kernels (the product, then one addition), without t's buffer.
+static void scvrl__cpu_DROP_PATH(scvrl_tensor *t, const scvrl_graph *g) { scvrl__drop_path_rows(t, NULL, (float *)t->data, g); }
 static void scvrl__cpu_drop_path_add(scvrl_tensor *t, scvrl_tensor *u, const scvrl_graph *g) {
-    const float *X = (const float *)t->src[0]->data, *O = (const float *)(u->src[0] == t ? u->src[1] : u->src[0])->data;
-    float *Y = (float *)u->data;
-    float p = t->fp[0], s = 1.0f / (1.0f - p);
-    uint64_t key = scvrl__rng_key(g->seed, (uint64_t)t->ip[0]);
-    int64_t rows = t->ne[0], inner = rows ? scvrl_nelements(t) / rows : 0;
-    for (int64_t r = 0; r < rows; r++) {
-        float f = scvrl__rng_uniform_k(key, (uint64_t)r) < p ? 0.0f : s;
-        #pragma omp parallel for schedule(static) if (inner > 32768)
-        for (int64_t i = 0; i < inner; i++) Y[r * inner + i] = O[r * inner + i] + X[r * inner + i] * f;
-    }
+    scvrl__drop_path_rows(t, (const float *)(u->src[0] == t ? u->src[1] : u->src[0])->data, (float *)u->data, g);
 }
 
 // --- matmul and linear ---
