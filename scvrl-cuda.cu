@@ -49,6 +49,7 @@
 #include <time.h>
 #include <stdint.h>
 #include <algorithm>
+#include <type_traits>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,6 +57,7 @@
 extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int prec);
 extern "C" int scvrl_cuda_get_precision(scvrl_backend *be);
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
+extern "C" int scvrl_cuda_bf16_nodes(scvrl_backend *be);
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
 extern "C" int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
@@ -126,6 +128,8 @@ struct Cuda {
     char *stage = nullptr; size_t stage_cap = 0;      // pinned host staging for the mirror
     char *scratch = nullptr; size_t scratch_cap = 0;  // per-op temporaries
     char *h16 = nullptr; size_t h16_cap = 0;          // bf16 mode: GEMM operands rounded to bf16
+    std::vector<char> half;                           // bf16 mode: per node, stored as bf16 (this compute; views: their base's)
+    int half_nodes = 0;                               // how many planned nodes the last compute stored as bf16
     std::unordered_map<const void *, size_t> slot_of; // host ptr -> index in slots (rebuilt per compute)
     std::vector<MirrorSlot> slots;
     std::vector<const void *> slot_host;
@@ -298,6 +302,27 @@ __device__ __forceinline__ float d_gelu_grad(float x) {
     return cdf + x * 0.39894228040143268f * expf(-0.5f * x * x);
 }
 
+// bf16 activations (BF16 mode, "Activation storage" below): loads widen to float, stores round to
+// nearest even; 4-wide versions move 16 (float) or 8 (bf16) bytes.
+typedef __nv_bfloat16 bf16;
+__device__ __forceinline__ float ldf(const float *p) { return *p; }
+__device__ __forceinline__ float ldf(const bf16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void stf(float *p, float v) { *p = v; }
+__device__ __forceinline__ void stf(bf16 *p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ float bf_lo(uint32_t u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float bf_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
+__device__ __forceinline__ uint32_t bf_pack(float lo, float hi) {
+    __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&p);
+}
+__device__ __forceinline__ float4 ld4f(const float *p) { return *(const float4 *)p; }
+__device__ __forceinline__ float4 ld4f(const bf16 *p) {
+    uint2 u = *(const uint2 *)p;
+    return make_float4(bf_lo(u.x), bf_hi(u.x), bf_lo(u.y), bf_hi(u.y));
+}
+__device__ __forceinline__ void st4f(float *p, float4 v) { *(float4 *)p = v; }
+__device__ __forceinline__ void st4f(bf16 *p, float4 v) { *(uint2 *)p = make_uint2(bf_pack(v.x, v.y), bf_pack(v.z, v.w)); }
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -398,6 +423,25 @@ template <int OP, typename I> __global__ void k_unary(I n, DimsT<I> D, const flo
     }
 }
 
+// GELU and its gradient over contiguous tensors with an operand stored as bf16: 4 elements per
+// thread (v4: n a multiple of 4, pointers aligned), else one.
+template <typename TI, typename TO> __global__ void k_gelu_c(int64_t n, bool v4, const TI *X, TO *Y) {
+    if (v4) {
+        GRID_STRIDE(i, n / 4) {
+            float4 x = ld4f(X + 4 * i);
+            st4f(Y + 4 * i, make_float4(d_gelu(x.x), d_gelu(x.y), d_gelu(x.z), d_gelu(x.w)));
+        }
+    } else GRID_STRIDE(i, n) stf(Y + i, d_gelu(ldf(X + i)));
+}
+template <typename TX> __global__ void k_gelu_back_c(int64_t n, bool v4, const TX *X, const float *DY, float *DX) {
+    if (v4) {
+        GRID_STRIDE(i, n / 4) {
+            float4 x = ld4f(X + 4 * i), d = ld4f(DY + 4 * i);
+            st4f(DX + 4 * i, make_float4(d.x * d_gelu_grad(x.x), d.y * d_gelu_grad(x.y), d.z * d_gelu_grad(x.z), d.w * d_gelu_grad(x.w)));
+        }
+    } else GRID_STRIDE(i, n) DX[i] = DY[i] * d_gelu_grad(ldf(X + i));
+}
+
 template <typename I> __global__ void k_copy4(I n, DimsT<I> D, const uint32_t *X, uint32_t *Y) {
     GRID_STRIDE_T(I, i, n) Y[i] = X[offs1T(i, D)];
 }
@@ -425,8 +469,8 @@ __global__ void k_drop_path(int64_t n, int64_t inner, const float *X, float *Y, 
 __global__ void k_drop_path_add(int64_t n, int64_t inner, const float *X, const float *O, float *Y, uint64_t key, float p, float s) {
     GRID_STRIDE(i, n) Y[i] = __fadd_rn(O[i], __fmul_rn(X[i], d_uniform(key, (uint64_t)(i / inner)) < p ? 0.0f : s));
 }
-__global__ void k_bias(int64_t n, int64_t inner, int64_t C, const float *b, float *Y) {
-    GRID_STRIDE(i, n) Y[i] += b[(i / inner) % C];
+template <typename T> __global__ void k_bias(int64_t n, int64_t inner, int64_t C, const float *b, T *Y) {
+    GRID_STRIDE(i, n) stf(Y + i, ldf(Y + i) + b[(i / inner) % C]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -510,6 +554,14 @@ template <typename I, typename T> __global__ void k_concat(I n, I inner, I na, I
         Y[i] = d < na ? A[(o * na + d) * inner + in] : B[(o * nb + d - na) * inner + in];
     }
 }
+// The same with operands of different storage (bf16 / float): element per thread, converted.
+template <typename TA, typename TB, typename TY>
+__global__ void k_concat_cvt(int64_t n, int64_t inner, int64_t na, int64_t nb, const TA *A, const TB *B, TY *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t in = i % inner, r = i / inner, d = r % (na + nb), o = r / (na + nb);
+        stf(Y + i, d < na ? ldf(A + (o * na + d) * inner + in) : ldf(B + (o * nb + d - na) * inner + in));
+    }
+}
 // SLICE_BACK: out [outer, full, inner] zeros with x [outer, len, inner] at [start, start+len)
 template <typename I, typename T> __global__ void k_slice_back(I n, I inner, I full, I start, I len, const T *X, T *Y) {
     GRID_STRIDE_T(I, i, n) {
@@ -544,102 +596,109 @@ __global__ void k_index_add_atomic(int64_t n, int64_t inner, int64_t nsel, int64
 // ---------------------------------------------------------------------------------------------
 // Row kernels: layer norm, softmax, log-softmax, cross-entropy, L2 normalize (one block per row)
 // ---------------------------------------------------------------------------------------------
-__device__ __forceinline__ void ln_stats(const float *x, int64_t D, float eps, float *mean, float *rstd) {
+template <typename TX> __device__ __forceinline__ void ln_stats(const TX *x, int64_t D, float eps, float *mean, float *rstd) {
     double s = 0.0;
-    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += x[i];
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += ldf(x + i);
     s = block_sumd(s);
     float mu = (float)(s / (double)D);
     double v = 0.0;
-    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { double d = (double)x[i] - mu; v += d * d; }
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { double d = (double)ldf(x + i) - mu; v += d * d; }
     v = block_sumd(v);
     *mean = mu;
     *rstd = (float)(1.0 / sqrt(v / (double)D + (double)eps));
 }
 
-__global__ void k_layer_norm(int64_t D, const float *X, const float *W, const float *B, float *Y, float eps) {
-    const float *x = X + (int64_t)blockIdx.x * D;
-    float *y = Y + (int64_t)blockIdx.x * D, mu, rs;
+template <typename TI, typename TO> __global__ void k_layer_norm(int64_t D, const TI *X, const float *W, const float *B, TO *Y, float eps) {
+    const TI *x = X + (int64_t)blockIdx.x * D;
+    TO *y = Y + (int64_t)blockIdx.x * D;
+    float mu, rs;
     ln_stats(x, D, eps, &mu, &rs);
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
-        float v = (x[i] - mu) * rs;
-        y[i] = v * (W ? W[i] : 1.0f) + (B ? B[i] : 0.0f);
+        float v = (ldf(x + i) - mu) * rs;
+        stf(y + i, v * (W ? W[i] : 1.0f) + (B ? B[i] : 0.0f));
     }
 }
-__global__ void k_layer_norm_back(int64_t D, const float *DY, const float *X, const float *W, float *DX, float eps) {
+template <typename TX> __global__ void k_layer_norm_back(int64_t D, const float *DY, const TX *X, const float *W, float *DX, float eps) {
     int64_t r = blockIdx.x;
-    const float *x = X + r * D, *dy = DY + r * D;
+    const TX *x = X + r * D;
+    const float *dy = DY + r * D;
     float *dx = DX + r * D, mu, rs;
     ln_stats(x, D, eps, &mu, &rs);
     double sg = 0.0, sgx = 0.0;
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
-        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (ldf(x + i) - mu) * rs;
         sg += gi; sgx += (double)gi * xh;
     }
     sg = block_sumd(sg); sgx = block_sumd(sgx);
     float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
-        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (ldf(x + i) - mu) * rs;
         dx[i] = rs * (gi - mg - xh * mgx);
     }
 }
 // Warp-per-row versions for rows of up to 1024 (MViT's 96..768): 8 rows per block of 256, the
 // same two-pass double statistics as ln_stats, no block barriers.
-__device__ __forceinline__ void ln_stats_warp(const float *x, int D, float eps, float *mean, float *rstd) {
+template <typename TX> __device__ __forceinline__ void ln_stats_warp(const TX *x, int D, float eps, float *mean, float *rstd) {
     int lane = threadIdx.x & 31;
     double s = 0.0;
-    for (int i = lane; i < D; i += 32) s += x[i];
+    for (int i = lane; i < D; i += 32) s += ldf(x + i);
     s = warp_sumd(s);
     float mu = (float)(s / (double)D);
     double v = 0.0;
-    for (int i = lane; i < D; i += 32) { double d = (double)x[i] - mu; v += d * d; }
+    for (int i = lane; i < D; i += 32) { double d = (double)ldf(x + i) - mu; v += d * d; }
     v = warp_sumd(v);
     *mean = mu;
     *rstd = (float)(1.0 / sqrt(v / (double)D + (double)eps));
 }
-__global__ void k_layer_norm_w(int64_t rows, int D, const float *X, const float *W, const float *B, float *Y, float eps) {
+template <typename TI, typename TO>
+__global__ void k_layer_norm_w(int64_t rows, int D, const TI *X, const float *W, const float *B, TO *Y, float eps) {
     int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     if (r >= rows) return;
-    const float *x = X + r * D;
-    float *y = Y + r * D, mu, rs;
+    const TI *x = X + r * D;
+    TO *y = Y + r * D;
+    float mu, rs;
     ln_stats_warp(x, D, eps, &mu, &rs);
     for (int i = threadIdx.x & 31; i < D; i += 32) {
-        float v = (x[i] - mu) * rs;
-        y[i] = v * (W ? W[i] : 1.0f) + (B ? B[i] : 0.0f);
+        float v = (ldf(x + i) - mu) * rs;
+        stf(y + i, v * (W ? W[i] : 1.0f) + (B ? B[i] : 0.0f));
     }
 }
-__global__ void k_layer_norm_back_w(int64_t rows, int D, const float *DY, const float *X, const float *W, float *DX, float eps) {
+template <typename TX>
+__global__ void k_layer_norm_back_w(int64_t rows, int D, const float *DY, const TX *X, const float *W, float *DX, float eps) {
     int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     if (r >= rows) return;
     int lane = threadIdx.x & 31;
-    const float *x = X + r * D, *dy = DY + r * D;
+    const TX *x = X + r * D;
+    const float *dy = DY + r * D;
     float *dx = DX + r * D, mu, rs;
     ln_stats_warp(x, D, eps, &mu, &rs);
     double sg = 0.0, sgx = 0.0;
     for (int i = lane; i < D; i += 32) {
-        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (ldf(x + i) - mu) * rs;
         sg += gi; sgx += (double)gi * xh;
     }
     sg = warp_sumd(sg); sgx = warp_sumd(sgx);
     float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
     for (int i = lane; i < D; i += 32) {
-        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (x[i] - mu) * rs;
+        float gi = dy[i] * (W ? W[i] : 1.0f), xh = (ldf(x + i) - mu) * rs;
         dx[i] = rs * (gi - mg - xh * mgx);
     }
 }
-__global__ void k_ln_rowstats_w(int64_t rows, int D, const float *X, float eps, float2 *st) {
+template <typename TX> __global__ void k_ln_rowstats_w(int64_t rows, int D, const TX *X, float eps, float2 *st) {
     int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     if (r >= rows) return;
     float mu, rs;
     ln_stats_warp(X + r * D, D, eps, &mu, &rs);
     if ((threadIdx.x & 31) == 0) st[r] = make_float2(mu, rs);
 }
-__global__ void k_ln_rowstats(int64_t D, const float *X, float eps, float2 *st) {
+template <typename TX> __global__ void k_ln_rowstats(int64_t D, const TX *X, float eps, float2 *st) {
     float mu, rs;
     ln_stats(X + (int64_t)blockIdx.x * D, D, eps, &mu, &rs);
     if (threadIdx.x == 0) st[blockIdx.x] = make_float2(mu, rs);
 }
 // partial[chunk][2D]: dw (sum dy * xhat) then db (sum dy), over a chunk of rows.
-__global__ void k_ln_wb_part(int64_t R, int64_t D, int64_t rows_per, const float *DY, const float *X, const float2 *st, double *part) {
+template <typename TX>
+__global__ void k_ln_wb_part(int64_t R, int64_t D, int64_t rows_per, const float *DY, const TX *X, const float2 *st, double *part) {
     int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
     int64_t r0 = (int64_t)blockIdx.y * rows_per, r1 = r0 + rows_per < R ? r0 + rows_per : R;
     double sw = 0.0, sb = 0.0;
@@ -647,7 +706,7 @@ __global__ void k_ln_wb_part(int64_t R, int64_t D, int64_t rows_per, const float
         for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
             float2 s = st[r];
             float dy = DY[r * D + c];
-            sw += dy * ((X[r * D + c] - s.x) * s.y);
+            sw += dy * ((ldf(X + r * D + c) - s.x) * s.y);
             sb += dy;
         }
     __shared__ double sh[2][8][33];
@@ -774,7 +833,7 @@ bool is_dw_last(const CP &p, const G5 &gx, const G5 &gy) {
 }
 
 // im2col for samples [n0, n0 + ns): cols[(nl * P + q) * K + k], k = ((ci*kt + a)*kh + b)*kw + e
-__global__ void k_im2col(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const float *X, float *cols) {
+template <typename TC> __global__ void k_im2col(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const float *X, TC *cols) {
     int64_t K3 = p.kt * p.kh * p.kw, K = gx.C * K3, P = gy.T * gy.H * gy.W;
     GRID_STRIDE(i, total) {
         int64_t k = i % K, r = i / K, q = r % P, nl = r / P;
@@ -782,14 +841,14 @@ __global__ void k_im2col(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const fl
         int64_t ot = q / (gy.H * gy.W), oh = (q / gy.W) % gy.H, ow = q % gy.W;
         int64_t it = ot * p.st - p.pt + a, ih = oh * p.sh - p.ph + b, iw = ow * p.sw - p.pw + e;
         bool ok = it >= 0 && it < gx.T && ih >= 0 && ih < gx.H && iw >= 0 && iw < gx.W;
-        cols[i] = ok ? X[(n0 + nl) * gx.sN + ci * gx.sC + it * gx.sT + ih * gx.sH + iw * gx.sW] : 0.0f;
+        stf(cols + i, ok ? X[(n0 + nl) * gx.sN + ci * gx.sC + it * gx.sT + ih * gx.sH + iw * gx.sW] : 0.0f);
     }
 }
 // The same with a tap table in shared memory (tab[k] = {a, b, e, offset of (ci, a, b, e) from the
 // window's corner}) and int arithmetic: a warp per column row (sample, output position), lanes over
 // k (coalesced writes, neighbouring k read neighbouring x). The element-per-thread kernel above
 // spends its time in 64-bit divisions (6 per element): 9 ms for the MViT-B stem at B56.
-__global__ void k_im2col_tab(int rows, int K, int64_t n0, G5 gx, G5 gy, CP p, const float *X, float *cols) {
+template <typename TC> __global__ void k_im2col_tab(int rows, int K, int64_t n0, G5 gx, G5 gy, CP p, const float *X, TC *cols) {
     extern __shared__ int4 tab[];
     const int K3 = (int)(p.kt * p.kh * p.kw), khw = (int)(p.kh * p.kw), kw = (int)p.kw;
     for (int k = threadIdx.x; k < K; k += blockDim.x) {
@@ -804,11 +863,11 @@ __global__ void k_im2col_tab(int rows, int K, int64_t n0, G5 gx, G5 gy, CP p, co
         int q = r % P, nl = r / P, ow = q % YW, oh = (q / YW) % YH, ot = q / (YW * YH);
         int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
         const int64_t base = (n0 + nl) * gx.sN + it0 * gx.sT + ih0 * gx.sH + iw0 * gx.sW;
-        float *cr = cols + (int64_t)r * K;
+        TC *cr = cols + (int64_t)r * K;
         for (int k = lane; k < K; k += 32) {
             int4 t = tab[k];
             bool ok = (unsigned)(it0 + t.x) < XT && (unsigned)(ih0 + t.y) < XH && (unsigned)(iw0 + t.z) < XW;
-            cr[k] = ok ? X[base + t.w] : 0.0f;
+            stf(cr + k, ok ? X[base + t.w] : 0.0f);
         }
     }
 }
@@ -947,22 +1006,22 @@ __device__ __forceinline__ bool dw_hit(int u, int a, int s, int Y, int *o) {
 template <int VW> struct DwV;
 template <> struct DwV<1> {
     typedef float T;
-    static __device__ __forceinline__ T ld(const float *p) { return *p; }
-    static __device__ __forceinline__ void st(float *p, T v) { *p = v; }
+    template <typename E> static __device__ __forceinline__ T ld(const E *p) { return ldf(p); }
+    template <typename E> static __device__ __forceinline__ void st(E *p, T v) { stf(p, v); }
     static __device__ __forceinline__ void fma(T &a, T x, T w) { a += x * w; }
     static __device__ __forceinline__ T gather(const float *p, int step) { return p[0]; }
     static __device__ __forceinline__ T zero() { return 0.0f; }
 };
 template <> struct DwV<4> {
     typedef float4 T;
-    static __device__ __forceinline__ T ld(const float *p) { return *(const float4 *)p; }
-    static __device__ __forceinline__ void st(float *p, T v) { *(float4 *)p = v; }
+    template <typename E> static __device__ __forceinline__ T ld(const E *p) { return ld4f(p); }
+    template <typename E> static __device__ __forceinline__ void st(E *p, T v) { st4f(p, v); }
     static __device__ __forceinline__ void fma(T &a, T x, T w) { a.x += x.x * w.x; a.y += x.y * w.y; a.z += x.z * w.z; a.w += x.w * w.w; }
     static __device__ __forceinline__ T gather(const float *p, int step) { return make_float4(p[0], p[step], p[2 * step], p[3 * step]); }
     static __device__ __forceinline__ T zero() { return make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
 };
-template <int KT, int KH, int KW, int VW>
-__global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, const float *X, const float *Wt, const float *bias, float *Y) {
+template <int KT, int KH, int KW, int VW, typename TI = float, typename TO = float>
+__global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, const TI *X, const float *Wt, const float *bias, TO *Y) {
     typedef DwV<VW> V;
     constexpr int K3 = KT * KH * KW;
     const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV;
@@ -974,7 +1033,7 @@ __global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, con
         int n, ot, oh, ow;
         grid_pos(q, d.fYT, d.fYH, d.fYW, &n, &ot, &oh, &ow);
         int it0 = ot * d.st - d.pt, ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
-        const float *xn = X + n * d.xsN + c;
+        const TI *xn = X + n * d.xsN + c;
         typename V::T acc = b0;
 #pragma unroll
         for (int a = 0; a < KT; a++) {
@@ -1057,9 +1116,9 @@ __global__ void k_dw_back_w_part(int64_t total, int64_t rows, int64_t rows_per, 
 // then double; the 4 warps' sums are added in a fixed order into part[ch][k][c] (deterministic).
 // Int offsets: both tensors have < 2^31 elements (checked on the host).
 #define DWW_WARPS 4
-template <int KT, int KH, int KW>
+template <int KT, int KH, int KW, typename TX>
 __global__ void __launch_bounds__(32 * DWW_WARPS) k_dw_back_w_taps(int npos, int per, G5 gx, G5 gy, CP p, const float *DY,
-                                                                  const float *X, double *part, FDiv fYT, FDiv fYH, FDiv fYW) {
+                                                                  const TX *X, double *part, FDiv fYT, FDiv fYH, FDiv fYW) {
     constexpr int K3 = KT * KH * KW;
     __shared__ double red[DWW_WARPS][K3][32];
     const int lane = threadIdx.x, wy = threadIdx.y, C = (int)gx.C, c = blockIdx.y * 32 + lane;
@@ -1078,7 +1137,7 @@ __global__ void __launch_bounds__(32 * DWW_WARPS) k_dw_back_w_taps(int npos, int
         grid_pos(q, fYT, fYH, fYW, &n, &ot, &oh, &ow);
         float dy = cok ? DY[n * ysN + ot * ysT + oh * ysH + ow * ysW + c] : 0.0f;
         int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
-        const float *xn = X + n * xsN + (cok ? c : 0);
+        const TX *xn = X + n * xsN + (cok ? c : 0);
 #pragma unroll
         for (int a = 0; a < KT; a++) {
             const bool ta = it0 + a >= 0 && it0 + a < XT;
@@ -1088,7 +1147,7 @@ __global__ void __launch_bounds__(32 * DWW_WARPS) k_dw_back_w_taps(int npos, int
 #pragma unroll
                 for (int e = 0; e < KW; e++) {
                     if (tb && iw0 + e >= 0 && iw0 + e < XW)
-                        f[(a * KH + b) * KW + e] += dy * xn[(it0 + a) * xsT + (ih0 + b) * xsH + (iw0 + e) * xsW];
+                        f[(a * KH + b) * KW + e] += dy * ldf(xn + (it0 + a) * xsT + (ih0 + b) * xsH + (iw0 + e) * xsW);
                 }
             }
         }
@@ -1282,9 +1341,10 @@ template <bool CL> __global__ void k_maxpool_back(int64_t total, G5 gx, G5 gy, G
 // contiguous); the kernels are further down (batched cuBLAS GEMMs and row softmax).
 struct AttG {
     int64_t B, H, Nq, Nk, d;
-    const float *q, *k, *v;
+    const float *q, *k, *v;          // each stored as bf16 where qh / kh / vh (BF16 mode, fused kernels only)
     int64_t sq[3], sk[3], sv[3];
     float scale;
+    bool qh, kh, vh;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1301,6 +1361,15 @@ struct Run {
 
 inline float *F(Run &R, const scvrl_tensor *t) { return (float *)R.C->dptr[t->id]; }
 inline void *P(Run &R, const scvrl_tensor *t) { return (void *)R.C->dptr[t->id]; }
+// Is t (or its view base) stored as bf16 in this compute? (BF16 mode, "Activation storage")
+inline bool HF(Run &R, const scvrl_tensor *t) { return !R.C->half.empty() && R.C->half[t->id]; }
+// f(ti, to) with typed null pointers for an input and an output stored as bf16 (hi, ho) or float;
+// TY(ti) is the element type. The ops with bf16 variants dispatch through this.
+template <typename Fn> int with_io(bool hi, bool ho, Fn f) {
+    if (hi) return ho ? f((const bf16 *)nullptr, (bf16 *)nullptr) : f((const bf16 *)nullptr, (float *)nullptr);
+    return ho ? f((const float *)nullptr, (bf16 *)nullptr) : f((const float *)nullptr, (float *)nullptr);
+}
+#define TY(v) std::remove_const_t<std::remove_pointer_t<decltype(v)>>
 
 // The leaf a tensor's memory comes from, if any (for host-side index checks).
 const void *host_of(const scvrl_tensor *t) {
@@ -1328,28 +1397,43 @@ __global__ void k_to_bf16(const float *__restrict__ src, int64_t rows, int64_t c
     }
 }
 
-// Contiguous bf16 copies of two strided matrix batches in the backend's h16 buffer (grow-only):
-// A stored [ra, ca] (ld lda, batch stride sA, 0: one matrix shared by the batch), B likewise.
-int to_bf16(Run &R, const float *A, int64_t ra, int64_t ca, int64_t lda, int64_t sA, const float *B, int64_t rb, int64_t cb,
-            int64_t ldb, int64_t sB, int64_t batch, __nv_bfloat16 **a16, __nv_bfloat16 **b16) {
-    int64_t na = ra * ca * (sA ? batch : 1), nb = rb * cb * (sB ? batch : 1), offb = (na + 63) / 64 * 64;
-    if (grow(R.C, &R.C->h16, &R.C->h16_cap, (size_t)(offb + nb) * 2, "bf16 GEMM operands", R.err, R.errlen)) return -1;
-    *a16 = (__nv_bfloat16 *)R.C->h16; *b16 = *a16 + offb;
-    k_to_bf16<<<grid_for(na), 256, 0, R.s>>>(A, ra, ca, lda, sA, na, *a16);
-    SC_LAUNCH();
-    k_to_bf16<<<grid_for(nb), 256, 0, R.s>>>(B, rb, cb, ldb, sB, nb, *b16);
-    SC_LAUNCH();
+// The same for contiguous data, four elements per thread.
+__global__ void k_to_bf16_flat(int64_t n4, const float4 *__restrict__ src, uint2 *__restrict__ dst) {
+    GRID_STRIDE(i, n4) { float4 v = src[i]; dst[i] = make_uint2(bf_pack(v.x, v.y), bf_pack(v.z, v.w)); }
+}
+// bf16 GEMM operands: a list of fp32 matrix batches to round into the backend's h16 buffer
+// (grow-only), each stored [rows, cols] with leading dimension ld and batch stride sb (0: one
+// matrix shared by the batch), packed contiguously; operands already stored as bf16 skip this.
+struct Pack16 { const float *src; int64_t rows, cols, ld, sb, batch; const void **dst; };
+int to_bf16(Run &R, Pack16 *p, int np) {
+    int64_t tot = 0;
+    for (int i = 0; i < np; i++) tot += (p[i].rows * p[i].cols * (p[i].sb ? p[i].batch : 1) + 63) / 64 * 64;
+    if (grow(R.C, &R.C->h16, &R.C->h16_cap, (size_t)tot * 2, "bf16 GEMM operands", R.err, R.errlen)) return -1;
+    bf16 *d = (bf16 *)R.C->h16;
+    for (int i = 0; i < np; i++) {
+        int64_t n = p[i].rows * p[i].cols * (p[i].sb ? p[i].batch : 1);
+        bool flat = p[i].ld == p[i].cols && (p[i].sb == p[i].rows * p[i].cols || !p[i].sb || p[i].batch == 1);
+        if (flat && n % 4 == 0 && !((uintptr_t)p[i].src & 15))
+            k_to_bf16_flat<<<grid_for(n / 4), 256, 0, R.s>>>(n / 4, (const float4 *)p[i].src, (uint2 *)d);
+        else
+            k_to_bf16<<<grid_for(n), 256, 0, R.s>>>(p[i].src, p[i].rows, p[i].cols, p[i].ld, p[i].sb, n, d);
+        SC_LAUNCH();
+        *p[i].dst = d;
+        d += (n + 63) / 64 * 64;
+    }
     return 0;
 }
 
 // Row-major batched GEMM through cuBLAS: C[M,N] (ldc) = op(A)[M,K] op(B)[K,N] (+ beta C).
-int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t sA,
-         const float *B, int64_t ldb, int64_t sB, float *Cm, int64_t ldc, int64_t sC, int64_t batch, float beta) {
+// ah, bh, ch: that operand is stored as bf16 (BF16 mode only; "Activation storage").
+int gemm_h(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const void *A, bool ah, int64_t lda, int64_t sA,
+           const void *B, bool bh, int64_t ldb, int64_t sB, void *Cm, bool ch, int64_t ldc, int64_t sC, int64_t batch, float beta) {
     if (M <= 0 || N <= 0 || batch <= 0) return 0;
+    const size_t es = ch ? 2 : 4;
     if (K <= 0) {
         if (beta == 0.0f) {
-            if (ldc == N && sC == M * N) SC_CU(cudaMemsetAsync(Cm, 0, (size_t)(M * N * batch) * sizeof(float), R.s));
-            else for (int64_t bi = 0; bi < batch; bi++) SC_CU(cudaMemset2DAsync(Cm + bi * sC, (size_t)ldc * 4, 0, (size_t)N * 4, (size_t)M, R.s));
+            if (ldc == N && sC == M * N) SC_CU(cudaMemsetAsync(Cm, 0, (size_t)(M * N * batch) * es, R.s));
+            else for (int64_t bi = 0; bi < batch; bi++) SC_CU(cudaMemset2DAsync((char *)Cm + bi * sC * es, (size_t)ldc * es, 0, (size_t)N * es, (size_t)M, R.s));
         }
         return 0;
     }
@@ -1358,14 +1442,17 @@ int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A
     cublasOperation_t oa = tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (lda < 1) lda = 1;
     if (ldb < 1) ldb = 1;
-    if (R.C->prec == SCVRL_PREC_BF16) {      // operands rounded to bf16, packed (ld = stored columns)
+    if (R.C->prec == SCVRL_PREC_BF16) {      // fp32 operands rounded to bf16, packed (ld = stored columns)
         int64_t ra = tA ? K : M, ca = tA ? M : K, rb = tB ? N : K, cb = tB ? K : N;
-        __nv_bfloat16 *a16, *b16;
-        if (to_bf16(R, A, ra, ca, lda, sA, B, rb, cb, ldb, sB, batch, &a16, &b16)) return -1;
-        long long pa = sA ? (long long)(ra * ca) : 0, pb = sB ? (long long)(rb * cb) : 0;
-        SC_BLAS(cublasGemmStridedBatchedEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, b16, CUDA_R_16BF, (int)cb, pb,
-                                           a16, CUDA_R_16BF, (int)ca, pa, &beta, Cm, CUDA_R_32F, (int)ldc, (long long)sC,
-                                           (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        const void *a16 = A, *b16 = B;
+        Pack16 pk[2];
+        int np = 0;
+        if (!ah) { pk[np++] = Pack16{ (const float *)A, ra, ca, lda, sA, batch, &a16 }; lda = ca; sA = sA ? ra * ca : 0; }
+        if (!bh) { pk[np++] = Pack16{ (const float *)B, rb, cb, ldb, sB, batch, &b16 }; ldb = cb; sB = sB ? rb * cb : 0; }
+        if (np && to_bf16(R, pk, np)) return -1;
+        SC_BLAS(cublasGemmStridedBatchedEx(R.C->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, b16, CUDA_R_16BF, (int)ldb, (long long)sB,
+                                           a16, CUDA_R_16BF, (int)lda, (long long)sA, &beta, Cm, ch ? CUDA_R_16BF : CUDA_R_32F, (int)ldc,
+                                           (long long)sC, (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return 0;
     }
     if (batch == 1)
@@ -1376,6 +1463,10 @@ int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A
                                            A, CUDA_R_32F, (int)lda, (long long)sA, &beta, Cm, CUDA_R_32F, (int)ldc, (long long)sC,
                                            (int)batch, ct, CUBLAS_GEMM_DEFAULT));
     return 0;
+}
+int gemm(Run &R, int tA, int tB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t sA,
+         const float *B, int64_t ldb, int64_t sB, float *Cm, int64_t ldc, int64_t sC, int64_t batch, float beta) {
+    return gemm_h(R, tA, tB, M, N, K, A, false, lda, sA, B, false, ldb, sB, Cm, false, ldc, sC, batch, beta);
 }
 
 Dims dims1(const scvrl_tensor *out, const scvrl_tensor *x) {
@@ -1513,10 +1604,12 @@ int op_matmul(Run &R, scvrl_tensor *t) {
     float *Cm = F(R, t);
     int okA = batch_stride(a, nb, &sA), okB = b->ndim == 2 ? 1 : batch_stride(b, nb, &sB);
     if (b->ndim == 2) sB = 0;
-    if (okA && okB) return gemm(R, tA, tB, M, N, K, A, lda, sA, B, ldb, sB, Cm, N, M * N, nbatch, 0.0f);
+    bool ah = a == &ac ? false : HF(R, a), bh = b == &bc ? false : HF(R, b);    // stored as bf16 (plan_half: operand_ok)
+    if (okA && okB) return gemm_h(R, tA, tB, M, N, K, A, ah, lda, sA, B, bh, ldb, sB, Cm, false, N, M * N, nbatch, 0.0f);
     for (int64_t bi = 0; bi < nbatch; bi++)
-        if (gemm(R, tA, tB, M, N, K, A + batch_offs(a, nb, bi), lda, 0, B + (b->ndim > 2 ? batch_offs(b, nb, bi) : 0), ldb, 0,
-                 Cm + bi * M * N, N, 0, 1, 0.0f)) return -1;
+        if (gemm_h(R, tA, tB, M, N, K, (const char *)A + batch_offs(a, nb, bi) * (ah ? 2 : 4), ah, lda, 0,
+                   (const char *)B + (b->ndim > 2 ? batch_offs(b, nb, bi) : 0) * (bh ? 2 : 4), bh, ldb, 0, Cm + bi * M * N, false, N, 0, 1, 0.0f))
+            return -1;
     return 0;
 }
 
@@ -1526,15 +1619,17 @@ uint32_t align_of(const void *p) { uintptr_t a = (uintptr_t)p; return a % 16 == 
 // Y [rows, out] = X [rows, in] W^T + b (+ A) in one cuBLASLt call (bias in the epilogue; A, a
 // contiguous [rows, out] tensor or NULL, through beta = 1: the fused LINEAR + ADD). Column-major
 // view: Y^T [out, rows] = op_T(W stored [in, out]) X^T [in, rows]. Plans (descriptors and the
-// heuristic's algorithm) are cached per shape, precision and alignment. 1: done, 0: no plan (the
-// caller falls back to GEMM + bias kernel), -1: error.
-int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, const float *W, const float *b, float *Y,
-              const float *A = nullptr) {
+// heuristic's algorithm) are cached per shape, precision, storage and alignment. BF16 mode: W
+// (and X, unless xh: stored as bf16 already) rounded to bf16 first; yh: Y stored as bf16 (then the
+// bias is rounded to bf16 too, the epilogue's type; no A). 1: done, 0: no plan (the caller falls
+// back to GEMM + bias kernel), -1: error.
+int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const void *X, const float *W, const float *b, void *Y,
+              const float *A = nullptr, bool xh = false, bool yh = false) {
     Cuda *C = R.C;
     char key[160];
     uint32_t ay = A && align_of(A) < align_of(Y) ? align_of(A) : align_of(Y);
-    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
-             A != nullptr, align_of(X), align_of(W), ay, b ? align_of(b) : 16u);
+    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%d,%d%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
+             A != nullptr, xh, yh, align_of(X), align_of(W), ay, b ? align_of(b) : 16u);
     auto it = C->lt_plans.find(key);
     if (it == C->lt_plans.end()) {
         LtPlan P;
@@ -1549,7 +1644,7 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, con
         cudaDataType_t ty = C->prec == SCVRL_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F;   // bf16: operands rounded first
         SC_BLAS(cublasLtMatrixLayoutCreate(&P.a, ty, (uint64_t)in, (uint64_t)out, (int64_t)in));
         SC_BLAS(cublasLtMatrixLayoutCreate(&P.b, ty, (uint64_t)in, (uint64_t)rows, (int64_t)in));
-        SC_BLAS(cublasLtMatrixLayoutCreate(&P.c, CUDA_R_32F, (uint64_t)out, (uint64_t)rows, (int64_t)out));
+        SC_BLAS(cublasLtMatrixLayoutCreate(&P.c, yh ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)out, (uint64_t)rows, (int64_t)out));
         cublasLtMatmulPreference_t pref;
         SC_BLAS(cublasLtMatmulPreferenceCreate(&pref));
         uint32_t aa = align_of(W), ab = align_of(X), ac = ay;
@@ -1568,14 +1663,17 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const float *X, con
     }
     LtPlan &P = it->second;
     if (!P.ok) return 0;
-    if (b) SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
     const float alpha = 1.0f, beta = A ? 1.0f : 0.0f;
-    const void *w = W, *x = X;
+    const void *w = W, *x = X, *bb = b;
     if (C->prec == SCVRL_PREC_BF16) {
-        __nv_bfloat16 *w16, *x16;
-        if (to_bf16(R, W, out, in, in, 0, X, rows, in, in, 0, 1, &w16, &x16)) return -1;
-        w = w16; x = x16;
+        Pack16 pk[3];
+        int np = 0;
+        pk[np++] = Pack16{ W, out, in, in, 0, 1, &w };
+        if (!xh) pk[np++] = Pack16{ (const float *)X, rows, in, in, 0, 1, &x };
+        if (yh && b) pk[np++] = Pack16{ b, 1, out, out, 0, 1, &bb };
+        if (to_bf16(R, pk, np)) return -1;
     }
+    if (b) SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bb, sizeof bb));
     SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, w, P.a, x, P.b, &beta, A ? A : Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
     return 1;
 }
@@ -1586,28 +1684,38 @@ int op_linear_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
     const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2], *o = u->src[0] == t ? u->src[1] : u->src[0];
     int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
     if (rows <= 0 || out <= 0 || in <= 0 || rows >= ((int64_t)1 << 31) || !F(R, o)) return 0;
-    return lt_linear(R, rows, in, out, F(R, x), F(R, w), b ? F(R, b) : nullptr, F(R, u), F(R, o));
+    return lt_linear(R, rows, in, out, P(R, x), F(R, w), b ? F(R, b) : nullptr, F(R, u), F(R, o), HF(R, x), false);
 }
 
 int op_linear(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
     if (in == 0) rows = scvrl_nelements(t) / (out ? out : 1);
+    bool xh = HF(R, x), yh = HF(R, t);
     if (rows > 0 && out > 0 && in > 0 && rows < ((int64_t)1 << 31)) {
-        int rc = lt_linear(R, rows, in, out, F(R, x), F(R, w), b ? F(R, b) : nullptr, F(R, t));
+        int rc = lt_linear(R, rows, in, out, P(R, x), F(R, w), b ? F(R, b) : nullptr, P(R, t), nullptr, xh, yh);
         if (rc) return rc < 0 ? -1 : 0;
     }
-    if (gemm(R, 0, 1, rows, out, in, F(R, x), in, 0, F(R, w), in, 0, F(R, t), out, 0, 1, 0.0f)) return -1;
+    if (gemm_h(R, 0, 1, rows, out, in, P(R, x), xh, in, 0, F(R, w), false, in, 0, P(R, t), yh, out, 0, 1, 0.0f)) return -1;
     if (b && rows > 0 && out > 0) {
-        k_bias<<<grid_for(rows * out), 256, 0, R.s>>>(rows * out, 1, out, F(R, b), F(R, t));
+        if (yh) k_bias<<<grid_for(rows * out), 256, 0, R.s>>>(rows * out, 1, out, F(R, b), (bf16 *)P(R, t));
+        else k_bias<<<grid_for(rows * out), 256, 0, R.s>>>(rows * out, 1, out, F(R, b), F(R, t));
         SC_LAUNCH();
     }
     return 0;
 }
 
+bool al16p(const void *a, const void *b, const void *c = nullptr) { return !(((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15); }
 template <int OP> int binary(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
+    if (OP == BIN_GELU_BACK && HF(R, t->src[0])) {     // x stored as bf16: contiguous, dy contiguous (plan_half)
+        const bf16 *X = (const bf16 *)P(R, t->src[0]);
+        k_gelu_back_c<<<grid_for(n / 4 + 1), 256, 0, R.s>>>(n, n % 4 == 0 && al16p(F(R, t->src[1]), F(R, t)) && !((uintptr_t)X & 7),
+                                                          X, F(R, t->src[1]), F(R, t));
+        SC_LAUNCH();
+        return 0;
+    }
     Dims D; memset(&D, 0, sizeof D);
     D.nd = t->ndim;
     for (int i = 0; i < t->ndim; i++) D.ne[i] = t->ne[i];
@@ -1620,13 +1728,33 @@ template <int OP> int binary(Run &R, scvrl_tensor *t) {
 template <int OP> int unary(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
+    if (OP == UN_GELU && (HF(R, t->src[0]) || HF(R, t)))     // bf16 in or out: contiguous input (plan_half)
+        return with_io(HF(R, t->src[0]), HF(R, t), [&](auto ti, auto to) {
+            const TY(ti) *X = (const TY(ti) *)P(R, t->src[0]);
+            TY(to) *Y = (TY(to) *)P(R, t);
+            k_gelu_c<<<grid_for(n / 4 + 1), 256, 0, R.s>>>(n, n % 4 == 0 && !(((uintptr_t)X | (uintptr_t)Y) & 15) , X, Y);
+            SC_LAUNCH();
+            return 0;
+        });
     Dims D = dims1(t, t->src[0]);
     auto k32 = k_unary<OP, uint32_t>; auto k64 = k_unary<OP, int64_t>;
     LAUNCH_DIMS(k32, k64, D, n, F(R, t->src[0]), F(R, t), t->fp[0], t->fp[1]);
     return 0;
 }
 
-int op_cont(Run &R, scvrl_tensor *t) { return copy_contig(R, t->src[0], P(R, t->src[0]), P(R, t)); }
+template <typename I, typename TI, typename TO> __global__ void k_copy_cvt(I n, DimsT<I> D, const TI *X, TO *Y) {
+    GRID_STRIDE_T(I, i, n) stf(Y + i, ldf(X + offs1T(i, D)));
+}
+int op_cont(Run &R, scvrl_tensor *t) {
+    int64_t n = scvrl_nelements(t);
+    if (n && (HF(R, t->src[0]) || HF(R, t)))      // bf16 in or out: element per thread, converted
+        return with_io(HF(R, t->src[0]), HF(R, t), [&](auto ti, auto to) {
+            auto k32 = k_copy_cvt<uint32_t, TY(ti), TY(to)>; auto k64 = k_copy_cvt<int64_t, TY(ti), TY(to)>;
+            LAUNCH_DIMS(k32, k64, dims1(t, t->src[0]), n, (const TY(ti) *)P(R, t->src[0]), (TY(to) *)P(R, t));
+            return 0;
+        });
+    return copy_contig(R, t->src[0], P(R, t->src[0]), P(R, t));
+}
 
 int op_grad_acc(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
@@ -1708,6 +1836,24 @@ int op_concat(Run &R, scvrl_tensor *t) {
     const float *A = F(R, t->src[0]), *B = F(R, t->src[1]);
     float *Y = F(R, t);
     int64_t na = t->src[0]->ne[dim], nb = t->src[1]->ne[dim];
+    bool ha = HF(R, t->src[0]), hb = HF(R, t->src[1]), hy = HF(R, t);
+    if (ha && hb && hy && n < ((int64_t)1 << 31)) {      // bf16 throughout: a copy of 2-byte elements, 4 at a time when aligned
+        if (inner % 4 == 0 && !(((uintptr_t)A | (uintptr_t)B | (uintptr_t)Y) & 7))
+            k_concat<uint32_t, uint2><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)na, (uint32_t)nb,
+                                                                        (const uint2 *)A, (const uint2 *)B, (uint2 *)Y);
+        else
+            k_concat<uint32_t, uint16_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)na, (uint32_t)nb,
+                                                                       (const uint16_t *)A, (const uint16_t *)B, (uint16_t *)Y);
+        SC_LAUNCH();
+        return 0;
+    }
+    if (ha || hb || hy)
+        return with_io(ha, hy, [&](auto ta, auto ty) {
+            if (hb) k_concat_cvt<<<grid_for(n), 256, 0, R.s>>>(n, inner, na, nb, (const TY(ta) *)A, (const bf16 *)B, (TY(ty) *)Y);
+            else k_concat_cvt<<<grid_for(n), 256, 0, R.s>>>(n, inner, na, nb, (const TY(ta) *)A, B, (TY(ty) *)Y);
+            SC_LAUNCH();
+            return 0;
+        });
     if (inner % 4 == 0 && !(((uintptr_t)A | (uintptr_t)B | (uintptr_t)Y) & 15) && n < ((int64_t)1 << 33))
         k_concat<uint32_t, float4><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)na, (uint32_t)nb,
                                                                      (const float4 *)A, (const float4 *)B, (float4 *)Y);
@@ -1822,25 +1968,33 @@ int op_layer_norm(Run &R, scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t, &D);
     if (!Rn || !D) return 0;
     const scvrl_tensor *w = t->src[1], *b = t->src[2];
-    if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
-        k_layer_norm_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, t->src[0]), w ? F(R, w) : nullptr, b ? F(R, b) : nullptr, F(R, t), t->fp[0]);
-        SC_LAUNCH();
+    const float *W = w ? F(R, w) : nullptr, *Bv = b ? F(R, b) : nullptr;
+    return with_io(HF(R, t->src[0]), HF(R, t), [&](auto ti, auto to) {
+        const TY(ti) *X = (const TY(ti) *)P(R, t->src[0]);
+        TY(to) *Y = (TY(to) *)P(R, t);
+        if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
+            k_layer_norm_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, X, W, Bv, Y, t->fp[0]);
+            SC_LAUNCH();
+            return 0;
+        }
+        ROW_LAUNCH(k_layer_norm, Rn, D, D, X, W, Bv, Y, t->fp[0]);
         return 0;
-    }
-    ROW_LAUNCH(k_layer_norm, Rn, D, D, F(R, t->src[0]), w ? F(R, w) : nullptr, b ? F(R, b) : nullptr, F(R, t), t->fp[0]);
-    return 0;
+    });
 }
 int op_layer_norm_back(Run &R, scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t, &D);
     if (!Rn || !D) return 0;
     const scvrl_tensor *w = t->src[2];
-    if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
-        k_layer_norm_back_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, t->src[0]), F(R, t->src[1]), w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
-        SC_LAUNCH();
+    return with_io(HF(R, t->src[1]), false, [&](auto tx, auto) {
+        const TY(tx) *X = (const TY(tx) *)P(R, t->src[1]);
+        if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
+            k_layer_norm_back_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, t->src[0]), X, w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
+            SC_LAUNCH();
+            return 0;
+        }
+        ROW_LAUNCH(k_layer_norm_back, Rn, D, D, F(R, t->src[0]), X, w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
         return 0;
-    }
-    ROW_LAUNCH(k_layer_norm_back, Rn, D, D, F(R, t->src[0]), F(R, t->src[1]), w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
-    return 0;
+    });
 }
 size_t scratch_ln_wb(const scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t->src[1], &D);
@@ -1853,14 +2007,18 @@ int op_ln_wb(Run &R, scvrl_tensor *t) {
     if (!Rn) { SC_CU(cudaMemsetAsync(F(R, t), 0, (size_t)(2 * D) * 4, R.s)); return 0; }
     float2 *st = (float2 *)R.C->scratch;
     double *part = (double *)(R.C->scratch + (((size_t)Rn * sizeof(float2) + 255) & ~(size_t)255));
-    if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
-        k_ln_rowstats_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, x), t->fp[0], st);
-        SC_LAUNCH();
-    } else ROW_LAUNCH(k_ln_rowstats, Rn, D, D, F(R, x), t->fp[0], st);
     int64_t nch = colsum_chunks(Rn, D), per = (Rn + nch - 1) / nch;
-    dim3 grid((unsigned)((D + 31) / 32), (unsigned)nch), blk(32, 8);
-    k_ln_wb_part<<<grid, blk, 0, R.s>>>(Rn, D, per, F(R, t->src[0]), F(R, x), st, part);
-    SC_LAUNCH();
+    if (with_io(HF(R, x), false, [&](auto tx, auto) {
+            const TY(tx) *X = (const TY(tx) *)P(R, x);
+            if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
+                k_ln_rowstats_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, X, t->fp[0], st);
+                SC_LAUNCH();
+            } else ROW_LAUNCH(k_ln_rowstats, Rn, D, D, X, t->fp[0], st);
+            dim3 grid((unsigned)((D + 31) / 32), (unsigned)nch), blk(32, 8);
+            k_ln_wb_part<<<grid, blk, 0, R.s>>>(Rn, D, per, F(R, t->src[0]), X, st, part);
+            SC_LAUNCH();
+            return 0;
+        })) return -1;
     k_colsum_final<<<(unsigned)((2 * D + 31) / 32), dim3(32, 8), 0, R.s>>>(part, nch, 2 * D, F(R, t));
     SC_LAUNCH();
     return 0;
@@ -1971,16 +2129,19 @@ unsigned dw_gridv(int64_t npos, int64_t CV, int64_t cap) {
 }
 // im2col of samples [n0, n0 + ns) into cols [ns * P, K]: the tap-table kernel when K <= 2048 and
 // every offset fits an int (and not SCVRL_CUDA_CONV=old), else the element-per-thread kernel.
-int im2col(Run &R, int64_t n0, int64_t ns, const G5 &gx, const G5 &gy, const CP &p, const float *X, float *cols) {
+// BF16 mode (bf): the columns are written as bf16, the GEMM's operand as it is (no packing pass).
+int im2col(Run &R, int64_t n0, int64_t ns, const G5 &gx, const G5 &gy, const CP &p, const float *X, void *cols, bool bf) {
     int64_t K = gx.C * p.kt * p.kh * p.kw, rows = ns * gy.T * gy.H * gy.W, tot = rows * K;
     if (!tot) return 0;
-    if (!conv_old() && K <= 2048 && tot < ((int64_t)1 << 31) && g5_span(gx) < ((int64_t)1 << 31)) {
-        k_im2col_tab<<<grid_for(rows, 8), 256, (size_t)K * sizeof(int4), R.s>>>((int)rows, (int)K, n0, gx, gy, p, X, cols);
-    } else {
-        k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, cols);
-    }
-    SC_LAUNCH();
-    return 0;
+    return with_io(false, bf, [&](auto, auto tc) {
+        TY(tc) *c = (TY(tc) *)cols;
+        if (!conv_old() && K <= 2048 && tot < ((int64_t)1 << 31) && g5_span(gx) < ((int64_t)1 << 31))
+            k_im2col_tab<<<grid_for(rows, 8), 256, (size_t)K * sizeof(int4), R.s>>>((int)rows, (int)K, n0, gx, gy, p, X, c);
+        else
+            k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, c);
+        SC_LAUNCH();
+        return 0;
+    });
 }
 size_t scratch_conv(const scvrl_tensor *t) {
     // geometry: x and y by op
@@ -2011,6 +2172,22 @@ int op_conv(Run &R, scvrl_tensor *t) {
     int64_t ny = scvrl_nelements(t);
     if (!ny) return 0;
     if (is_dw_last(p, gx, gy)) {
+        if (HF(R, x) || HF(R, t))      // bf16 input or output (plan_half: only with the register-weight kernels)
+            return with_io(HF(R, x), HF(R, t), [&](auto ti, auto to) {
+                typedef TY(ti) TI; typedef TY(to) TO;
+                int npos = (int)(gy.N * gy.T * gy.H * gy.W);
+                DwI di = dw_ints(gx, gy, p);
+                const TI *Xh = (const TI *)P(R, x);
+                TO *Yh = (TO *)P(R, t);
+                if (dw_v4(gx, gy, Xh, Yh))
+                    k_dw_fwd_vec<3, 3, 3, 4, TI, TO><<<dw_gridv(npos, gx.C / 4, wave_blocks<k_dw_fwd_vec<3, 3, 3, 4, TI, TO>, 128>()), 128, 0, R.s>>>(
+                        npos, (int)(gx.C / 4), di, Xh, W, B, Yh);
+                else
+                    k_dw_fwd_vec<3, 3, 3, 1, TI, TO><<<dw_gridv(npos, gx.C, wave_blocks<k_dw_fwd_vec<3, 3, 3, 1, TI, TO>, 128>()), 128, 0, R.s>>>(
+                        npos, (int)gx.C, di, Xh, W, B, Yh);
+                SC_LAUNCH();
+                return 0;
+            });
         if (dw_reg(p, gx, gy)) {
             int npos = (int)(gy.N * gy.T * gy.H * gy.W);
             DwI di = dw_ints(gx, gy, p);
@@ -2035,20 +2212,21 @@ int op_conv(Run &R, scvrl_tensor *t) {
     }
     int64_t K = gx.C * p.kt * p.kh * p.kw, Pp = gy.T * gy.H * gy.W, Co = gy.C;
     int64_t per = conv_chunk(gx.N, Pp * K);
-    float *cols = (float *)R.C->scratch;
+    const bool bf = R.C->prec == SCVRL_PREC_BF16;        // bf16 columns
+    void *cols = R.C->scratch;
     for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
         int64_t ns = gx.N - n0 < per ? gx.N - n0 : per;
-        if (im2col(R, n0, ns, gx, gy, p, X, cols)) return -1;
+        if (im2col(R, n0, ns, gx, gy, p, X, cols, bf)) return -1;
         if (p.layout == SCVRL_LAYOUT_NCDHW) {
             // Y_n [Co, P] = W [Co, K] cols_n^T
-            if (gemm(R, 0, 1, Co, Pp, K, W, K, 0, cols, K, Pp * K, Y + n0 * gy.sN, Pp, gy.sN, ns, 0.0f)) return -1;
+            if (gemm_h(R, 0, 1, Co, Pp, K, W, false, K, 0, cols, bf, K, Pp * K, Y + n0 * gy.sN, false, Pp, gy.sN, ns, 0.0f)) return -1;
         } else {
             // Y [ns*P, Co] = cols [ns*P, K] W^T (+ b): a linear layer, the bias in cuBLASLt's epilogue
             // (Y contiguous: the chunk's rows are consecutive)
-            int rc = ns * Pp < ((int64_t)1 << 31) ? lt_linear(R, ns * Pp, K, Co, cols, W, B, Y + n0 * gy.sN) : 0;
+            int rc = ns * Pp < ((int64_t)1 << 31) ? lt_linear(R, ns * Pp, K, Co, cols, W, B, Y + n0 * gy.sN, nullptr, bf, false) : 0;
             if (rc < 0) return -1;
             if (rc) continue;
-            if (gemm(R, 0, 1, ns * Pp, Co, K, cols, K, 0, W, K, 0, Y + n0 * gy.sN, Co, 0, 1, 0.0f)) return -1;
+            if (gemm_h(R, 0, 1, ns * Pp, Co, K, cols, bf, K, 0, W, false, K, 0, Y + n0 * gy.sN, false, Co, 0, 1, 0.0f)) return -1;
             if (B) { k_bias<<<grid_for(ns * Pp * Co), 256, 0, R.s>>>(ns * Pp * Co, 1, Co, B, Y + n0 * gy.sN); SC_LAUNCH(); }
         }
     }
@@ -2129,8 +2307,14 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
         if (dw_w_taps(p, gx, gy)) {
             dw_w_geom(gx, gy, &nch, &per);
             dim3 grid((unsigned)nch, (unsigned)((C + 31) / 32)), block(32, DWW_WARPS);
-            k_dw_back_w_taps<3, 3, 3><<<grid, block, 0, R.s>>>((int)(gy.N * gy.T * gy.H * gy.W), (int)per, gx, gy, p, DY, X, part,
-                                                               fdiv_of((uint32_t)gy.T), fdiv_of((uint32_t)gy.H), fdiv_of((uint32_t)gy.W));
+            if (HF(R, x))      // x stored as bf16 (plan_half: only on this path)
+                k_dw_back_w_taps<3, 3, 3, bf16><<<grid, block, 0, R.s>>>((int)(gy.N * gy.T * gy.H * gy.W), (int)per, gx, gy, p, DY,
+                                                                         (const bf16 *)P(R, x), part, fdiv_of((uint32_t)gy.T),
+                                                                         fdiv_of((uint32_t)gy.H), fdiv_of((uint32_t)gy.W));
+            else
+                k_dw_back_w_taps<3, 3, 3, float><<<grid, block, 0, R.s>>>((int)(gy.N * gy.T * gy.H * gy.W), (int)per, gx, gy, p, DY, X,
+                                                                          part, fdiv_of((uint32_t)gy.T), fdiv_of((uint32_t)gy.H),
+                                                                          fdiv_of((uint32_t)gy.W));
         } else {
             nch = dw_chunks(rows, K3 * C), per = (rows + nch - 1) / nch;
             int64_t tot = nch * K3 * C;
@@ -2150,18 +2334,19 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
     int64_t K = gx.C * p.kt * p.kh * p.kw, Pp = gy.T * gy.H * gy.W, Co = gy.C;
     if (!gx.N || !Pp) { SC_CU(cudaMemsetAsync(DW, 0, (size_t)nw * 4, R.s)); return 0; }
     int64_t per = conv_chunk(gx.N, Pp * K);
-    float *cols = (float *)R.C->scratch;
+    const bool bf = R.C->prec == SCVRL_PREC_BF16;        // bf16 columns
+    void *cols = R.C->scratch;
     for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
         int64_t ns = gx.N - n0 < per ? gx.N - n0 : per;
-        if (im2col(R, n0, ns, gx, gy, p, X, cols)) return -1;
+        if (im2col(R, n0, ns, gx, gy, p, X, cols, bf)) return -1;
         if (p.layout == SCVRL_LAYOUT_NCDHW) {
             // DW [Co, K] += dy_n [Co, P] cols_n [P, K]
             for (int64_t nl = 0; nl < ns; nl++)
-                if (gemm(R, 0, 0, Co, K, Pp, DY + (n0 + nl) * gy.sN, Pp, 0, cols + nl * Pp * K, K, 0, DW, K, 0, 1,
-                         (n0 + nl) > 0 ? 1.0f : 0.0f)) return -1;
+                if (gemm_h(R, 0, 0, Co, K, Pp, DY + (n0 + nl) * gy.sN, false, Pp, 0, (char *)cols + nl * Pp * K * (bf ? 2 : 4), bf, K, 0,
+                           DW, false, K, 0, 1, (n0 + nl) > 0 ? 1.0f : 0.0f)) return -1;
         } else {
             // DW [Co, K] += dy^T [Co, ns*P] cols [ns*P, K]
-            if (gemm(R, 1, 0, Co, K, ns * Pp, DY + n0 * gy.sN, Co, 0, cols, K, 0, DW, K, 0, 1, n0 > 0 ? 1.0f : 0.0f)) return -1;
+            if (gemm_h(R, 1, 0, Co, K, ns * Pp, DY + n0 * gy.sN, false, Co, 0, cols, bf, K, 0, DW, false, K, 0, 1, n0 > 0 ? 1.0f : 0.0f)) return -1;
         }
     }
     return 0;
@@ -2211,6 +2396,7 @@ AttG att_geom(Run &R, const scvrl_tensor *q, const scvrl_tensor *k, const scvrl_
     AttG a;
     a.B = q->ne[0]; a.H = q->ne[1]; a.Nq = q->ne[2]; a.Nk = k->ne[2]; a.d = q->ne[3];
     a.q = F(R, q); a.k = F(R, k); a.v = F(R, v);
+    a.qh = HF(R, q); a.kh = HF(R, k); a.vh = HF(R, v);
     for (int i = 0; i < 3; i++) { a.sq[i] = q->st[i]; a.sk[i] = k->st[i]; a.sv[i] = v->st[i]; }
     if (a.Nq == 1) a.sq[2] = a.d;
     if (a.Nk == 1) { a.sk[2] = a.d; a.sv[2] = a.d; }
@@ -2413,13 +2599,15 @@ __host__ __device__ inline bool al16(const float *p, const int64_t *s) {
 __device__ __forceinline__ float4 ld4(const float *p, bool al) {
     return al ? *(const float4 *)p : make_float4(p[0], p[1], p[2], p[3]);
 }
+// The same from a row stored as bf16 (h) or float: p is the float view of the base, i the element.
+__device__ __forceinline__ float4 ld4h(const float *p, int64_t i, bool al, bool h) {
+    if (!h) return ld4(p + i, al);
+    const bf16 *q = (const bf16 *)p + i;
+    return al ? ld4f(q) : make_float4(ldf(q), ldf(q + 1), ldf(q + 2), ldf(q + 3));
+}
 int64_t att_nkp(int64_t Nk) { return (Nk + FA_BK - 1) / FA_BK * FA_BK; }
 size_t scratch_flash(int64_t BH, int64_t Nk, int64_t d) { return (size_t)(2 * BH * att_nkp(Nk) * d) * 2 + 256; }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&p);
-}
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
@@ -2493,12 +2681,22 @@ __device__ __forceinline__ void fa_softmax_step(float (&s)[NT][4], float (&o)[ND
 // reduced over the 4 lanes of a row first); rows past Nq are not written.
 template <int D>
 __device__ __forceinline__ void fa_store_rows(float (&o)[D / 8][4], float l0, float l1, const AttG &a, float *O, int64_t b, int64_t h,
-                                              int64_t r0, int t4) {
+                                              int64_t r0, int t4, bool oh = false) {
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const int64_t r1 = r0 + 8;
-    float *O0 = O + ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, *O1 = O + ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
+    const int64_t e0 = ((b * a.Nq + r0) * a.H + h) * D + 2 * t4, e1 = ((b * a.Nq + r1) * a.H + h) * D + 2 * t4;
+    if (oh) {      // O stored as bf16: pairs of bf16 in one 4-byte store
+        uint32_t *P0 = (uint32_t *)((bf16 *)O + e0), *P1 = (uint32_t *)((bf16 *)O + e1);
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            if (r0 < a.Nq) P0[n * 4] = bf_pack(o[n][0] * inv0, o[n][1] * inv0);
+            if (r1 < a.Nq) P1[n * 4] = bf_pack(o[n][2] * inv1, o[n][3] * inv1);
+        }
+        return;
+    }
+    float *O0 = O + e0, *O1 = O + e1;
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         if (r0 < a.Nq) *(float2 *)(O0 + n * 8) = make_float2(o[n][0] * inv0, o[n][1] * inv0);
@@ -2509,20 +2707,21 @@ __device__ __forceinline__ void fa_store_rows(float (&o)[D / 8][4], float l0, fl
 // Rows of a [B, H, N, d] fp32 operand (strides s0, s1, s2; last dim contiguous) to bf16
 // [B H, Np, d] contiguous, rows N..Np-1 zero. A thread per 4 elements; al: 16-byte loads possible.
 __global__ void k_rows_bf16(const float *src, int64_t s0, int64_t s1, int64_t s2, int64_t H, int64_t N, int64_t Np, int64_t d,
-                            int64_t BH, bool al, __nv_bfloat16 *dst) {
+                            int64_t BH, bool al, __nv_bfloat16 *dst, bool h) {
     int64_t d4 = d / 4, total = BH * Np * d4;
     GRID_STRIDE(i, total) {
         int64_t c = (i % d4) * 4, r = (i / d4) % Np, bh = i / (d4 * Np);
         float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (r < N) x = ld4(src + (bh / H) * s0 + (bh % H) * s1 + r * s2 + c, al);
+        if (r < N) x = ld4h(src, (bh / H) * s0 + (bh % H) * s1 + r * s2 + c, al, h);
         uint2 o;
-        o.x = pack_bf16(x.x, x.y); o.y = pack_bf16(x.z, x.w);
+        o.x = bf_pack(x.x, x.y); o.y = bf_pack(x.z, x.w);
         *(uint2 *)(dst + i * 4) = o;
     }
 }
-int rows_bf16(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, __nv_bfloat16 *dst) {
+int rows_bf16(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, __nv_bfloat16 *dst,
+              bool h = false) {
     int64_t st[3] = { s[0], s[1], N == 1 ? d : s[2] };
-    k_rows_bf16<<<grid_for(BH * Np * d / 4), 256, 0, R.s>>>(src, st[0], st[1], st[2], H, N, Np, d, BH, al16(src, st), dst);
+    k_rows_bf16<<<grid_for(BH * Np * d / 4), 256, 0, R.s>>>(src, st[0], st[1], st[2], H, N, Np, d, BH, al16(src, st), dst, h);
     SC_LAUNCH();
     return 0;
 }
@@ -2535,7 +2734,7 @@ template <int D> struct FaSmem {
 
 template <int D>
 __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt, int64_t Nkp, const __nv_bfloat16 *Kb,
-                                                            const __nv_bfloat16 *Vb, float *O) {
+                                                            const __nv_bfloat16 *Vb, float *O, bool oh) {
     constexpr int LD = FaSmem<D>::LD, NT = FA_BK / 8, ND = D / 8, KS = D / 16;
     extern __shared__ __align__(16) unsigned char fa_smem[];
     __nv_bfloat16 *Qs = (__nv_bfloat16 *)fa_smem, *Ks = Qs + FaSmem<D>::Q, *Vs = Ks + 2 * FaSmem<D>::KV;
@@ -2560,13 +2759,13 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt,
     // Q tile: fp32 rows -> bf16 shared (rows beyond Nq are zero)
     {
         constexpr int PR = D / 4, TOT = FA_BQ * PR;
-        const float *qb = a.q + b * a.sq[0] + h * a.sq[1];
+        const int64_t qb = b * a.sq[0] + h * a.sq[1];
         const bool qal = al16(a.q, a.sq);
         for (int p = tid; p < TOT; p += FA_WARPS * 32) {
             int r = p / PR, c = (p % PR) * 4;
             float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (i0 + r < a.Nq) x = ld4(qb + (i0 + r) * a.sq[2] + c, qal);
-            uint2 o; o.x = pack_bf16(x.x, x.y); o.y = pack_bf16(x.z, x.w);
+            if (i0 + r < a.Nq) x = ld4h(a.q, qb + (i0 + r) * a.sq[2] + c, qal, a.qh);
+            uint2 o; o.x = bf_pack(x.x, x.y); o.y = bf_pack(x.z, x.w);
             *(uint2 *)(Qs + r * LD + c) = o;
         }
     }
@@ -2608,8 +2807,8 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt,
         // O += P V, P from the S accumulators (k16 step kk = n8 tiles 2kk and 2kk + 1)
 #pragma unroll
         for (int kk = 0; kk < NT / 2; kk++) {
-            uint32_t p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            uint32_t p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint32_t p0 = bf_pack(s[2 * kk][0], s[2 * kk][1]), p1 = bf_pack(s[2 * kk][2], s[2 * kk][3]);
+            uint32_t p2 = bf_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = bf_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
             for (int dp = 0; dp < ND / 2; dp++) {
                 uint32_t b0, b1, b2, b3;
@@ -2620,22 +2819,22 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt,
         }
         __syncthreads();     // the next iteration's loads overwrite this buffer
     }
-    fa_store_rows<D>(o, l0, l1, a, O, b, h, i0 + warp * 16 + g, t4);
+    fa_store_rows<D>(o, l0, l1, a, O, b, h, i0 + warp * 16 + g, t4, oh);
 }
 
-template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O) {
+template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O, bool oh) {
     int64_t BH = a.B * a.H, Nkp = att_nkp(a.Nk), nqt = (a.Nq + FA_BQ - 1) / FA_BQ;
     __nv_bfloat16 *Kb = (__nv_bfloat16 *)R.C->scratch, *Vb = Kb + BH * Nkp * D;
-    if (rows_bf16(R, a.k, a.sk, a.H, a.Nk, Nkp, D, BH, Kb) || rows_bf16(R, a.v, a.sv, a.H, a.Nk, Nkp, D, BH, Vb)) return -1;
+    if (rows_bf16(R, a.k, a.sk, a.H, a.Nk, Nkp, D, BH, Kb, a.kh) || rows_bf16(R, a.v, a.sv, a.H, a.Nk, Nkp, D, BH, Vb, a.vh)) return -1;
     SC_CU(cudaFuncSetAttribute(k_attn_fwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FaSmem<D>::bytes));
     int64_t nb = BH * nqt;
     if (nb > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention: %lld blocks", (long long)nb); return -1; }
-    k_attn_fwd<D><<<(unsigned)nb, FA_WARPS * 32, FaSmem<D>::bytes, R.s>>>(a, nqt, Nkp, Kb, Vb, O);
+    k_attn_fwd<D><<<(unsigned)nb, FA_WARPS * 32, FaSmem<D>::bytes, R.s>>>(a, nqt, Nkp, Kb, Vb, O, oh);
     SC_LAUNCH();
     return 0;
 }
-int attn_flash_fwd(Run &R, const AttG &a, float *O) {
-#define FA_CALL(D) attn_flash_fwd_d<D>(R, a, O)
+int attn_flash_fwd(Run &R, const AttG &a, float *O, bool oh) {
+#define FA_CALL(D) attn_flash_fwd_d<D>(R, a, O, oh)
     FA_SWITCH_D(a.d)
 #undef FA_CALL
 }
@@ -2824,8 +3023,8 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_
                     ds[h2][2] = exp2f(s[n][2] - m1) * (dp[n][2] - u1) * scale;
                     ds[h2][3] = exp2f(s[n][3] - m1) * (dp[n][3] - u1) * scale;
                 }
-                uint32_t a0 = pack_bf16(ds[0][0], ds[0][1]), a1 = pack_bf16(ds[0][2], ds[0][3]);
-                uint32_t a2 = pack_bf16(ds[1][0], ds[1][1]), a3 = pack_bf16(ds[1][2], ds[1][3]);
+                uint32_t a0 = bf_pack(ds[0][0], ds[0][1]), a1 = bf_pack(ds[0][2], ds[0][3]);
+                uint32_t a2 = bf_pack(ds[1][0], ds[1][1]), a3 = bf_pack(ds[1][2], ds[1][3]);
 #pragma unroll
                 for (int dd = 0; dd < ND / 2; dd++) {
                     uint32_t b0, b1, b2, b3;
@@ -2923,10 +3122,10 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_kv(int64_t Nk, float
             }
 #pragma unroll
         for (int kk = 0; kk < NT / 2; kk++) {
-            uint32_t p0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]), p1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            uint32_t p2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            uint32_t d0 = pack_bf16(dp[2 * kk][0], dp[2 * kk][1]), d1 = pack_bf16(dp[2 * kk][2], dp[2 * kk][3]);
-            uint32_t d2 = pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]), d3 = pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+            uint32_t p0 = bf_pack(s[2 * kk][0], s[2 * kk][1]), p1 = bf_pack(s[2 * kk][2], s[2 * kk][3]);
+            uint32_t p2 = bf_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), p3 = bf_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint32_t d0 = bf_pack(dp[2 * kk][0], dp[2 * kk][1]), d1 = bf_pack(dp[2 * kk][2], dp[2 * kk][3]);
+            uint32_t d2 = bf_pack(dp[2 * kk + 1][0], dp[2 * kk + 1][1]), d3 = bf_pack(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
 #pragma unroll
             for (int dd = 0; dd < ND / 2; dd++) {
                 uint32_t b0, b1, b2, b3;
@@ -3317,10 +3516,13 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_kv_tf(int64_t Nk, fl
 // The fused backward, for either operand type (T = __nv_bfloat16: the bf16 kernels, uint32_t: tf32
 // bit patterns): operands rounded into scratch, kernel A (dQ, row statistics), kernel B (dK, dV,
 // fixed-order sums of the query splits).
-inline int rows_op(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, __nv_bfloat16 *dst) {
-    return rows_bf16(R, src, s, H, N, Np, d, BH, dst);
+inline int rows_op(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, __nv_bfloat16 *dst,
+                   bool h) {
+    return rows_bf16(R, src, s, H, N, Np, d, BH, dst, h);
 }
-inline int rows_op(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, uint32_t *dst) {
+inline int rows_op(Run &R, const float *src, const int64_t *s, int64_t H, int64_t N, int64_t Np, int64_t d, int64_t BH, uint32_t *dst,
+                   bool h) {
+    (void)h;     // bf16 storage only reaches the bf16 kernels (plan_half)
     return rows_tf32(R, src, s, H, N, Np, d, BH, dst);
 }
 template <int D, typename T, typename KA, typename KB>
@@ -3330,8 +3532,8 @@ int attn_back_run(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, 
     T *Qb = (T *)R.C->scratch, *dOb = Qb + BH * G.Nqp * D, *Kb = dOb + BH * G.Nqp * D, *Vb = Kb + BH * G.Nkp * D;
     float *LSE = (float *)(Vb + BH * G.Nkp * D), *Dd = LSE + BH * G.Nqp, *part = Dd + BH * G.Nqp;
     const int64_t sdo[3] = { a.Nq * a.H * a.d, a.d, a.H * a.d };     // dO [B, Nq, H, d]
-    if (rows_op(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb) || rows_op(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb) ||
-        rows_op(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb) || rows_op(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb)) return -1;
+    if (rows_op(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb, a.qh) || rows_op(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb, false) ||
+        rows_op(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb, a.kh) || rows_op(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb, a.vh)) return -1;
     const int64_t nqt = G.Nqp / FA_BQ, nbA = BH * nqt, nbB = BH * G.nkb * G.splits;
     if (nbA > 0x7fffffff || nbB > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention backward: too many blocks"); return -1; }
     SC_CU(cudaFuncSetAttribute(kq, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smA));
@@ -3379,7 +3581,7 @@ int op_attention(Run &R, scvrl_tensor *t) {
     if (!n) return 0;
     if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
     switch (att_kind(R.C->prec, a.d, a.Nq, a.Nk)) {
-    case ATT_BF16: return attn_flash_fwd(R, a, O);
+    case ATT_BF16: return attn_flash_fwd(R, a, O, HF(R, t));
     case ATT_TF32: return attn_tf_fwd(R, a, O);
     default: return attn_gemm_fwd(R, a, O);
     }
@@ -3490,6 +3692,88 @@ bool is_external_node(const scvrl_tensor *t) {
     return t->op != SCVRL_OP_LEAF && !t->view_src && (t->flags & SCVRL_F_EXTERNAL);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Activation storage (BF16 mode). Intermediate nodes whose every reader has a bf16 variant are
+// stored as bf16 (half the bytes, in the first half of their planned fp32 slot), as PyTorch's
+// autocast keeps activations: layer-norm, GELU, linear, depthwise-conv, concat, copy and fused-
+// attention outputs. Inputs, parameters, outputs, external nodes and gradients (every other op's
+// output) stay fp32, so are every sum, statistic and loss; readers widen to fp32 and GEMMs take
+// bf16 operands as they are (no packing pass). SCVRL_CUDA_BF16_ACT=0 stores everything as fp32
+// (the earlier bf16 mode: operands rounded per product). Decided per compute, before the kernels:
+// a node is a candidate if its op can write bf16; any reader without a bf16 read path vetoes it;
+// views share their base's storage.
+// ---------------------------------------------------------------------------------------------
+bool half_env() { const char *e = getenv("SCVRL_CUDA_BF16_ACT"); return !(e && !strcmp(e, "0")); }
+bool dw_half_ok(const scvrl_tensor *t) {         // CONV3D t on the register-weight depthwise kernels
+    CP p = conv_params(t, t->src[1]);
+    G5 gx = geom5(t->src[0], p.layout), gy = geom5(t, p.layout);
+    return is_dw_last(p, gx, gy) && dw_reg(p, gx, gy);
+}
+bool dw_w_half_ok(const scvrl_tensor *t) {       // CONV3D_BACK_W t on the 27-tap weight-gradient kernel
+    CP p = conv_params(t, t);
+    G5 gx = geom5(t->src[1], p.layout), gy = geom5(t->src[0], p.layout);
+    return is_dw_last(p, gx, gy) && dw_w_taps(p, gx, gy);
+}
+bool att_half_ok(const Cuda *C, const scvrl_tensor *t) {
+    const scvrl_tensor *q = t->src[0], *k = t->src[1];
+    return att_kind(C->prec, q->ne[3], q->ne[2], k->ne[2]) == ATT_BF16;
+}
+bool writes_half(const Cuda *C, const scvrl_tensor *t) {
+    switch (t->op) {
+    case SCVRL_OP_LINEAR: case SCVRL_OP_LAYER_NORM: case SCVRL_OP_CONCAT: case SCVRL_OP_CONT: return true;
+    case SCVRL_OP_GELU: return scvrl_is_contiguous(t->src[0]);
+    case SCVRL_OP_CONV3D: return dw_half_ok(t);
+    case SCVRL_OP_ATTENTION: return att_half_ok(C, t);
+    default: return false;
+    }
+}
+bool reads_half(const Cuda *C, const scvrl_tensor *t, int k) {
+    const scvrl_tensor *s = t->src[k];
+    switch (t->op) {
+    case SCVRL_OP_LINEAR: case SCVRL_OP_LAYER_NORM: case SCVRL_OP_GELU: return k == 0 && scvrl_is_contiguous(s);
+    case SCVRL_OP_CONCAT: case SCVRL_OP_CONT: return true;
+    case SCVRL_OP_CONV3D: return k == 0 && dw_half_ok(t);
+    case SCVRL_OP_ATTENTION: case SCVRL_OP_ATTENTION_BACK: return k < 3 && att_half_ok(C, t);
+    case SCVRL_OP_MATMUL: return operand_ok(s);
+    case SCVRL_OP_GELU_BACK: return k == 0 && scvrl_is_contiguous(s) && scvrl_is_contiguous(t->src[1]) &&
+                                    scvrl_nelements(s) == scvrl_nelements(t) && scvrl_nelements(t->src[1]) == scvrl_nelements(t);
+    case SCVRL_OP_LAYER_NORM_BACK: case SCVRL_OP_LAYER_NORM_BACK_WB: return k == 1 && scvrl_is_contiguous(s);
+    case SCVRL_OP_CONV3D_BACK_W: return k == 1 && dw_w_half_ok(t);
+    default: return false;
+    }
+}
+void plan_half(Cuda *C, scvrl_graph *g, const int64_t *offs) {
+    int n = g->n;
+    std::vector<char> &h = C->half;
+    h.assign((size_t)n, 0);
+    C->half_nodes = 0;
+    if (C->prec != SCVRL_PREC_BF16 || !half_env()) return;
+    auto base = [&](const scvrl_tensor *t) {
+        scvrl_tensor *b = scvrl_view_base(t, nullptr);
+        return b->id >= 0 && b->id < n && g->nodes[b->id] == b ? b->id : -1;
+    };
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (t->view_src || t->op == SCVRL_OP_LEAF || is_external_node(t) || (t->flags & SCVRL_F_OUTPUT) || offs[i] < 0 ||
+            t->type != SCVRL_DT_F32 || !scvrl_nelements(t)) continue;
+        h[i] = writes_half(C, t);
+    }
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (t->view_src) { int b = base(t); if (b >= 0 && (t->flags & SCVRL_F_OUTPUT)) h[b] = 0; continue; }
+        if (t->op == SCVRL_OP_LEAF) continue;
+        for (int k = 0; k < SCVRL_MAX_SRC; k++) {
+            if (!t->src[k]) continue;
+            int b = base(t->src[k]);
+            if (b >= 0 && h[b] && !reads_half(C, t, k)) h[b] = 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (g->nodes[i]->view_src) { int b = base(g->nodes[i]); h[i] = b >= 0 ? h[b] : 0; }
+        else C->half_nodes += h[i];
+    }
+}
+
 int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     Cuda *C = (Cuda *)be->priv;
     double pt0 = prof_on() ? prof_now_ms() : 0, pt1 = 0, pt2 = 0;
@@ -3549,7 +3833,8 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) { size_t s = scratch_of(C, g->nodes[i]); if (s > scr) scr = s; }
     if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
 
-    // 3. device pointers
+    // 3. device pointers (views of bf16-stored bases step 2 bytes per element)
+    plan_half(C, g, offs);
     C->dptr.assign((size_t)n, nullptr);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
@@ -3560,7 +3845,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
                 seterr(err, errlen, "cuda: view '%s' looks into a tensor that is not in the graph", t->name);
                 return -1;
             }
-            C->dptr[i] = C->dptr[b->id] ? C->dptr[b->id] + o * (int64_t)scvrl_dtype_size(t->type) : nullptr;
+            C->dptr[i] = C->dptr[b->id] ? C->dptr[b->id] + o * (C->half[i] ? 2 : (int64_t)scvrl_dtype_size(t->type)) : nullptr;
         } else if (bptr[i]) {
             C->dptr[i] = bptr[i];
         } else if (slot_id[i] >= 0) {
@@ -3959,6 +4244,10 @@ extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be) {
     return C->act_cap + C->mir_cap + C->scratch_cap;
 }
 
+extern "C" int scvrl_cuda_bf16_nodes(scvrl_backend *be) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
+    return ((Cuda *)be->priv)->half_nodes;
+}
 extern "C" int scvrl_cuda_get_precision(scvrl_backend *be) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;
     return ((Cuda *)be->priv)->prec;

@@ -460,6 +460,9 @@ int scvrl_cuda_get_precision(scvrl_backend *be);     // SCVRL_PREC_*, or -1 if b
 /* Device memory the backend holds now (activation arena + parameter/input mirror + scratch; the
  * arenas only grow, so after a run this is its peak). 0 for other backends. */
 size_t scvrl_cuda_device_bytes(scvrl_backend *be);
+/* BF16 mode: how many nodes the last compute stored as bf16 (intermediate activations whose every
+ * reader has a bf16 path; SCVRL_CUDA_BF16_ACT=0: none). 0 for other backends and modes. */
+int scvrl_cuda_bf16_nodes(scvrl_backend *be);
 /* Keep the host buffer [host, host + bytes) on the device: uploaded now (again when called again
  * with the same range, after the host contents changed), and input leaves whose data lies in it
  * are read from the device copy with no per-compute upload (as inputs made on the GPU). */

@@ -438,6 +438,7 @@ typedef struct {
     size_t act_f, act_t;
     char which[1100];
     size_t gpu_bytes;        // device memory the CUDA backend holds after the runs (0: CPU)
+    int bf16_nodes;          // BF16 mode: nodes of the last graph stored as bf16
 } mvit_figures;
 
 static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figures *r) {
@@ -467,6 +468,7 @@ static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figu
     char tc[32];
     snprintf(tc, sizeof tc, r->fwdbwd > 0 ? "%.2f" : "null", r->fwdbwd > 0 ? 1.0 / r->fwdbwd : 0.0);
     if (r->gpu_bytes) printf("GPU memory held by the backend (peak): %.1f MiB\n", (double)r->gpu_bytes / 1048576.0);
+    if (r->bf16_nodes) printf("bf16 activations: %d nodes of the last graph (SCVRL_CUDA_BF16_ACT=0: none)\n", r->bf16_nodes);
     printf("{\"bench\":\"mvit\",\"model\":\"%s\",\"kt\":%d,\"frames\":%d,\"size\":%d,\"batch\":%d,\"threads\":%d,"
            "\"device\":\"%s\",\"inputs\":\"%s\",\"precision\":\"%s\",\"fwd_s_per_clip\":%.4f,\"fwdbwd_s_per_clip\":%s,\"fwd_best_s_per_clip\":%.4f,"
            "\"fwdbwd_best_s_per_clip\":%s,\"fwd_cpu_s_per_clip\":%.4f,\"fwdbwd_cpu_s_per_clip\":%s,\"fwd_clips_per_s\":%.2f,"
@@ -488,7 +490,7 @@ static scvrl_tensor *mvit_input(scvrl_ctx *ctx, const mvit_opts *o, float *xdata
 // Forward (eval) and the train step (drop-path, loss = mean of squared features, backward, AdamW).
 // xs: nx input sets, alternated between runs; the error is of a forward of set 0.
 static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, float *const *xs, int nx, const char *argv0) {
-    mvit_figures r = { 0, 0, 0, -1, -1, 0, -1, 0, 0, "", 0 };
+    mvit_figures r = { 0, 0, 0, -1, -1, 0, -1, 0, 0, "", 0, 0 };
     char err[512];
     if (scvrl_params_to_device(&m->P, be, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); exit(1); }
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -522,6 +524,7 @@ static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, f
     scvrl_ctx_free(ctx);
 #ifdef SCVRL_CUDA
     r.gpu_bytes = scvrl_cuda_device_bytes(be);
+    r.bf16_nodes = scvrl_cuda_bf16_nodes(be);
 #endif
     mvit_report(o, m, &r);
 }

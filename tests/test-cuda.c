@@ -577,6 +577,7 @@ static void run_mvit(const char *preset, int frames, int size, int batch, int tr
             rc = scvrl_graph_compute(g, gpu, err, sizeof err);
             tg[rep] = now_s() - t0;
         }
+        int nh = scvrl_cuda_bf16_nodes(gpu);      // BF16 mode: activations stored as bf16
         scvrl_cuda_set_precision(gpu, old);
         if (rc) { test_fail(preset, "gpu: %s", err); goto out; }
         double ef = rel_err(scvrl_f32(feat), cf, nf), el = rel_err(scvrl_f32(logits), cl, nl), eg = rel_err(m.P.g, cg, np);
@@ -587,10 +588,11 @@ static void run_mvit(const char *preset, int frames, int size, int batch, int tr
             if (e > worst_p) { worst_p = e; wn = m.P.t[i]->name; }
         }
         snprintf(name, sizeof name, "cuda %s %dx%d batch %d%s%s fwd+bwd vs cpu: features %.2e, logits %.2e, all grads %.2e, "
-                 "worst tensor %.2e (%s); %d nodes, %.0f MB activations; cpu %.2f s, gpu %.1f ms (first %.1f ms)",
-                 preset, frames, size, batch, train ? " train" : "", prec ? (prec == SCVRL_PREC_TF32 ? " tf32" : " bf16") : "", ef, el, eg, worst_p, wn, g->n,
+                 "worst tensor %.2e (%s); %d nodes (%d bf16), %.0f MB activations; cpu %.2f s, gpu %.1f ms (first %.1f ms)",
+                 preset, frames, size, batch, train ? " train" : "", prec ? (prec == SCVRL_PREC_TF32 ? " tf32" : " bf16") : "", ef, el, eg, worst_p, wn, g->n, nh,
                  (double)scvrl_graph_activation_bytes(g) / 1e6, tcpu, 1e3 * (tg[1] < tg[2] ? tg[1] : tg[2]), 1e3 * tg[0]);
-        test_check(ef <= tol && el <= tol && worst_p <= 10 * tol && eg <= tol, name, "above %.0e", tol);
+        test_check(ef <= tol && el <= tol && worst_p <= 10 * tol && eg <= tol && (prec != SCVRL_PREC_BF16 || nh > 0), name,
+                   nh || prec != SCVRL_PREC_BF16 ? "above %.0e" : "no bf16 activations (%.0e)", tol);
     }
 out:
     free(cf); free(cl); free(cg);
@@ -765,6 +767,172 @@ static void test_linear_add_fused(void) {
 }
 
 // DROP_PATH + residual ADD as one pass (the plan's fusion): output and gradients vs the CPU's.
+// ---------------------------------------------------------------------------------------------
+// bf16 activation storage (BF16 mode): chains whose intermediate nodes the backend stores as bf16,
+// compared with the CPU's fp32 through their output and parameter gradients only (marking every
+// node as an output, as run_case does, would keep them all fp32). Each chain runs as a forward and
+// as forward + backward, with the storage on (it must store at least min_half nodes) and off
+// (SCVRL_CUDA_BF16_ACT=0: none); both within tol of the CPU.
+// ---------------------------------------------------------------------------------------------
+typedef struct { scvrl_tensor *t[16]; int n; } plist;
+static scvrl_tensor *bp(scvrl_ctx *ctx, plist *P, int nd, const int64_t *ne, float scale) {
+    scvrl_tensor *t = scvrl_new_data(ctx, SCVRL_DT_F32, nd, ne);
+    int i = P->n++;
+    scvrl_set_name(t, "p%d", i);
+    float *x = scvrl_f32(t);
+    fill_input(x, scvrl_nelements(t), 500 + (uint64_t)i);
+    for (int64_t j = 0; j < scvrl_nelements(t); j++) x[j] *= scale;
+    scvrl_mark_param(t);
+    t->grad_data = calloc((size_t)scvrl_nelements(t) + 1, sizeof(float));
+    P->t[i] = t;
+    return t;
+}
+#define NE(...) ((const int64_t[]){ __VA_ARGS__ })
+// LN -> fc1 -> GELU -> fc2 over [2, 37, 96] (the MLP of a block; GELU four at a time)
+static scvrl_tensor *ch_mlp(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 3, NE(2, 37, 96), 1.0f);
+    scvrl_tensor *a = scvrl_layer_norm(c, x, bp(c, P, 1, NE(96), 1.0f), bp(c, P, 1, NE(96), 0.2f), 1e-6f);
+    scvrl_tensor *h = scvrl_linear(c, a, bp(c, P, 2, NE(384, 96), 0.1f), bp(c, P, 1, NE(384), 0.1f));
+    return scvrl_linear(c, scvrl_gelu(c, h), bp(c, P, 2, NE(96, 384), 0.05f), bp(c, P, 1, NE(96), 0.1f));
+}
+// Two layer norms over rows of 1100 (the block-per-row kernels, forward and backward) -> linear
+static scvrl_tensor *ch_ln_wide(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 2, NE(5, 1100), 1.0f);
+    scvrl_tensor *a = scvrl_layer_norm(c, x, bp(c, P, 1, NE(1100), 1.0f), bp(c, P, 1, NE(1100), 0.2f), 1e-6f);
+    a = scvrl_layer_norm(c, a, bp(c, P, 1, NE(1100), 1.0f), NULL, 1e-6f);
+    return scvrl_linear(c, a, bp(c, P, 2, NE(8, 1100), 0.05f), bp(c, P, 1, NE(8), 0.1f));
+}
+// Odd sizes: rows of 5 and 7 (unaligned bf16 rows, GELU one at a time), no bias at the end
+static scvrl_tensor *ch_odd(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 3, NE(3, 7, 5), 1.0f);
+    scvrl_tensor *h = scvrl_linear(c, x, bp(c, P, 2, NE(7, 5), 0.4f), bp(c, P, 1, NE(7), 0.1f));
+    return scvrl_linear(c, scvrl_gelu(c, h), bp(c, P, 2, NE(3, 7), 0.4f), NULL);
+}
+// MViT's pooling: a depthwise 3x3x3 conv over a channels-last view of a projection (12 channels at
+// an offset of 12: the one-channel kernels), the CLS row copied, concat, layer norm
+static scvrl_tensor *ch_pool(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 3, NE(2, 33, 12), 1.0f);
+    scvrl_tensor *qkv = scvrl_linear(c, x, bp(c, P, 2, NE(36, 12), 0.3f), bp(c, P, 1, NE(36), 0.1f));
+    scvrl_tensor *z = scvrl_reshape_3d(c, scvrl_slice(c, scvrl_reshape(c, qkv, 4, NE(2, 33, 3, 12)), 2, 1, 1), 2, 33, 12);
+    scvrl_tensor *grid = scvrl_reshape(c, scvrl_slice(c, z, 1, 1, 32), 5, NE(2, 2, 4, 4, 12));
+    int st[3] = { 1, 2, 2 }, pad[3] = { 1, 1, 1 };
+    scvrl_tensor *pooled = scvrl_conv3d(c, grid, bp(c, P, 5, NE(12, 1, 3, 3, 3), 0.3f), NULL, st, pad, 12, SCVRL_LAYOUT_NDHWC);
+    scvrl_tensor *y = scvrl_concat(c, scvrl_slice(c, z, 1, 0, 1), scvrl_reshape_3d(c, pooled, 2, 8, 12), 1);
+    return scvrl_layer_norm(c, y, bp(c, P, 1, NE(12), 1.0f), bp(c, P, 1, NE(12), 0.2f), 1e-6f);
+}
+// The same at 64 channels (four per thread), pooled q, k, v of 2 heads of 32 into the fused
+// attention, its output through a projection
+static scvrl_tensor *ch_attn(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 3, NE(2, 65, 64), 1.0f);
+    scvrl_tensor *qkv5 = scvrl_reshape(c, scvrl_linear(c, x, bp(c, P, 2, NE(192, 64), 0.2f), bp(c, P, 1, NE(192), 0.1f)), 5,
+                                       NE(2, 65, 3, 2, 32));
+    scvrl_tensor *qkv[3];
+    for (int j = 0; j < 3; j++) {
+        scvrl_tensor *z = scvrl_reshape_3d(c, scvrl_slice(c, qkv5, 2, j, 1), 2, 65, 64);
+        scvrl_tensor *grid = scvrl_reshape(c, scvrl_slice(c, z, 1, 1, 64), 5, NE(2, 4, 4, 4, 64));
+        int st[3] = { 1, j ? 2 : 1, j ? 2 : 1 }, pad[3] = { 1, 1, 1 };
+        scvrl_tensor *pooled = scvrl_conv3d(c, grid, bp(c, P, 5, NE(64, 1, 3, 3, 3), 0.3f), NULL, st, pad, 64, SCVRL_LAYOUT_NDHWC);
+        int64_t L = pooled->ne[1] * pooled->ne[2] * pooled->ne[3];
+        scvrl_tensor *y = scvrl_concat(c, scvrl_slice(c, z, 1, 0, 1), scvrl_reshape_3d(c, pooled, 2, L, 64), 1);
+        y = scvrl_layer_norm(c, scvrl_reshape_4d(c, y, 2, 1 + L, 2, 32), bp(c, P, 1, NE(32), 1.0f), bp(c, P, 1, NE(32), 0.2f), 1e-6f);
+        qkv[j] = scvrl_transpose(c, y, 1, 2);
+    }
+    scvrl_tensor *o = scvrl_attention(c, qkv[0], qkv[1], qkv[2], 0.17677669f);
+    return scvrl_linear(c, scvrl_reshape_3d(c, o, 2, 65, 64), bp(c, P, 2, NE(64, 64), 0.2f), bp(c, P, 1, NE(64), 0.1f));
+}
+
+static void run_bf16_chain(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int backward, int min_half, double tol) {
+    char err[512], label[320];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    plist P = { { 0 }, 0 };
+    scvrl_tensor *y = build(ctx, &P);
+    scvrl_mark_output(y);
+    scvrl_graph *g = scvrl_graph_new();
+    g->seed = 5;
+    if (backward) {
+        scvrl_tensor *r = scvrl_new_data(ctx, SCVRL_DT_F32, y->ndim, y->ne);
+        fill_input(scvrl_f32(r), scvrl_nelements(r), 999);
+        scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, y, r));
+        scvrl_graph_expand(g, loss);
+        scvrl_graph_expand(g, y);
+        scvrl_graph_backward(ctx, g, loss);
+    } else scvrl_graph_expand(g, y);
+    int64_t ny = scvrl_nelements(y), ng = 0;
+    for (int i = 0; i < P.n; i++) ng += scvrl_nelements(P.t[i]);
+    float *ry = (float *)malloc((size_t)ny * 4), *rg = (float *)calloc((size_t)ng + 1, 4);
+    if (scvrl_graph_compute(g, NULL, err, sizeof err)) { test_fail(name, "cpu: %s", err); goto out; }
+    memcpy(ry, y->data, (size_t)ny * 4);
+    for (int i = 0, o = 0; i < P.n; o += (int)scvrl_nelements(P.t[i]), i++) {
+        memcpy(rg + o, P.t[i]->grad_data, (size_t)scvrl_nelements(P.t[i]) * 4);
+        memset(P.t[i]->grad_data, 0, (size_t)scvrl_nelements(P.t[i]) * 4);
+    }
+    int old = scvrl_cuda_set_precision(gpu, SCVRL_PREC_BF16);
+    for (int on = 1; on >= 0; on--) {
+        if (on) unsetenv("SCVRL_CUDA_BF16_ACT"); else setenv("SCVRL_CUDA_BF16_ACT", "0", 1);
+        for (int i = 0; i < P.n; i++) memset(P.t[i]->grad_data, 0, (size_t)scvrl_nelements(P.t[i]) * 4);
+        int rc = scvrl_graph_compute(g, gpu, err, sizeof err);
+        if (rc) { test_fail(name, "gpu: %s", err); break; }
+        int nh = scvrl_cuda_bf16_nodes(gpu);
+        // each parameter's gradient against the CPU's; those whose CPU gradient is rounding noise
+        // (below 1e-5 of the largest norm: the key norm's bias, to which softmax is invariant) skipped
+        double ey = rel_err(scvrl_f32(y), ry, ny), eg = 0, nmax = 0, nrm[16];
+        for (int i = 0, o = 0; i < P.n; o += (int)scvrl_nelements(P.t[i]), i++) {
+            nrm[i] = 0;
+            for (int64_t j = 0; j < scvrl_nelements(P.t[i]); j++) nrm[i] += (double)rg[o + j] * rg[o + j];
+            nrm[i] = sqrt(nrm[i]);
+            if (nrm[i] > nmax) nmax = nrm[i];
+        }
+        for (int i = 0, o = 0; backward && i < P.n; o += (int)scvrl_nelements(P.t[i]), i++) {
+            double e = nrm[i] < 1e-5 * nmax ? 0 : rel_err((const float *)P.t[i]->grad_data, rg + o, scvrl_nelements(P.t[i]));
+            if (e > eg) eg = e;
+        }
+        snprintf(label, sizeof label, "cuda bf16 activations %s %s, storage %s: %d of %d nodes bf16, output %.2e, worst gradient %.2e",
+                 name, backward ? "fwd+bwd" : "forward", on ? "on" : "off", nh, g->n, ey, eg);
+        test_check(ey <= tol && eg <= tol && (on ? nh >= min_half : nh == 0), label, on && nh < min_half ? "too few bf16 nodes" : "above tolerance");
+    }
+    unsetenv("SCVRL_CUDA_BF16_ACT");
+    scvrl_cuda_set_precision(gpu, old);
+out:
+    for (int i = 0; i < P.n; i++) free(P.t[i]->grad_data);
+    free(ry); free(rg);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+// A no-grad MViT forward (eval): logits of a clip batch; at least 8 bf16 nodes per block
+static mvit_model *chain_model;
+static int64_t chain_clip[5];
+static scvrl_tensor *ch_mvit(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *logits, *x = bp(c, P, 5, chain_clip, 1.0f);
+    mvit_forward(c, chain_model, x, 0, 1000, &logits);
+    return logits;
+}
+static void run_bf16_mvit(const char *preset, int frames, int size, int batch, double tol) {
+    char err[512], name[96];
+    mvit_config cfg;
+    mvit_model m;
+    mvit_preset(preset, &cfg);
+    cfg.frames = frames; cfg.size = size; cfg.num_classes = 400;
+    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail(preset, "%s", err); return; }
+    mvit_fixture_weights(&m, 1234);
+    chain_model = &m;
+    chain_clip[0] = batch; chain_clip[1] = 3; chain_clip[2] = frames; chain_clip[3] = size; chain_clip[4] = size;
+    snprintf(name, sizeof name, "%s %dx%d batch %d eval", preset, frames, size, batch);
+    run_bf16_chain(name, ch_mvit, 0, 8 * cfg.depth, tol);
+    mvit_free(&m);
+}
+static void test_bf16_act(void) {
+    static const struct { const char *name; scvrl_tensor *(*f)(scvrl_ctx *, plist *); int min_fwd, min_bwd; } ch[] = {
+        { "mlp", ch_mlp, 3, 3 }, { "ln_wide", ch_ln_wide, 2, 2 }, { "odd", ch_odd, 2, 2 }, { "pool", ch_pool, 4, 4 },
+        { "attn", ch_attn, 14, 14 },
+    };
+    for (int i = 0; i < (int)(sizeof ch / sizeof ch[0]); i++) {
+        run_bf16_chain(ch[i].name, ch[i].f, 0, ch[i].min_fwd, 2e-2);
+        run_bf16_chain(ch[i].name, ch[i].f, 1, ch[i].min_bwd, 2e-2);
+    }
+    run_bf16_mvit("mvit-tiny", 8, 64, 2, 5e-2);
+    run_bf16_mvit("mvit-b", 8, 64, 1, 5e-2);
+}
+
 static void test_drop_path_add_fused(void) {
     char err[512], name[160];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -1036,6 +1204,7 @@ int main(int argc, char **argv) {
     test_linear_add_fused();
     test_maxpool_special();
     test_drop_path_add_fused();
+    test_bf16_act();
     test_params_ops();
     test_params_train();
     test_resident();
