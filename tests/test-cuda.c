@@ -280,6 +280,9 @@ static const ccase cases[] = {
     { "conv3d_pool_view_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 288 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool_view },
     { "concat_inner3", 2, { 3, 3 }, { { 2, 3, 3 }, { 2, 2, 3 } }, 3, b_concat },          // rows not a multiple of 4 floats
     { "slice_back_inner8", 1, { 3 }, { { 2, 7, 8 } }, 1, b_slice_back },                 // rows of 8: 16 bytes at a time
+    // the layer-norm row-in-registers kernel at 4 and 8 groups of four per lane (MViT: 1, 2, 3, 6)
+    { "layer_norm_500", 3, { 2, 1, 1 }, { { 5, 500 }, { 500 }, { 500 } }, 7, b_ln },
+    { "layer_norm_1024", 3, { 3, 1, 1 }, { { 2, 3, 1024 }, { 1024 }, { 1024 } }, 7, b_ln },
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -795,6 +798,14 @@ static scvrl_tensor *ch_mlp(scvrl_ctx *c, plist *P) {
     scvrl_tensor *h = scvrl_linear(c, a, bp(c, P, 2, NE(384, 96), 0.1f), bp(c, P, 1, NE(384), 0.1f));
     return scvrl_linear(c, scvrl_gelu(c, h), bp(c, P, 2, NE(96, 384), 0.05f), bp(c, P, 1, NE(96), 0.1f));
 }
+// The same as a residual branch behind a drop-path (its backward, the branch's gradient, in bf16)
+static scvrl_tensor *ch_mlp_dp(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 3, NE(4, 37, 96), 1.0f);
+    scvrl_tensor *a = scvrl_layer_norm(c, x, bp(c, P, 1, NE(96), 1.0f), bp(c, P, 1, NE(96), 0.2f), 1e-6f);
+    scvrl_tensor *h = scvrl_linear(c, a, bp(c, P, 2, NE(384, 96), 0.1f), bp(c, P, 1, NE(384), 0.1f));
+    h = scvrl_linear(c, scvrl_gelu(c, h), bp(c, P, 2, NE(96, 384), 0.05f), bp(c, P, 1, NE(96), 0.1f));
+    return scvrl_add(c, x, scvrl_drop_path(c, h, 0.4f, 3));
+}
 // Two layer norms over rows of 1100 (the block-per-row kernels, forward and backward) -> linear
 static scvrl_tensor *ch_ln_wide(scvrl_ctx *c, plist *P) {
     scvrl_tensor *x = bp(c, P, 2, NE(5, 1100), 1.0f);
@@ -922,7 +933,7 @@ static void run_bf16_mvit(const char *preset, int frames, int size, int batch, d
 }
 static void test_bf16_act(void) {
     static const struct { const char *name; scvrl_tensor *(*f)(scvrl_ctx *, plist *); int min_fwd, min_bwd; } ch[] = {
-        { "mlp", ch_mlp, 3, 3 }, { "ln_wide", ch_ln_wide, 2, 2 }, { "odd", ch_odd, 2, 2 }, { "pool", ch_pool, 4, 4 },
+        { "mlp", ch_mlp, 3, 3 }, { "mlp_dp", ch_mlp_dp, 3, 5 }, { "ln_wide", ch_ln_wide, 2, 2 }, { "odd", ch_odd, 2, 2 }, { "pool", ch_pool, 4, 4 },
         { "attn", ch_attn, 14, 14 },
     };
     for (int i = 0; i < (int)(sizeof ch / sizeof ch[0]); i++) {
@@ -1200,7 +1211,8 @@ int main(int argc, char **argv) {
     run_mvit("mvit-tiny", 8, 64, 2, 0, 0, 2, 1e-5);
     run_mvit("mvit-tiny", 8, 64, 2, 1, 0, 99, 1e-5);      // train: drop-path masks must agree
     run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_TF32, 2, 1e-2);     // TF32 GEMMs (10-bit mantissa inputs): looser
-    run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_BF16, 2, 5e-2);     // bf16 GEMMs (8-bit mantissa inputs)
+    run_mvit("mvit-tiny", 8, 64, 2, 0, SCVRL_PREC_BF16, 2, 5e-2);     // bf16 GEMMs (8-bit mantissa inputs) and activations
+    run_mvit("mvit-tiny", 8, 64, 2, 1, SCVRL_PREC_BF16, 99, 5e-2);    // the same in training (drop-path, its gradients in bf16)
     test_linear_add_fused();
     test_maxpool_special();
     test_drop_path_add_fused();
