@@ -416,7 +416,7 @@ static double time_graph(scvrl_graph *g, scvrl_backend *be, mvit_model *m, int t
     return nt % 2 ? ts[nt / 2] : 0.5 * (ts[nt / 2 - 1] + ts[nt / 2]);
 }
 
-static const char *const precisions[] = { "tf32", "bf16", "fp32", NULL };
+static const char *const precisions[] = { "bf16", "tf32", "fp32", NULL };
 
 // The backend, and the precision it computes in ("fp32" on the CPU; SCVRL_CUDA_PRECISION overrides
 // the flag on the GPU).
@@ -531,7 +531,7 @@ static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, f
 
 static int cmd_mvit(int argc, char **argv) {
     static const char *devices[] = { "cpu", "cuda", NULL };
-    mvit_opts o = { "mvit-b", "cpu", "device", "tf32", 2, 16, 224, 1, 1, 0, -1 };
+    mvit_opts o = { "mvit-b", "cpu", "device", "bf16", 2, 16, 224, 1, 1, 0, -1 };
     static const char *inputs[] = { "device", "host", NULL };
     const cli_flag flags[] = {
         { "--model", CLI_STR, &o.model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
@@ -540,7 +540,7 @@ static int cmd_mvit(int argc, char **argv) {
         { "--size", CLI_INT, &o.size, "S", "frame height = width (multiple of 32)", 32, 4096, NULL, 0 },
         { "--kt", CLI_INT, &o.kt, "K", "stem temporal kernel: 2 (SCVRL) or 3 (torchvision)", 2, 3, NULL, 0 },
         { "--device", CLI_CHOICE, &o.device, NULL, "backend (cuda needs a CUDA build)", 0, 0, devices, 0 },
-        { "--precision", CLI_CHOICE, &o.precision, NULL, "GPU matrix products: tf32 or bf16 tensor cores, or fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
+        { "--precision", CLI_CHOICE, &o.precision, NULL, "GPU precision: bf16 (bf16 tensor cores and bf16 activations, fp32 weights, sums and losses), tf32 (tf32 tensor cores, fp32 activations) or fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
         { "--threads", CLI_INT, &opt_threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
         { "--reps", CLI_INT, &opt_reps, "N", "timed runs of each graph (0: 3, fewer past 30 s)", 0, 64, NULL, 0 },
         { "--warmup", CLI_INT, &o.warmup, "N", "untimed runs before them", 0, 64, NULL, 0 },
@@ -701,7 +701,7 @@ static void scvrl_fill_inputs(scm_graphs *G, const scm_cfg *c, float *xm[2], flo
 
 static int cmd_scvrl(int argc, char **argv) {
     static const char *devices[] = { "cpu", "cuda", NULL };
-    const char *model = "mvit-b", *device = "cpu", *precision = "tf32";
+    const char *model = "mvit-b", *device = "cpu", *precision = "bf16";
     int batch = 8, frames = 16, size = 224, nt = 12, warmup = 1;
     int64_t queue = 65536;
     const cli_flag flags[] = {
@@ -712,7 +712,7 @@ static int cmd_scvrl(int argc, char **argv) {
         { "--nt", CLI_INT, &nt, "N", "shuffled negatives per sample", 1, 64, NULL, 0 },
         { "--queue", CLI_INT64, &queue, "K", "keys in the queue", 1, 1 << 24, NULL, 0 },
         { "--device", CLI_CHOICE, &device, NULL, "backend (cuda needs a CUDA build)", 0, 0, devices, 0 },
-        { "--precision", CLI_CHOICE, &precision, NULL, "GPU matrix products: tf32 or bf16 tensor cores, or fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
+        { "--precision", CLI_CHOICE, &precision, NULL, "GPU precision: bf16 (bf16 tensor cores and bf16 activations, fp32 weights, sums and losses), tf32 (tf32 tensor cores, fp32 activations) or fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
         { "--threads", CLI_INT, &opt_threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
         { "--reps", CLI_INT, &opt_reps, "N", "timed steps (0: 5, fewer past 30 s)", 0, 64, NULL, 0 },
         { "--warmup", CLI_INT, &warmup, "N", "untimed steps before them", 0, 64, NULL, 0 },

@@ -226,7 +226,7 @@ static void parse(embed_opts *o, int argc, char **argv) {
     static const char *save_dtypes[] = { "f32", "f16", "bf16", NULL };
     static const char *encoders[] = { "online", "momentum", NULL };
     static const char *devices[] = { "cpu", "cuda", NULL };
-    static const char *precisions[] = { "tf32", "bf16", "fp32", NULL };
+    static const char *precisions[] = { "bf16", "tf32", "fp32", NULL };
     const cli_flag flags[] = {
         { "--model", CLI_STR, &o->model, "NAME", "model preset (table below)", 0, 0, NULL, 0 },
         { "--kt", CLI_INT, &o->kt, "K", "stem temporal kernel: 2 (SCVRL) or 3 (torchvision)", 2, 3, NULL, 0 },
@@ -236,7 +236,7 @@ static void parse(embed_opts *o, int argc, char **argv) {
         { "--batch", CLI_INT, &o->batch, "N", "clips per forward", 1, 65536, NULL, 0 },
         { "--threads", CLI_INT, &o->threads, "N", "OpenMP threads (0: all)", 0, 4096, NULL, 0 },
         { "--device", CLI_CHOICE, &o->device, NULL, "compute device", 0, 0, devices, 0 },
-        { "--precision", CLI_CHOICE, &o->precision, NULL, "GPU matrix products: tf32 or bf16 tensor cores, or full fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
+        { "--precision", CLI_CHOICE, &o->precision, NULL, "GPU precision: bf16 (bf16 tensor cores and bf16 activations, fp32 weights, sums and losses), tf32 (tf32 tensor cores, fp32 activations) or full fp32 (SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
         { "--weights", CLI_STR, &o->weights, "FILE", "checkpoint (safetensors, torchvision or PySlowFast names)", 0, 0, NULL, CLI_NO_DEFAULT },
         { "--weights-prefix", CLI_STR, &o->prefix, "P", "name prefix of the encoder in the checkpoint (e.g. momentum.)", 0, 0, NULL, CLI_NO_DEFAULT },
         { "--encoder", CLI_CHOICE, &o->encoder, NULL, "pretraining checkpoints: which encoder (momentum = --weights-prefix momentum.)", 0, 0, encoders, 0 },
@@ -405,7 +405,7 @@ static void save_backbone(embed_opts *o) {
 }
 
 int main(int argc, char **argv) {
-    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, 30.0, NULL, NULL, "f32", "online", 0, "cpu", "tf32" };
+    embed_opts o = { "mvit-b", "cls", NULL, "", NULL, NULL, 2, 16, 224, 4, 0, 0, 0, 0, 0, "1x1", 4, 0, 0, 30.0, NULL, NULL, "f32", "online", 0, "cpu", "bf16" };
     parse(&o, argc, argv);
     scvrl_set_threads(o.threads);
     if (o.clips || o.n_inputs) {

@@ -49,7 +49,7 @@ typedef struct {
 } ev_cfg;
 
 static ev_cfg C = {
-    .encoder = "online", .views = "1x1", .device = "cpu", .precision = "tf32", .l2 = "1e-5,1e-4,1e-3,1e-2,1e-1", .split = 1, .batch = 8,
+    .encoder = "online", .views = "1x1", .device = "cpu", .precision = "bf16", .l2 = "1e-5,1e-4,1e-3,1e-2,1e-1", .split = 1, .batch = 8,
     .folds = 5, .pairs = -1, .epochs = 30, .warmup_epochs = -1, .lr = 1e-4, .wd = 0.05, .label_smoothing = 0.1,
     .drop_path = 0.1, .head_dropout = 0.5, .min_scale = 0.25, .group = 2, .fractions = "1,5,10,25,50,100", .k = 20,
     .temperature = 0.07, .encoder2 = "online", .clips = "ordered",
@@ -58,7 +58,7 @@ static ev_cfg C = {
 static const char *const encoders[] = { "online", "momentum", NULL };
 static const char *const pools[] = { "cls", "avg", NULL };
 static const char *const devices[] = { "cpu", "cuda", NULL };
-static const char *const precisions[] = { "tf32", "bf16", "fp32", NULL };
+static const char *const precisions[] = { "bf16", "tf32", "fp32", NULL };
 
 static const cli_flag common_flags[] = {
     { "--weights", CLI_STR, &C.weights, "FILE", "pretraining checkpoint or backbone state_dict (torchvision / PySlowFast names); none: random init", 0, 0, NULL, CLI_NO_DEFAULT },
@@ -79,7 +79,7 @@ static const cli_flag common_flags[] = {
     { "--batch", CLI_INT, &C.batch, "N", "clips per forward", 1, 4096, NULL, 0 },
     { "--threads", CLI_INT, &C.threads, "N", "CPU threads (0: all)", 0, 1024, NULL, 0 },
     { "--device", CLI_CHOICE, &C.device, NULL, "compute device", 0, 0, devices, 0 },
-    { "--precision", CLI_CHOICE, &C.precision, NULL, "GPU matrix products: tf32 or bf16 tensor cores, or full fp32 (storage, norms, softmax, losses, optimizer: fp32 always; SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
+    { "--precision", CLI_CHOICE, &C.precision, NULL, "GPU precision: bf16 (bf16 tensor cores, activations stored as bf16), tf32 (tf32 tensor cores, fp32 activations) or full fp32 (weights, norm statistics, softmax, losses, optimizer: fp32 always; SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
     { "--seed", CLI_INT64, &C.seed, "N", "seed of folds, subsets, shuffles, fine-tuning and random init", 0, 1e18, NULL, 0 },
     { "--out", CLI_STR, &C.out, "DIR", "feature cache folder (default: <weights dir>/eval, or runs/eval-random)", 0, 0, NULL, CLI_NO_DEFAULT },
     { "--cache", CLI_STR, &C.cache, "DIR", "put the feature cache here instead of --out", 0, 0, NULL, CLI_NO_DEFAULT },

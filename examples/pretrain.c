@@ -42,7 +42,7 @@ typedef struct {
 } pt_cfg;
 
 static pt_cfg C = {
-    .model = "mvit-b", .out = "runs/scvrl", .device = "cpu", .precision = "tf32", .objective = "scvrl", .temporal_loss = "nce",
+    .model = "mvit-b", .out = "runs/scvrl", .device = "cpu", .precision = "bf16", .objective = "scvrl", .temporal_loss = "nce",
     .pool = "cls", .steps = 0, .epochs = 0, .batch = 4, .threads = 0, .save_every = 500, .keep = 3,
     .knn_every = 0, .frames = 16, .stride = 4, .size = 224, .kt = 2, .nt = 12, .heldout_nt = 12, .group = 2, .warmup = -1,
     .queue = 65536, .seed = 0, .inject_nan_step = -1, .lr = 1e-4, .lr_start = 1e-6, .lr_end = 1e-6, .wd = 0.05, .tau = 0.1,
@@ -54,7 +54,7 @@ static const char *const objectives[] = { "scvrl", "cvrl", NULL };
 static const char *const tlosses[] = { "nce", "ce", NULL };
 static const char *const pools[] = { "cls", "avg", NULL };
 static const char *const devices[] = { "cpu", "cuda", NULL };
-static const char *const precisions[] = { "tf32", "bf16", "fp32", NULL };
+static const char *const precisions[] = { "bf16", "tf32", "fp32", NULL };
 
 static const cli_flag flags[] = {
     { "--data", CLI_STR, &C.data, "LIST", "training videos: CSV (path [label]), folder per class, or split files; none: the demo", 0, 0, NULL, CLI_NO_DEFAULT },
@@ -66,7 +66,7 @@ static const cli_flag flags[] = {
     { "--epochs", CLI_INT, &C.epochs, "N", "passes over --data (0 with --steps 0: 100)", 0, 1 << 20, NULL, 0 },
     { "--batch", CLI_INT, &C.batch, "N", "videos per step", 1, 4096, NULL, 0 },
     { "--device", CLI_CHOICE, &C.device, NULL, "compute device", 0, 0, devices, 0 },
-    { "--precision", CLI_CHOICE, &C.precision, NULL, "GPU matrix products: tf32 or bf16 tensor cores, or full fp32 (storage, norms, softmax, losses, optimizer: fp32 always; SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
+    { "--precision", CLI_CHOICE, &C.precision, NULL, "GPU precision: bf16 (bf16 tensor cores, activations stored as bf16), tf32 (tf32 tensor cores, fp32 activations) or full fp32 (weights, norm statistics, softmax, losses, optimizer: fp32 always; SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
     { "--threads", CLI_INT, &C.threads, "N", "CPU threads (0: all)", 0, 1024, NULL, 0 },
     { "--objective", CLI_CHOICE, &C.objective, NULL, "scvrl: L_T + lambda L_V; cvrl: L_V only", 0, 0, objectives, 0 },
     { "--temporal-loss", CLI_CHOICE, &C.temporal_loss, NULL, "nce: shuffled InfoNCE; ce: shuffled/ordered classifier (Table 8c)", 0, 0, tlosses, 0 },

@@ -44,12 +44,12 @@ typedef struct {
     int64_t seed;
 } rt_cfg;
 
-static rt_cfg C = { .encoder = "online", .device = "cpu", .precision = "tf32", .k = 5, .thumb = 96, .batch = 8 };
+static rt_cfg C = { .encoder = "online", .device = "cpu", .precision = "bf16", .k = 5, .thumb = 96, .batch = 8 };
 
 static const char *const encoders[] = { "online", "momentum", NULL };
 static const char *const pools[] = { "cls", "avg", NULL };
 static const char *const devices[] = { "cpu", "cuda", NULL };
-static const char *const precisions[] = { "tf32", "bf16", "fp32", NULL };
+static const char *const precisions[] = { "bf16", "tf32", "fp32", NULL };
 
 static const cli_flag flags[] = {
     { "--weights", CLI_STR, &C.weights, "FILE", "encoder checkpoint (default: " RT_DEFAULT_MODEL " in <program dir>/../models/ or ./models/)", 0, 0, NULL, CLI_NO_DEFAULT },
@@ -69,7 +69,7 @@ static const cli_flag flags[] = {
     { "--batch", CLI_INT, &C.batch, "N", "clips per forward", 1, 4096, NULL, 0 },
     { "--threads", CLI_INT, &C.threads, "N", "CPU threads (0: all)", 0, 1024, NULL, 0 },
     { "--device", CLI_CHOICE, &C.device, NULL, "compute device", 0, 0, devices, 0 },
-    { "--precision", CLI_CHOICE, &C.precision, NULL, "GPU matrix products: tf32 or bf16 tensor cores, or full fp32 (storage, norms, softmax, losses, optimizer: fp32 always; SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
+    { "--precision", CLI_CHOICE, &C.precision, NULL, "GPU precision: bf16 (bf16 tensor cores, activations stored as bf16), tf32 (tf32 tensor cores, fp32 activations) or full fp32 (weights, norm statistics, softmax, losses, optimizer: fp32 always; SCVRL_CUDA_PRECISION overrides)", 0, 0, precisions, 0 },
     { "--seed", CLI_INT64, &C.seed, "N", "random initialisation seed (when no model is found)", 0, 1e18, NULL, 0 },
     { "--quiet", CLI_BOOL, &C.quiet, NULL, "no progress on stderr", 0, 0, NULL, 0 },
 };

@@ -972,7 +972,7 @@ int probe_cache_save(const char *path, const char *key, const char *about, int64
 // 7. The MViT encoder
 // ============================================================================
 scvrl_backend *probe_backend(const char *device, const char *precision, char *err, size_t errlen) {
-    int prec = scvrl_precision_parse(precision ? precision : "tf32");
+    int prec = scvrl_precision_parse(precision ? precision : "bf16");
     if (prec < 0) { probe__err(err, errlen, "unknown precision '%s' (fp32, tf32 or bf16)", precision); return NULL; }
     if (!device || !strcmp(device, "cpu")) return scvrl_backend_cpu();
     if (strcmp(device, "cuda")) { probe__err(err, errlen, "unknown device '%s' (cpu or cuda)", device); return NULL; }

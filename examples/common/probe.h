@@ -203,7 +203,7 @@ typedef struct {
     int classes;            // > 0: a classifier head of this many classes (fine-tuning)
     int interpolate;        // resample positional tables made for another clip size
     const char *device;     // "cpu" (default) or "cuda"
-    const char *precision;  // GPU matrix products: "fp32" | "tf32" | "bf16"; NULL: tf32 (the CPU is fp32)
+    const char *precision;  // GPU matrix products: "fp32" | "tf32" | "bf16"; NULL: bf16 (the CPU is fp32)
     int batch;              // clips per forward (graph size)
     uint64_t seed;          // random init
     int quiet;
@@ -232,7 +232,7 @@ int probe_encoder_open(probe_encoder *e, const probe_encoder_opts *o, char *err,
 int probe_encoder_embed(void *ctx, const float *clips, int n, float *out, char *err, size_t errlen);
 void probe_encoder_close(probe_encoder *e);
 // The backend for a device name ("cpu", "cuda") and, for the GPU, a compute precision ("fp32",
-// "tf32", "bf16"; NULL: tf32); NULL with a message when unavailable. Every program opens its
+// "tf32", "bf16"; NULL: bf16); NULL with a message when unavailable. Every program opens its
 // backend here.
 scvrl_backend *probe_backend(const char *device, const char *precision, char *err, size_t errlen);
 
