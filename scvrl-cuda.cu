@@ -483,6 +483,22 @@ template <typename TO> __global__ void k_drop_path(int64_t n, int64_t inner, con
 __global__ void k_drop_path_add(int64_t n, int64_t inner, const float *X, const float *O, float *Y, uint64_t key, float p, float s) {
     GRID_STRIDE(i, n) Y[i] = __fadd_rn(O[i], __fmul_rn(X[i], d_uniform(key, (uint64_t)(i / inner)) < p ? 0.0f : s));
 }
+// The two above four elements at a time (rows of 4k elements, 16-byte aligned): the same bits.
+template <typename TO> __global__ void k_drop_path_v4(int64_t n4, int64_t inner4, const float4 *X, TO *Y, uint64_t key, float p, float s) {
+    GRID_STRIDE(i, n4) {
+        float f = d_uniform(key, (uint64_t)(i / inner4)) < p ? 0.0f : s;
+        float4 x = X[i];
+        st4f(Y + 4 * i, make_float4(x.x * f, x.y * f, x.z * f, x.w * f));
+    }
+}
+__global__ void k_drop_path_add_v4(int64_t n4, int64_t inner4, const float4 *X, const float4 *O, float4 *Y, uint64_t key, float p, float s) {
+    GRID_STRIDE(i, n4) {
+        float f = d_uniform(key, (uint64_t)(i / inner4)) < p ? 0.0f : s;
+        float4 x = X[i], o = O[i];
+        Y[i] = make_float4(__fadd_rn(o.x, __fmul_rn(x.x, f)), __fadd_rn(o.y, __fmul_rn(x.y, f)), __fadd_rn(o.z, __fmul_rn(x.z, f)),
+                           __fadd_rn(o.w, __fmul_rn(x.w, f)));
+    }
+}
 template <typename T> __global__ void k_bias(int64_t n, int64_t inner, int64_t C, const float *b, T *Y) {
     GRID_STRIDE(i, n) stf(Y + i, ldf(Y + i) + b[(i / inner) % C]);
 }
@@ -677,6 +693,25 @@ __global__ void k_layer_norm_w(int64_t rows, int D, const TI *X, const float *W,
         stf(y + i, v * (W ? W[i] : 1.0f) + (B ? B[i] : 0.0f));
     }
 }
+// Row statistics of a row held in registers (k_layer_norm_v4's): mean and 1 / std, sums in double.
+template <int NC> __device__ __forceinline__ void ln_stats_v4(const float4 (&v)[NC], int D4, float eps, float *mean, float *rstd) {
+    const int lane = threadIdx.x & 31;
+    double s = 0.0;
+#pragma unroll
+    for (int j = 0; j < NC; j++) if (lane + 32 * j < D4) s += (double)v[j].x + (double)v[j].y + (double)v[j].z + (double)v[j].w;
+    s = warp_sumd(s);
+    const float mu = (float)(s / (double)(4 * D4));
+    double q = 0.0;
+#pragma unroll
+    for (int j = 0; j < NC; j++)
+        if (lane + 32 * j < D4) {
+            double a = (double)v[j].x - mu, b = (double)v[j].y - mu, c = (double)v[j].z - mu, d = (double)v[j].w - mu;
+            q += a * a + b * b + c * c + d * d;
+        }
+    q = warp_sumd(q);
+    *mean = mu;
+    *rstd = (float)(1.0 / sqrt(q / (double)(4 * D4) + (double)eps));
+}
 // Rows of D = 4 k <= 1024 with 16-byte (fp32) / 8-byte (bf16) aligned rows: a warp per row holds
 // it in registers (NC groups of four per lane, loaded once, four at a time), the same double
 // statistics and formulas as above (the sums in another order). 1.25 TB/s -> see notes/cuda.md.
@@ -686,24 +721,13 @@ __global__ void k_layer_norm_v4(int64_t rows, int D4, const TI *X, const float *
     if (r >= rows) return;
     const int lane = threadIdx.x & 31, D = 4 * D4;
     float4 v[NC];
-    double s = 0.0;
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         int c = lane + 32 * j;
         v[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
-        s += (double)v[j].x + (double)v[j].y + (double)v[j].z + (double)v[j].w;
     }
-    s = warp_sumd(s);
-    const float mu = (float)(s / (double)D);
-    double q = 0.0;
-#pragma unroll
-    for (int j = 0; j < NC; j++)
-        if (lane + 32 * j < D4) {
-            double a = (double)v[j].x - mu, b = (double)v[j].y - mu, c = (double)v[j].z - mu, d = (double)v[j].w - mu;
-            q += a * a + b * b + c * c + d * d;
-        }
-    q = warp_sumd(q);
-    const float rs = (float)(1.0 / sqrt(q / (double)D + (double)eps));
+    float mu, rs;
+    ln_stats_v4<NC>(v, D4, eps, &mu, &rs);
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         int c = lane + 32 * j;
@@ -711,6 +735,42 @@ __global__ void k_layer_norm_v4(int64_t rows, int D4, const TI *X, const float *
         float4 w = W ? ld4f(W + 4 * c) : make_float4(1.f, 1.f, 1.f, 1.f), b = B ? ld4f(B + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
         st4f(Y + r * D + 4 * c, make_float4((v[j].x - mu) * rs * w.x + b.x, (v[j].y - mu) * rs * w.y + b.y,
                                             (v[j].z - mu) * rs * w.z + b.z, (v[j].w - mu) * rs * w.w + b.w));
+    }
+}
+// The input gradient of such rows: x and dy read once each, four at a time (k_layer_norm_back_w's formulas).
+template <int NC, typename TX>
+__global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, const TX *X, const float *W, float *DX, float eps) {
+    int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const int lane = threadIdx.x & 31, D = 4 * D4;
+    float4 xv[NC], gv[NC];
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        int c = lane + 32 * j;
+        xv[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    float mu, rs;
+    ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
+    double sg = 0.0, sgx = 0.0;
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        int c = lane + 32 * j;
+        if (c >= D4) continue;
+        float4 dy = ld4f(DY + r * D + 4 * c), w = W ? ld4f(W + 4 * c) : make_float4(1.f, 1.f, 1.f, 1.f);
+        float4 g = make_float4(dy.x * w.x, dy.y * w.y, dy.z * w.z, dy.w * w.w);
+        float4 h = make_float4((xv[j].x - mu) * rs, (xv[j].y - mu) * rs, (xv[j].z - mu) * rs, (xv[j].w - mu) * rs);
+        sg += (double)g.x + (double)g.y + (double)g.z + (double)g.w;
+        sgx += (double)g.x * h.x + (double)g.y * h.y + (double)g.z * h.z + (double)g.w * h.w;
+        gv[j] = g; xv[j] = h;
+    }
+    sg = warp_sumd(sg); sgx = warp_sumd(sgx);
+    const float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        int c = lane + 32 * j;
+        if (c >= D4) continue;
+        st4f(DX + r * D + 4 * c, make_float4(rs * (gv[j].x - mg - xv[j].x * mgx), rs * (gv[j].y - mg - xv[j].y * mgx),
+                                             rs * (gv[j].z - mg - xv[j].z * mgx), rs * (gv[j].w - mg - xv[j].w * mgx)));
     }
 }
 template <typename TX>
@@ -1070,14 +1130,16 @@ template <> struct DwV<4> {
     static __device__ __forceinline__ T gather(const float *p, int step) { return make_float4(p[0], p[step], p[2 * step], p[3 * step]); }
     static __device__ __forceinline__ T zero() { return make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
 };
-template <int KT, int KH, int KW, int VW, typename TI = float, typename TO = float>
+// WL: the weights are read at each use from a transposed copy [K3][C] (through L1) instead of kept
+// in registers (27 x VW of them: 170-180 registers a thread at VW = 4, two blocks per SM).
+template <int KT, int KH, int KW, int VW, typename TI = float, typename TO = float, bool WL = false>
 __global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, const TI *X, const float *Wt, const float *bias, TO *Y) {
     typedef DwV<VW> V;
     constexpr int K3 = KT * KH * KW;
-    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV;
-    typename V::T w[K3];
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV, C = CV * VW;
+    typename V::T w[WL ? 1 : K3];
 #pragma unroll
-    for (int k = 0; k < K3; k++) w[k] = V::gather(Wt + c * K3 + k, K3);
+    for (int k = 0; k < (WL ? 0 : K3); k++) w[k] = V::gather(Wt + c * K3 + k, K3);
     const typename V::T b0 = bias ? V::gather(bias + c, 1) : V::zero();
     for (int q = tid / CV; q < npos; q += pstep) {
         int n, ot, oh, ow;
@@ -1094,7 +1156,8 @@ __global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, con
 #pragma unroll
                 for (int e = 0; e < KW; e++)
                     if (tb && (unsigned)(iw0 + e) < (unsigned)d.XW)
-                        V::fma(acc, V::ld(xn + (it0 + a) * d.xsT + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW), w[(a * KH + b) * KW + e]);
+                        V::fma(acc, V::ld(xn + (it0 + a) * d.xsT + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW),
+                               WL ? V::ld(Wt + ((a * KH + b) * KW + e) * C + c) : w[WL ? 0 : (a * KH + b) * KW + e]);
             }
         }
         V::st(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c, acc);
@@ -1102,15 +1165,15 @@ __global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, con
 }
 // ST, SS: the temporal and spatial (height = width) strides as constants (divisions become shifts);
 // 0: read from d at run time.
-template <int KT, int KH, int KW, int VW, int ST, int SS>
+template <int KT, int KH, int KW, int VW, int ST, int SS, bool WL = false>
 __global__ void __launch_bounds__(128) k_dw_back_x_vec(int npos, int CV, DwI d, const float *DY, const float *Wt, float *DX) {
     typedef DwV<VW> V;
     constexpr int K3 = KT * KH * KW;
-    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV;
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV, C = CV * VW;
     const int st = ST ? ST : d.st, sh = SS ? SS : d.sh, sw = SS ? SS : d.sw;
-    typename V::T w[K3];
+    typename V::T w[WL ? 1 : K3];
 #pragma unroll
-    for (int k = 0; k < K3; k++) w[k] = V::gather(Wt + c * K3 + k, K3);
+    for (int k = 0; k < (WL ? 0 : K3); k++) w[k] = V::gather(Wt + c * K3 + k, K3);
     for (int q = tid / CV; q < npos; q += pstep) {
         int n, it, ih, iw;
         grid_pos(q, d.fXT, d.fXH, d.fXW, &n, &it, &ih, &iw);
@@ -1132,7 +1195,8 @@ __global__ void __launch_bounds__(128) k_dw_back_x_vec(int npos, int CV, DwI d, 
 #pragma unroll
                 for (int e = 0; e < KW; e++)
                     if (vt[a] && vh[b] && vw[e])
-                        V::fma(acc, V::ld(dyn + tt[a] * d.ysT + hh[b] * d.ysH + ww[e] * d.ysW), w[(a * KH + b) * KW + e]);
+                        V::fma(acc, V::ld(dyn + tt[a] * d.ysT + hh[b] * d.ysH + ww[e] * d.ysW),
+                               WL ? V::ld(Wt + ((a * KH + b) * KW + e) * C + c) : w[WL ? 0 : (a * KH + b) * KW + e]);
         V::st(DX + n * d.xsN + it * d.xsT + ih * d.xsH + iw * d.xsW + c, acc);
     }
 }
@@ -1985,8 +2049,12 @@ int op_drop_path_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
     int64_t n = scvrl_nelements(t), rows = t->ne[0];
     if (!n || !rows || !F(R, o)) return 0;
     float p = t->fp[0];
-    k_drop_path_add<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), F(R, o), F(R, u), rng_key(R.g->seed, (uint64_t)t->ip[0]),
-                                                  p, 1.0f / (1.0f - p));
+    uint64_t key = rng_key(R.g->seed, (uint64_t)t->ip[0]);
+    if ((n / rows) % 4 == 0 && al16p(F(R, t->src[0]), F(R, o), F(R, u)))
+        k_drop_path_add_v4<<<grid_for(n / 4), 256, 0, R.s>>>(n / 4, n / rows / 4, (const float4 *)F(R, t->src[0]), (const float4 *)F(R, o),
+                                                             (float4 *)F(R, u), key, p, 1.0f / (1.0f - p));
+    else
+        k_drop_path_add<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), F(R, o), F(R, u), key, p, 1.0f / (1.0f - p));
     SC_LAUNCH();
     return 1;
 }
@@ -1995,7 +2063,10 @@ int op_drop_path(Run &R, scvrl_tensor *t) {
     if (!n) return 0;
     float p = t->fp[0];
     uint64_t key = rng_key(R.g->seed, (uint64_t)t->ip[0]);
-    if (HF(R, t)) k_drop_path<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), (bf16 *)P(R, t), key, p, 1.0f / (1.0f - p));
+    bool v4 = (n / rows) % 4 == 0 && al16p(F(R, t->src[0]), P(R, t));
+    if (HF(R, t) && v4) k_drop_path_v4<<<grid_for(n / 4), 256, 0, R.s>>>(n / 4, n / rows / 4, (const float4 *)F(R, t->src[0]), (bf16 *)P(R, t), key, p, 1.0f / (1.0f - p));
+    else if (HF(R, t)) k_drop_path<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), (bf16 *)P(R, t), key, p, 1.0f / (1.0f - p));
+    else if (v4) k_drop_path_v4<<<grid_for(n / 4), 256, 0, R.s>>>(n / 4, n / rows / 4, (const float4 *)F(R, t->src[0]), F(R, t), key, p, 1.0f / (1.0f - p));
     else k_drop_path<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), F(R, t), key, p, 1.0f / (1.0f - p));
     SC_LAUNCH();
     return 0;
@@ -2054,6 +2125,22 @@ int op_layer_norm_back(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *w = t->src[2];
     return with_io(HF(R, t->src[1]), false, [&](auto tx, auto) {
         const TY(tx) *X = (const TY(tx) *)P(R, t->src[1]);
+        const float *DY = F(R, t->src[0]), *W = w ? F(R, w) : nullptr;
+        if (D <= 1024 && D % 4 == 0 && (Rn + 7) / 8 < ((int64_t)1 << 31) && al16p(X, DY, W) && al16p(F(R, t), nullptr)) {
+            unsigned g = (unsigned)((Rn + 7) / 8);
+            int D4 = (int)(D / 4);
+            float *DX = F(R, t);
+            switch ((D4 + 31) / 32) {
+            case 1: k_layer_norm_back_v4<1><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
+            case 2: k_layer_norm_back_v4<2><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
+            case 3: k_layer_norm_back_v4<3><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
+            case 4: k_layer_norm_back_v4<4><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
+            case 5: case 6: k_layer_norm_back_v4<6><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
+            default: k_layer_norm_back_v4<8><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
+            }
+            SC_LAUNCH();
+            return 0;
+        }
         if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
             k_layer_norm_back_w<<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)D, F(R, t->src[0]), X, w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
             SC_LAUNCH();
@@ -2194,6 +2281,29 @@ unsigned dw_gridv(int64_t npos, int64_t CV, int64_t cap) {
     if (want > cap) want = cap;
     return (unsigned)(((want + g - 1) / g) * g);
 }
+// Depthwise weights read through L1 from a transposed copy (the default) or kept in registers
+// (SCVRL_CUDA_DWW=reg: 27 x 4 of them, 170-180 registers a thread, two blocks per SM). Measured on
+// an H100 (bf16 MViT-B train step B16): the backward-x gathers 42.2 -> 11.9 ms per 5 steps (they
+// skip most taps, so latency hid nothing at two blocks per SM), the forward 19.4 -> 18.8 ms.
+// Read at every call so that the scratch pre-pass and the op agree.
+bool dw_wl() { const char *e = getenv("SCVRL_CUDA_DWW"); return !(e && !strcmp(e, "reg")); }
+__global__ void k_dw_wt(int64_t C, int K3, const float *W, float *Wt) { GRID_STRIDE(i, C * K3) Wt[(i % K3) * C + i / K3] = W[i]; }
+// W [C][27] -> [27][C] in scratch (the depthwise forward and backward-x use no other scratch)
+const float *dw_wt(Run &R, const float *W, int64_t C) {
+    float *Wt = (float *)R.C->scratch;
+    k_dw_wt<<<grid_for(C * 27), 256, 0, R.s>>>(C, 27, W, Wt);
+    if (cudaGetLastError() != cudaSuccess) { seterr(R.err, R.errlen, "cuda: depthwise weight transpose failed to launch"); return nullptr; }
+    return Wt;
+}
+template <int VW, typename TI, typename TO>
+int dw_fwd_launch(Run &R, int npos, int CV, const DwI &di, const TI *X, const float *W, const float *B, TO *Y, bool wl) {
+    if (wl) k_dw_fwd_vec<3, 3, 3, VW, TI, TO, true><<<dw_gridv(npos, CV, wave_blocks<k_dw_fwd_vec<3, 3, 3, VW, TI, TO, true>, 128>()), 128, 0, R.s>>>(
+        npos, CV, di, X, W, B, Y);
+    else k_dw_fwd_vec<3, 3, 3, VW, TI, TO, false><<<dw_gridv(npos, CV, wave_blocks<k_dw_fwd_vec<3, 3, 3, VW, TI, TO, false>, 128>()), 128, 0, R.s>>>(
+        npos, CV, di, X, W, B, Y);
+    SC_LAUNCH();
+    return 0;
+}
 // im2col of samples [n0, n0 + ns) into cols [ns * P, K]: the tap-table kernel when K <= 2048 and
 // every offset fits an int (and not SCVRL_CUDA_CONV=old), else the element-per-thread kernel.
 // BF16 mode (bf): the columns are written as bf16, the GEMM's operand as it is (no packing pass).
@@ -2219,7 +2329,7 @@ size_t scratch_conv(const scvrl_tensor *t) {
     else { x = t->src[1]; y = t->src[0]; w = t; p = conv_params(t, t); }
     G5 gx = geom5(x, p.layout), gy = geom5(y, p.layout);
     if (is_dw_last(p, gx, gy)) {
-        if (t->op != SCVRL_OP_CONV3D_BACK_W) return 0;
+        if (t->op != SCVRL_OP_CONV3D_BACK_W) return dw_wl() ? (size_t)gx.C * 27 * 4 + 256 : 0;
         int64_t K3 = p.kt * p.kh * p.kw, rows = gy.N * gy.T * gy.H, nch, per;
         if (dw_w_taps(p, gx, gy)) { dw_w_geom(gx, gy, &nch, &per); return (size_t)nch * (size_t)(K3 * gx.C) * 8; }
         return (size_t)dw_chunks(rows, K3 * gx.C) * (size_t)(K3 * gx.C) * 8;
@@ -2239,32 +2349,19 @@ int op_conv(Run &R, scvrl_tensor *t) {
     int64_t ny = scvrl_nelements(t);
     if (!ny) return 0;
     if (is_dw_last(p, gx, gy)) {
-        if (HF(R, x) || HF(R, t))      // bf16 input or output (plan_half: only with the register-weight kernels)
+        if (dw_reg(p, gx, gy))      // input and output each float or bf16 (plan_half)
             return with_io(HF(R, x), HF(R, t), [&](auto ti, auto to) {
-                typedef TY(ti) TI; typedef TY(to) TO;
                 int npos = (int)(gy.N * gy.T * gy.H * gy.W);
                 DwI di = dw_ints(gx, gy, p);
-                const TI *Xh = (const TI *)P(R, x);
-                TO *Yh = (TO *)P(R, t);
-                if (dw_v4(gx, gy, Xh, Yh))
-                    k_dw_fwd_vec<3, 3, 3, 4, TI, TO><<<dw_gridv(npos, gx.C / 4, wave_blocks<k_dw_fwd_vec<3, 3, 3, 4, TI, TO>, 128>()), 128, 0, R.s>>>(
-                        npos, (int)(gx.C / 4), di, Xh, W, B, Yh);
-                else
-                    k_dw_fwd_vec<3, 3, 3, 1, TI, TO><<<dw_gridv(npos, gx.C, wave_blocks<k_dw_fwd_vec<3, 3, 3, 1, TI, TO>, 128>()), 128, 0, R.s>>>(
-                        npos, (int)gx.C, di, Xh, W, B, Yh);
-                SC_LAUNCH();
-                return 0;
+                const TY(ti) *Xh = (const TY(ti) *)P(R, x);
+                TY(to) *Yh = (TY(to) *)P(R, t);
+                const bool wl = dw_wl();
+                const float *Wu = wl ? dw_wt(R, W, gx.C) : W;
+                if (!Wu) return -1;
+                return dw_v4(gx, gy, Xh, Yh) ? dw_fwd_launch<4>(R, npos, (int)(gx.C / 4), di, Xh, Wu, B, Yh, wl)
+                                             : dw_fwd_launch<1>(R, npos, (int)gx.C, di, Xh, Wu, B, Yh, wl);
             });
-        if (dw_reg(p, gx, gy)) {
-            int npos = (int)(gy.N * gy.T * gy.H * gy.W);
-            DwI di = dw_ints(gx, gy, p);
-            if (dw_v4(gx, gy, X, Y))
-                k_dw_fwd_vec<3, 3, 3, 4><<<dw_gridv(npos, gx.C / 4, wave_blocks<k_dw_fwd_vec<3, 3, 3, 4>, 128>()), 128, 0, R.s>>>(
-                    npos, (int)(gx.C / 4), di, X, W, B, Y);
-            else
-                k_dw_fwd_vec<3, 3, 3, 1><<<dw_gridv(npos, gx.C, wave_blocks<k_dw_fwd_vec<3, 3, 3, 1>, 128>()), 128, 0, R.s>>>(
-                    npos, (int)gx.C, di, X, W, B, Y);
-        } else if (ny < ((int64_t)1 << 31)) {
+        if (ny < ((int64_t)1 << 31)) {
             k_dw_fwd<uint32_t><<<grid_for(ny), 256, 0, R.s>>>((uint32_t)ny, gx, gy, p, X, W, B, Y);
         } else {
             k_dw_fwd<int64_t><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, p, X, W, B, Y);
@@ -2304,18 +2401,23 @@ int op_conv(Run &R, scvrl_tensor *t) {
     return 0;
 }
 // The backward-x gather of a 3x3x3 depthwise conv, VW channels per thread, with the common strides
-// (temporal 1, spatial 1, 2, 4, 8) as template constants.
-template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX) {
+// (temporal 1, spatial 1, 2, 4, 8) as template constants; WL: weights from the transposed copy.
+template <int VW, bool WL> int dw_back_x_run(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX) {
     int npos = (int)(gx.N * gx.T * gx.H * gx.W), CV = (int)(gx.C / VW);
-    dim3 g = dw_gridv(npos, CV, wave_blocks<k_dw_back_x_vec<3, 3, 3, VW, 1, 2>, 128>());
+    dim3 g = dw_gridv(npos, CV, wave_blocks<k_dw_back_x_vec<3, 3, 3, VW, 1, 2, WL>, 128>());
     DwI di = dw_ints(gx, gy, p);
     bool sq = p.st == 1 && p.sh == p.sw;
-    if (sq && p.sh == 1) k_dw_back_x_vec<3, 3, 3, VW, 1, 1><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
-    else if (sq && p.sh == 2) k_dw_back_x_vec<3, 3, 3, VW, 1, 2><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
-    else if (sq && p.sh == 4) k_dw_back_x_vec<3, 3, 3, VW, 1, 4><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
-    else if (sq && p.sh == 8) k_dw_back_x_vec<3, 3, 3, VW, 1, 8><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
-    else k_dw_back_x_vec<3, 3, 3, VW, 0, 0><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    if (sq && p.sh == 1) k_dw_back_x_vec<3, 3, 3, VW, 1, 1, WL><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else if (sq && p.sh == 2) k_dw_back_x_vec<3, 3, 3, VW, 1, 2, WL><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else if (sq && p.sh == 4) k_dw_back_x_vec<3, 3, 3, VW, 1, 4, WL><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else if (sq && p.sh == 8) k_dw_back_x_vec<3, 3, 3, VW, 1, 8, WL><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
+    else k_dw_back_x_vec<3, 3, 3, VW, 0, 0, WL><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
     return 0;
+}
+template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX) {
+    if (!dw_wl()) return dw_back_x_run<VW, false>(R, gx, gy, p, DY, W, DX);
+    const float *Wt = dw_wt(R, W, gx.C);
+    return Wt ? dw_back_x_run<VW, true>(R, gx, gy, p, DY, Wt, DX) : -1;
 }
 int op_conv_back_x(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *dy = t->src[0], *w = t->src[1];

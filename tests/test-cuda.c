@@ -283,6 +283,7 @@ static const ccase cases[] = {
     // the layer-norm row-in-registers kernel at 4 and 8 groups of four per lane (MViT: 1, 2, 3, 6)
     { "layer_norm_500", 3, { 2, 1, 1 }, { { 5, 500 }, { 500 }, { 500 } }, 7, b_ln },
     { "layer_norm_1024", 3, { 3, 1, 1 }, { { 2, 3, 1024 }, { 1024 }, { 1024 } }, 7, b_ln },
+    { "drop_path_rows_of_40", 1, { 3 }, { { 9, 5, 8 } }, 1, b_droppath },              // four elements at a time
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -1182,6 +1183,11 @@ int main(int argc, char **argv) {
     case_tag = " (SCVRL_CUDA_CONV=old)";
     for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d", 6)) run_case(&cases[i]);
     unsetenv("SCVRL_CUDA_CONV");
+    // the depthwise kernels with their weights in registers (the default reads a transposed copy)
+    setenv("SCVRL_CUDA_DWW", "reg", 1);
+    case_tag = " (SCVRL_CUDA_DWW=reg)";
+    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d", 6)) run_case(&cases[i]);
+    unsetenv("SCVRL_CUDA_DWW");
     case_tag = "";
     // per-op table: every op of the table must have been compared
     printf("# per-op worst normalised error (gpu vs cpu), over every node of every case:\n");
