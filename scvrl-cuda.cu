@@ -958,7 +958,7 @@ template <typename TC> __global__ void k_im2col(int64_t total, int64_t n0, G5 gx
 // window's corner}) and int arithmetic: a warp per column row (sample, output position), lanes over
 // k (coalesced writes, neighbouring k read neighbouring x). The element-per-thread kernel above
 // spends its time in 64-bit divisions (6 per element): 9 ms for the MViT-B stem at B56.
-template <typename TC> __global__ void k_im2col_tab(int rows, int K, int64_t n0, G5 gx, G5 gy, CP p, const float *X, TC *cols) {
+template <typename TC> __global__ void k_im2col_tab(int rows, int K, int Kp, int64_t n0, G5 gx, G5 gy, CP p, const float *X, TC *cols) {
     extern __shared__ int4 tab[];
     const int K3 = (int)(p.kt * p.kh * p.kw), khw = (int)(p.kh * p.kw), kw = (int)p.kw;
     for (int k = threadIdx.x; k < K; k += blockDim.x) {
@@ -973,8 +973,9 @@ template <typename TC> __global__ void k_im2col_tab(int rows, int K, int64_t n0,
         int q = r % P, nl = r / P, ow = q % YW, oh = (q / YW) % YH, ot = q / (YW * YH);
         int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
         const int64_t base = (n0 + nl) * gx.sN + it0 * gx.sT + ih0 * gx.sH + iw0 * gx.sW;
-        TC *cr = cols + (int64_t)r * K;
-        for (int k = lane; k < K; k += 32) {
+        TC *cr = cols + (int64_t)r * Kp;
+        for (int k = lane; k < Kp; k += 32) {
+            if (k >= K) { stf(cr + k, 0.0f); continue; }      // row padding (bf16 rows of a multiple of 8)
             int4 t = tab[k];
             bool ok = (unsigned)(it0 + t.x) < XT && (unsigned)(ih0 + t.y) < XH && (unsigned)(iw0 + t.z) < XW;
             stf(cr + k, ok ? X[base + t.w] : 0.0f);
@@ -1737,13 +1738,13 @@ uint32_t align_of(const void *p) { uintptr_t a = (uintptr_t)p; return a % 16 == 
 // (and X, unless xh: stored as bf16 already) rounded to bf16 first; yh: Y stored as bf16 (then the
 // bias is rounded to bf16 too, the epilogue's type; no A). 1: done, 0: no plan (the caller falls
 // back to GEMM + bias kernel), -1: error.
-int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const void *X, const float *W, const float *b, void *Y,
-              const float *A = nullptr, bool xh = false, bool yh = false) {
+int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const void *X, const void *W, const float *b, void *Y,
+              const float *A = nullptr, bool xh = false, bool yh = false, bool wh = false) {
     Cuda *C = R.C;
     char key[160];
     uint32_t ay = A && align_of(A) < align_of(Y) ? align_of(A) : align_of(Y);
-    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%d,%d%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
-             A != nullptr, xh, yh, align_of(X), align_of(W), ay, b ? align_of(b) : 16u);
+    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%d,%d%d%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
+             A != nullptr, xh, yh, wh, align_of(X), align_of(W), ay, b ? align_of(b) : 16u);
     auto it = C->lt_plans.find(key);
     if (it == C->lt_plans.end()) {
         LtPlan P;
@@ -1782,10 +1783,10 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const void *X, cons
     if (C->prec == SCVRL_PREC_BF16) {
         Pack16 pk[3];
         int np = 0;
-        pk[np++] = Pack16{ W, out, in, in, 0, 1, &w };
+        if (!wh) pk[np++] = Pack16{ (const float *)W, out, in, in, 0, 1, &w };
         if (!xh) pk[np++] = Pack16{ (const float *)X, rows, in, in, 0, 1, &x };
         if (yh && b) pk[np++] = Pack16{ b, 1, out, out, 0, 1, &bb };
-        if (to_bf16(R, pk, np)) return -1;
+        if (np && to_bf16(R, pk, np)) return -1;
     }
     if (b) SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bb, sizeof bb));
     SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, w, P.a, x, P.b, &beta, A ? A : Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
@@ -2306,14 +2307,27 @@ int dw_fwd_launch(Run &R, int npos, int CV, const DwI &di, const TI *X, const fl
 }
 // im2col of samples [n0, n0 + ns) into cols [ns * P, K]: the tap-table kernel when K <= 2048 and
 // every offset fits an int (and not SCVRL_CUDA_CONV=old), else the element-per-thread kernel.
-// BF16 mode (bf): the columns are written as bf16, the GEMM's operand as it is (no packing pass).
+// BF16 mode (bf): the columns are written as bf16, the GEMM's operand as it is (no packing pass),
+// in rows of Kp >= K (the tap-table kernel pads them with zeros: cols_pitch).
+bool im2col_tab_ok(int64_t K, int64_t tot, const G5 &gx) {
+    return !conv_old() && K <= 2048 && tot < ((int64_t)1 << 31) && g5_span(gx) < ((int64_t)1 << 31);
+}
+// W [rows, K] fp32 -> [rows, Kp] bf16, zeros past K
+__global__ void k_pad_bf16(int64_t rows, int64_t K, int64_t Kp, const float *W, bf16 *D) {
+    GRID_STRIDE(i, rows * Kp) { int64_t k = i % Kp; D[i] = __float2bfloat16_rn(k < K ? W[(i / Kp) * K + k] : 0.0f); }
+}
+// Row pitch of the columns: bf16 rows padded to a multiple of 8 (16 bytes: cuBLASLt's fast kernels)
+int64_t cols_pitch(const G5 &gx, const G5 &gy, const CP &p, int64_t ns, bool bf) {
+    int64_t K = gx.C * p.kt * p.kh * p.kw;
+    return bf && K >= 8 && im2col_tab_ok(K, ns * gy.T * gy.H * gy.W * ((K + 7) / 8 * 8), gx) ? (K + 7) / 8 * 8 : K;
+}
 int im2col(Run &R, int64_t n0, int64_t ns, const G5 &gx, const G5 &gy, const CP &p, const float *X, void *cols, bool bf) {
-    int64_t K = gx.C * p.kt * p.kh * p.kw, rows = ns * gy.T * gy.H * gy.W, tot = rows * K;
+    int64_t K = gx.C * p.kt * p.kh * p.kw, rows = ns * gy.T * gy.H * gy.W, tot = rows * K, Kp = cols_pitch(gx, gy, p, ns, bf);
     if (!tot) return 0;
     return with_io(false, bf, [&](auto, auto tc) {
         TY(tc) *c = (TY(tc) *)cols;
-        if (!conv_old() && K <= 2048 && tot < ((int64_t)1 << 31) && g5_span(gx) < ((int64_t)1 << 31))
-            k_im2col_tab<<<grid_for(rows, 8), 256, (size_t)K * sizeof(int4), R.s>>>((int)rows, (int)K, n0, gx, gy, p, X, c);
+        if (Kp != K || im2col_tab_ok(K, tot, gx))
+            k_im2col_tab<<<grid_for(rows, 8), 256, (size_t)K * sizeof(int4), R.s>>>((int)rows, (int)K, (int)Kp, n0, gx, gy, p, X, c);
         else
             k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, c);
         SC_LAUNCH();
@@ -2337,7 +2351,9 @@ size_t scratch_conv(const scvrl_tensor *t) {
     if (p.groups != 1) return 0;
     (void)w;
     int64_t K = gx.C * p.kt * p.kh * p.kw, P = gy.T * gy.H * gy.W;
-    return (size_t)conv_chunk(gx.N, P * K) * (size_t)(P * K) * 4;
+    // fp32 columns of a chunk; bf16 ones take at most as much (rows padded to Kp <= K + 7 < 2 K, K >= 8),
+    // then the padded bf16 weights [Co, Kp]
+    return (size_t)conv_chunk(gx.N, P * K) * (size_t)(P * K) * 4 + (size_t)gy.C * (size_t)(K + 8) * 2 + 512;
 }
 
 int op_conv(Run &R, scvrl_tensor *t) {
@@ -2378,19 +2394,29 @@ int op_conv(Run &R, scvrl_tensor *t) {
     int64_t per = conv_chunk(gx.N, Pp * K);
     const bool bf = R.C->prec == SCVRL_PREC_BF16;        // bf16 columns
     void *cols = R.C->scratch;
+    const int64_t Kp = cols_pitch(gx, gy, p, per, bf);
+    // NDHWC with padded bf16 rows: the weights too, [Co, Kp] bf16 with zeros past K, after the columns
+    bf16 *Wp = nullptr;
+    if (Kp != K && p.layout != SCVRL_LAYOUT_NCDHW) {
+        Wp = (bf16 *)(R.C->scratch + (((size_t)per * Pp * Kp * 2 + 255) & ~(size_t)255));
+        k_pad_bf16<<<grid_for(Co * Kp), 256, 0, R.s>>>(Co, K, Kp, W, Wp);
+        SC_LAUNCH();
+    }
     for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
         int64_t ns = gx.N - n0 < per ? gx.N - n0 : per;
         if (im2col(R, n0, ns, gx, gy, p, X, cols, bf)) return -1;
         if (p.layout == SCVRL_LAYOUT_NCDHW) {
             // Y_n [Co, P] = W [Co, K] cols_n^T
-            if (gemm_h(R, 0, 1, Co, Pp, K, W, false, K, 0, cols, bf, K, Pp * K, Y + n0 * gy.sN, false, Pp, gy.sN, ns, 0.0f)) return -1;
+            if (gemm_h(R, 0, 1, Co, Pp, K, W, false, K, 0, cols, bf, Kp, Pp * Kp, Y + n0 * gy.sN, false, Pp, gy.sN, ns, 0.0f)) return -1;
         } else {
             // Y [ns*P, Co] = cols [ns*P, K] W^T (+ b): a linear layer, the bias in cuBLASLt's epilogue
-            // (Y contiguous: the chunk's rows are consecutive)
-            int rc = ns * Pp < ((int64_t)1 << 31) ? lt_linear(R, ns * Pp, K, Co, cols, W, B, Y + n0 * gy.sN, nullptr, bf, false) : 0;
+            // (Y contiguous: the chunk's rows are consecutive); padded: over Kp, the pad columns zero
+            int rc = ns * Pp < ((int64_t)1 << 31) ? lt_linear(R, ns * Pp, Kp, Co, cols, Wp ? (const void *)Wp : W, B, Y + n0 * gy.sN, nullptr,
+                                                              bf, false, Wp != nullptr) : 0;
             if (rc < 0) return -1;
             if (rc) continue;
-            if (gemm_h(R, 0, 1, ns * Pp, Co, K, cols, bf, K, 0, W, false, K, 0, Y + n0 * gy.sN, false, Co, 0, 1, 0.0f)) return -1;
+            if (gemm_h(R, 0, 1, ns * Pp, Co, Kp, cols, bf, Kp, 0, Wp ? (const void *)Wp : W, Wp != nullptr, Kp, 0, Y + n0 * gy.sN, false, Co, 0, 1,
+                       0.0f)) return -1;
             if (B) { k_bias<<<grid_for(ns * Pp * Co), 256, 0, R.s>>>(ns * Pp * Co, 1, Co, B, Y + n0 * gy.sN); SC_LAUNCH(); }
         }
     }
@@ -2504,6 +2530,7 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
     if (!gx.N || !Pp) { SC_CU(cudaMemsetAsync(DW, 0, (size_t)nw * 4, R.s)); return 0; }
     int64_t per = conv_chunk(gx.N, Pp * K);
     const bool bf = R.C->prec == SCVRL_PREC_BF16;        // bf16 columns
+    const int64_t Kp = cols_pitch(gx, gy, p, per, bf);
     void *cols = R.C->scratch;
     for (int64_t n0 = 0; n0 < gx.N; n0 += per) {
         int64_t ns = gx.N - n0 < per ? gx.N - n0 : per;
@@ -2511,11 +2538,11 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
         if (p.layout == SCVRL_LAYOUT_NCDHW) {
             // DW [Co, K] += dy_n [Co, P] cols_n [P, K]
             for (int64_t nl = 0; nl < ns; nl++)
-                if (gemm_h(R, 0, 0, Co, K, Pp, DY + (n0 + nl) * gy.sN, false, Pp, 0, (char *)cols + nl * Pp * K * (bf ? 2 : 4), bf, K, 0,
+                if (gemm_h(R, 0, 0, Co, K, Pp, DY + (n0 + nl) * gy.sN, false, Pp, 0, (char *)cols + nl * Pp * Kp * (bf ? 2 : 4), bf, Kp, 0,
                            DW, false, K, 0, 1, (n0 + nl) > 0 ? 1.0f : 0.0f)) return -1;
         } else {
-            // DW [Co, K] += dy^T [Co, ns*P] cols [ns*P, K]
-            if (gemm_h(R, 1, 0, Co, K, ns * Pp, DY + n0 * gy.sN, false, Co, 0, cols, bf, K, 0, DW, false, K, 0, 1, n0 > 0 ? 1.0f : 0.0f)) return -1;
+            // DW [Co, K] += dy^T [Co, ns*P] cols [ns*P, K] (the first K of Kp columns)
+            if (gemm_h(R, 1, 0, Co, K, ns * Pp, DY + n0 * gy.sN, false, Co, 0, cols, bf, Kp, 0, DW, false, K, 0, 1, n0 > 0 ? 1.0f : 0.0f)) return -1;
         }
     }
     return 0;

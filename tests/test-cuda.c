@@ -820,6 +820,15 @@ static scvrl_tensor *ch_odd(scvrl_ctx *c, plist *P) {
     scvrl_tensor *h = scvrl_linear(c, x, bp(c, P, 2, NE(7, 5), 0.4f), bp(c, P, 1, NE(7), 0.1f));
     return scvrl_linear(c, scvrl_gelu(c, h), bp(c, P, 2, NE(3, 7), 0.4f), NULL);
 }
+// Dense convolutions on bf16 columns (rows of K = 81 padded to 88 for the GEMM): NCDHW, then a
+// channels-last one with a bias (the stem's path)
+static scvrl_tensor *ch_conv(scvrl_ctx *c, plist *P) {
+    int st[3] = { 1, 2, 2 }, pad[3] = { 1, 1, 1 }, cl[5] = { 0, 2, 3, 4, 1 };
+    scvrl_tensor *x = bp(c, P, 5, NE(2, 3, 4, 9, 9), 1.0f);
+    scvrl_tensor *y = scvrl_conv3d(c, x, bp(c, P, 5, NE(5, 3, 3, 3, 3), 0.2f), NULL, st, pad, 1, SCVRL_LAYOUT_NCDHW);   // [2, 5, 4, 5, 5]
+    return scvrl_conv3d(c, scvrl_permute(c, y, cl), bp(c, P, 5, NE(6, 5, 3, 3, 3), 0.2f), bp(c, P, 1, NE(6), 0.1f), st, pad, 1,
+                        SCVRL_LAYOUT_NDHWC);
+}
 // MViT's pooling: a depthwise 3x3x3 conv over a channels-last view of a projection (12 channels at
 // an offset of 12: the one-channel kernels), the CLS row copied, concat, layer norm
 static scvrl_tensor *ch_pool(scvrl_ctx *c, plist *P) {
@@ -934,7 +943,7 @@ static void run_bf16_mvit(const char *preset, int frames, int size, int batch, d
 }
 static void test_bf16_act(void) {
     static const struct { const char *name; scvrl_tensor *(*f)(scvrl_ctx *, plist *); int min_fwd, min_bwd; } ch[] = {
-        { "mlp", ch_mlp, 3, 3 }, { "mlp_dp", ch_mlp_dp, 3, 5 }, { "ln_wide", ch_ln_wide, 2, 2 }, { "odd", ch_odd, 2, 2 }, { "pool", ch_pool, 4, 4 },
+        { "mlp", ch_mlp, 3, 3 }, { "mlp_dp", ch_mlp_dp, 3, 5 }, { "ln_wide", ch_ln_wide, 2, 2 }, { "conv", ch_conv, 0, 0 }, { "odd", ch_odd, 2, 2 }, { "pool", ch_pool, 4, 4 },
         { "attn", ch_attn, 14, 14 },
     };
     for (int i = 0; i < (int)(sizeof ch / sizeof ch[0]); i++) {
