@@ -27,9 +27,11 @@
 // Kernels reproduce the CPU kernels of scvrl.h sections 14-16 (same formulas, same reduction
 // precision where the CPU uses double); GEMMs go through cuBLAS in fp32, or on TF32 or bf16 tensor
 // cores (scvrl_cuda_set_precision, or SCVRL_CUDA_PRECISION=fp32|tf32|bf16 in the environment;
-// storage and accumulation stay fp32); in BF16 and TF32 mode attention (forward and backward) runs
-// in fused flash-style kernels on bf16 / tf32 tensor cores (see "Fused attention"). Atomics (not bit-deterministic) are used only by
-// MAXPOOL3D_BACK and by INDEX_ADD with more than 4096 indices.
+// accumulation stays fp32; BF16 mode also stores intermediate activations as bf16 where every
+// reader has a bf16 path: "Activation storage"); in BF16 and TF32 mode attention (forward and
+// backward) runs in fused flash-style kernels on bf16 / tf32 tensor cores (see "Fused attention").
+// Atomics (not bit-deterministic) are used only by MAXPOOL3D_BACK and by INDEX_ADD with more than
+// 4096 indices.
 // Fusion: a LINEAR whose only reader is the next node, a residual ADD (scvrl_graph_fusable), runs as
 // one cuBLASLt call with beta = 1 into the ADD's buffer (SCVRL_NO_FUSE=1: off, as on the CPU).
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
@@ -712,22 +714,28 @@ template <int NC> __device__ __forceinline__ void ln_stats_v4(const float4 (&v)[
     *mean = mu;
     *rstd = (float)(1.0 / sqrt(q / (double)(4 * D4) + (double)eps));
 }
-// Rows of D = 4 k <= 1024 with 16-byte (fp32) / 8-byte (bf16) aligned rows: a warp per row holds
-// it in registers (NC groups of four per lane, loaded once, four at a time), the same double
-// statistics and formulas as above (the sums in another order). 1.25 TB/s -> see notes/cuda.md.
+// A row of 4 D4 elements into a warp's registers (NC groups of four a lane) and its statistics.
+template <int NC, typename TX>
+__device__ __forceinline__ void ln_row_v4(const TX *row, int D4, float eps, float4 (&v)[NC], float *mu, float *rs) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        int c = lane + 32 * j;
+        v[j] = c < D4 ? ld4f(row + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    ln_stats_v4<NC>(v, D4, eps, mu, rs);
+}
+// Rows of D = 4 D4 <= 1024 with 16-byte aligned rows: a warp per row holds it in registers (read
+// once, four elements at a time; the warp-per-row kernel above reads it three times), the same
+// double statistics and formulas (the sums in another order).
 template <int NC, typename TI, typename TO>
 __global__ void k_layer_norm_v4(int64_t rows, int D4, const TI *X, const float *W, const float *B, TO *Y, float eps) {
     int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     if (r >= rows) return;
     const int lane = threadIdx.x & 31, D = 4 * D4;
     float4 v[NC];
-#pragma unroll
-    for (int j = 0; j < NC; j++) {
-        int c = lane + 32 * j;
-        v[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
     float mu, rs;
-    ln_stats_v4<NC>(v, D4, eps, &mu, &rs);
+    ln_row_v4<NC>(X + r * D, D4, eps, v, &mu, &rs);
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         int c = lane + 32 * j;
@@ -744,13 +752,8 @@ __global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, cons
     if (r >= rows) return;
     const int lane = threadIdx.x & 31, D = 4 * D4;
     float4 xv[NC], gv[NC];
-#pragma unroll
-    for (int j = 0; j < NC; j++) {
-        int c = lane + 32 * j;
-        xv[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
     float mu, rs;
-    ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
+    ln_row_v4<NC>(X + r * D, D4, eps, xv, &mu, &rs);
     double sg = 0.0, sgx = 0.0;
 #pragma unroll
     for (int j = 0; j < NC; j++) {
@@ -2089,6 +2092,18 @@ int64_t rows_of(const scvrl_tensor *t, int64_t *D) {
         }                                                                                           \
     } while (0)
 
+// f(std::integral_constant<int, NC>) for rows of D4 groups of four (D <= 1024): NC groups a lane of
+// the row-in-registers layer-norm kernels (1, 2, 3, 4, 6 or 8: MViT's 96 .. 768 take 1, 2, 3, 6).
+template <typename Fn> void by_nc(int D4, Fn f) {
+    switch ((D4 + 31) / 32) {
+    case 1: f(std::integral_constant<int, 1>()); break;
+    case 2: f(std::integral_constant<int, 2>()); break;
+    case 3: f(std::integral_constant<int, 3>()); break;
+    case 4: f(std::integral_constant<int, 4>()); break;
+    case 5: case 6: f(std::integral_constant<int, 6>()); break;
+    default: f(std::integral_constant<int, 8>()); break;
+    }
+}
 int op_layer_norm(Run &R, scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t, &D);
     if (!Rn || !D) return 0;
@@ -2100,14 +2115,7 @@ int op_layer_norm(Run &R, scvrl_tensor *t) {
         if (D <= 1024 && D % 4 == 0 && (Rn + 7) / 8 < ((int64_t)1 << 31) && al16p(X, Y, W) && al16p(Bv, nullptr)) {
             unsigned g = (unsigned)((Rn + 7) / 8);
             int D4 = (int)(D / 4);
-            switch ((D4 + 31) / 32) {
-            case 1: k_layer_norm_v4<1><<<g, 256, 0, R.s>>>(Rn, D4, X, W, Bv, Y, t->fp[0]); break;
-            case 2: k_layer_norm_v4<2><<<g, 256, 0, R.s>>>(Rn, D4, X, W, Bv, Y, t->fp[0]); break;
-            case 3: k_layer_norm_v4<3><<<g, 256, 0, R.s>>>(Rn, D4, X, W, Bv, Y, t->fp[0]); break;
-            case 4: k_layer_norm_v4<4><<<g, 256, 0, R.s>>>(Rn, D4, X, W, Bv, Y, t->fp[0]); break;
-            case 5: case 6: k_layer_norm_v4<6><<<g, 256, 0, R.s>>>(Rn, D4, X, W, Bv, Y, t->fp[0]); break;
-            default: k_layer_norm_v4<8><<<g, 256, 0, R.s>>>(Rn, D4, X, W, Bv, Y, t->fp[0]); break;
-            }
+            by_nc(D4, [&](auto nc) { k_layer_norm_v4<decltype(nc)::value><<<g, 256, 0, R.s>>>(Rn, D4, X, W, Bv, Y, t->fp[0]); });
             SC_LAUNCH();
             return 0;
         }
@@ -2131,14 +2139,7 @@ int op_layer_norm_back(Run &R, scvrl_tensor *t) {
             unsigned g = (unsigned)((Rn + 7) / 8);
             int D4 = (int)(D / 4);
             float *DX = F(R, t);
-            switch ((D4 + 31) / 32) {
-            case 1: k_layer_norm_back_v4<1><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
-            case 2: k_layer_norm_back_v4<2><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
-            case 3: k_layer_norm_back_v4<3><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
-            case 4: k_layer_norm_back_v4<4><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
-            case 5: case 6: k_layer_norm_back_v4<6><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
-            default: k_layer_norm_back_v4<8><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); break;
-            }
+            by_nc(D4, [&](auto nc) { k_layer_norm_back_v4<decltype(nc)::value><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); });
             SC_LAUNCH();
             return 0;
         }

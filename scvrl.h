@@ -445,8 +445,10 @@ struct scvrl_backend {
 scvrl_backend *scvrl_backend_cpu(void);
 void scvrl_backend_free(scvrl_backend *be);
 // Compute precision of a GPU backend's matrix products (GEMMs, convolutions, attention): full fp32,
-// TF32 tensor cores, or bf16 tensor cores. Storage, accumulation, normalisation, softmax, losses,
-// optimizer and EMA stay fp32 in every mode (as PyTorch's autocast keeps them). The CPU is fp32.
+// TF32 tensor cores, or bf16 tensor cores. In bf16 mode the CUDA backend also stores intermediate
+// activations as bf16 where every reader has a bf16 path (as PyTorch's autocast keeps them);
+// weights, outputs, accumulation, normalisation statistics, softmax, losses, optimizer and EMA stay
+// fp32 in every mode. The CPU is fp32.
 enum { SCVRL_PREC_FP32 = 0, SCVRL_PREC_TF32 = 1, SCVRL_PREC_BF16 = 2 };
 int scvrl_precision_parse(const char *name);    // "fp32" | "tf32" | "bf16" -> SCVRL_PREC_*, else -1
 const char *scvrl_precision_name(int prec);     // the inverse ("?" if out of range)
