@@ -132,6 +132,8 @@ struct Cuda {
     char *h16 = nullptr; size_t h16_cap = 0;          // bf16 mode: GEMM operands rounded to bf16
     std::vector<char> half;                           // bf16 mode: per node, stored as bf16 (this compute; views: their base's)
     int half_nodes = 0;                               // how many planned nodes the last compute stored as bf16
+    std::vector<uint8_t> elem;                        // bf16 nodes: 2 bytes an element, for the sized plan
+    std::vector<int64_t> offs_h;                      // the activation offsets planned at those sizes
     std::unordered_map<const void *, size_t> slot_of; // host ptr -> index in slots (rebuilt per compute)
     std::vector<MirrorSlot> slots;
     std::vector<const void *> slot_host;
@@ -3985,6 +3987,15 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     size_t act_bytes = 0;
     const int64_t *offs = scvrl_graph_plan(g, &act_bytes);
     int n = g->n;
+    // BF16 mode: which nodes are stored as bf16, then the plan again at their 2 bytes an element
+    plan_half(C, g, offs);
+    if (C->half_nodes) {
+        C->elem.assign((size_t)n, 0);
+        for (int i = 0; i < n; i++) if (C->half[i] && !g->nodes[i]->view_src) C->elem[i] = 2;
+        C->offs_h.resize((size_t)n + 1);
+        act_bytes = scvrl_graph_plan_sized(g, C->elem.data(), C->offs_h.data());
+        offs = C->offs_h.data();
+    }
     if (grow(C, &C->act, &C->act_cap, act_bytes, "the activation arena", err, errlen)) return -1;
 
     // 1. mirror slots for leaves and external nodes, keyed by host pointer
@@ -4038,7 +4049,6 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
 
     // 3. device pointers (views of bf16-stored bases step 2 bytes per element)
-    plan_half(C, g, offs);
     C->dptr.assign((size_t)n, nullptr);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];

@@ -278,6 +278,10 @@ size_t scvrl_graph_activation_bytes(const scvrl_graph *g);   // size of the plan
 // For backends: plan the graph (if its shape changed) and return each node's byte offset in one
 // activation buffer (-1: no memory of its own: leaves, views, external outputs) and the size.
 const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes);
+// The same layout with each node's bytes per element given (elem[i]; 0: its dtype's), for a backend
+// that stores some nodes narrower (the CUDA backend's bf16 activations): offsets into offs (g->n
+// entries, -1 where scvrl_graph_plan has -1), returns the buffer size. Computed on every call.
+size_t scvrl_graph_plan_sized(scvrl_graph *g, const uint8_t *elem, int64_t *offs);
 // For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR or a DROP_PATH) may run
 // with node i+1 (GELU of the LINEAR, or ADD of node i and a contiguous tensor of its shape) as one
 // kernel; see scvrl__fusable.
@@ -3648,25 +3652,21 @@ static int scvrl__fusable(const scvrl_graph *g, int i, const int *uses) {
     return o->type == SCVRL_DT_F32 && scvrl__same_shape(o, u) && scvrl_is_contiguous(o);
 }
 
-static void scvrl__graph_plan(scvrl_graph *g) {
-    scvrl__plan *P = (scvrl__plan *)g->plan;
+// Lays out every allocated node in one buffer (offs[i], -1 for none) and returns its size: a node
+// takes memory from its step until its last reader (or forever if an output); a fused pair's
+// frees wait for the pair's second step. elem: bytes per element of each node (NULL or 0: its
+// dtype's), so that a backend storing some nodes narrower can plan them at their size.
+static size_t scvrl__plan_layout(scvrl_graph *g, const uint8_t *fuse, const uint8_t *elem, int64_t *offs) {
     int n = g->n;
-    for (int i = 0; i < n; i++) g->nodes[i]->id = i;
-    SCVRL_FREE(P->offs);
-    SCVRL_FREE(P->fuse);
-    P->offs = (int64_t *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int64_t));
-    P->fuse = (uint8_t *)scvrl__xmalloc((size_t)n + 1);
-    for (int i = 0; i < n; i++) P->offs[i] = -1;
+    for (int i = 0; i < n; i++) offs[i] = -1;
     int *last = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
-    int *uses = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
-    for (int i = 0; i < n; i++) { last[i] = i; uses[i] = 0; }
+    for (int i = 0; i < n; i++) last[i] = i;
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         for (int s = 0; s < SCVRL_MAX_SRC; s++) {
             if (!t->src[s]) continue;
             scvrl_tensor *b = scvrl__view_base(t->src[s], NULL);
             if (b->id >= 0 && b->id < n && g->nodes[b->id] == b && last[b->id] < i) last[b->id] = i;
-            if (b->id >= 0 && b->id < n && g->nodes[b->id] == b) uses[b->id]++;
         }
         if (t->flags & SCVRL_F_OUTPUT) {
             scvrl_tensor *b = scvrl__view_base(t, NULL);
@@ -3680,27 +3680,49 @@ static void scvrl__graph_plan(scvrl_graph *g) {
     scvrl__blk *fl = (scvrl__blk *)scvrl__xmalloc(((size_t)n + 1) * sizeof(scvrl__blk));
     int nfl = 0;
     size_t top = 0;
-    for (int i = 0; i < n; i++) P->fuse[i] = (uint8_t)scvrl__fusable(g, i, uses);
+#define SCVRL__NODE_BYTES(u, k) \
+    ((((size_t)scvrl_nelements(u) * (elem && elem[k] ? (size_t)elem[k] : scvrl_dtype_size((u)->type)) + 63) & ~(size_t)63))
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (scvrl__needs_alloc(t)) {
-            size_t sz = ((size_t)scvrl_nelements(t) * scvrl_dtype_size(t->type) + 63) & ~(size_t)63;
-            P->offs[i] = (int64_t)scvrl__plan_alloc(fl, &nfl, &top, sz ? sz : 64);
+            size_t sz = SCVRL__NODE_BYTES(t, i);
+            offs[i] = (int64_t)scvrl__plan_alloc(fl, &nfl, &top, sz ? sz : 64);
         }
-        if (P->fuse[i]) continue;                  // step i's frees wait for step i+1
-        for (int step = i > 0 && P->fuse[i - 1] ? i - 1 : i; step <= i; step++)
+        if (fuse[i]) continue;                     // step i's frees wait for step i+1
+        for (int step = i > 0 && fuse[i - 1] ? i - 1 : i; step <= i; step++)
             for (int j = head[step]; j >= 0; j = order[j]) {
                 scvrl_tensor *u = g->nodes[j];
-                if (scvrl__needs_alloc(u) && P->offs[j] >= 0) {
-                    size_t sz = ((size_t)scvrl_nelements(u) * scvrl_dtype_size(u->type) + 63) & ~(size_t)63;
-                    scvrl__plan_free(fl, &nfl, (size_t)P->offs[j], sz ? sz : 64);
+                if (scvrl__needs_alloc(u) && offs[j] >= 0) {
+                    size_t sz = SCVRL__NODE_BYTES(u, j);
+                    scvrl__plan_free(fl, &nfl, (size_t)offs[j], sz ? sz : 64);
                 }
             }
     }
-    SCVRL_FREE(uses);
-    P->bytes = top;
-    P->planned_n = n;
+#undef SCVRL__NODE_BYTES
     SCVRL_FREE(last); SCVRL_FREE(order); SCVRL_FREE(head); SCVRL_FREE(fl);
+    return top;
+}
+
+static void scvrl__graph_plan(scvrl_graph *g) {
+    scvrl__plan *P = (scvrl__plan *)g->plan;
+    int n = g->n;
+    for (int i = 0; i < n; i++) g->nodes[i]->id = i;
+    SCVRL_FREE(P->offs);
+    SCVRL_FREE(P->fuse);
+    P->offs = (int64_t *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int64_t));
+    P->fuse = (uint8_t *)scvrl__xmalloc((size_t)n + 1);
+    int *uses = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) uses[i] = 0;
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < SCVRL_MAX_SRC; s++) {
+            if (!g->nodes[i]->src[s]) continue;
+            scvrl_tensor *b = scvrl__view_base(g->nodes[i]->src[s], NULL);
+            if (b->id >= 0 && b->id < n && g->nodes[b->id] == b) uses[b->id]++;
+        }
+    for (int i = 0; i < n; i++) P->fuse[i] = (uint8_t)scvrl__fusable(g, i, uses);
+    SCVRL_FREE(uses);
+    P->bytes = scvrl__plan_layout(g, P->fuse, NULL, P->offs);
+    P->planned_n = n;
 }
 
 size_t scvrl_graph_activation_bytes(const scvrl_graph *g) { return ((const scvrl__plan *)g->plan)->bytes; }
@@ -3711,6 +3733,12 @@ const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes) {
     for (int i = 0; i < g->n; i++) g->nodes[i]->id = i;
     if (bytes) *bytes = P->bytes;
     return P->offs;
+}
+size_t scvrl_graph_plan_sized(scvrl_graph *g, const uint8_t *elem, int64_t *offs) {
+    scvrl__plan *P = (scvrl__plan *)g->plan;
+    if (P->planned_n != g->n) scvrl__graph_plan(g);
+    for (int i = 0; i < g->n; i++) g->nodes[i]->id = i;
+    return scvrl__plan_layout(g, P->fuse, elem, offs);
 }
 // LINEAR + GELU/ADD and DROP_PATH + ADD fusion (scvrl__fusable), for every backend: -1 until read from SCVRL_NO_FUSE (=1: off).
 static int scvrl__fuse = -1;
