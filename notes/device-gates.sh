@@ -16,6 +16,8 @@
 # GATES=g1, GATES=g2, GATES=g4sup: 80 epochs take ~4 min each), THREADS (16), HARD (0: examples/synth --hard; one data folder per level),
 # BINS (8: eval flow --bins, time bins of the oracle's features).
 set -uo pipefail
+# The recorded runs (docs/RESULTS.md, notes/) used TF32, the programs' default before session 7 (now bf16).
+export SCVRL_CUDA_PRECISION=${SCVRL_CUDA_PRECISION:-tf32}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 GATES=${GATES:-"g3 g4flow g5 g4sup g1 g2"}
 PER_CLASS=${PER_CLASS:-100}; EPOCHS=${EPOCHS:-80}; MODEL=${MODEL:-mvit-tiny}; EACH_S=${EACH_S:-540}; THREADS=${THREADS:-16}

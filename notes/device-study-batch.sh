@@ -8,6 +8,8 @@
 #
 # pretrain: each run's online encoder comes back as $OUT/NAME.safetensors (copy into .carry/models/ for eval).
 set -uo pipefail
+# The recorded runs (docs/RESULTS.md, notes/) used TF32, the programs' default before session 7 (now bf16).
+export SCVRL_CUDA_PRECISION=${SCVRL_CUDA_PRECISION:-tf32}
 OUT=${OUT:-/tmp/out}; export OUT; mkdir -p "$OUT"
 MODE=${1:?pretrain or eval}; shift
 DATA=${DATA:-/tmp/syn112h0}

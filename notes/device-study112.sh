@@ -20,6 +20,8 @@
 # Knobs: STEPS (3000), EACH_S (timeout of the pretraining part, 480 s; on it pretrain saves and stops), THREADS (16),
 # COMMON (the shared recipe, below: the study's declared recipe, notes/study.md section 4).
 set -uo pipefail
+# The recorded runs (docs/RESULTS.md, notes/) used TF32, the programs' default before session 7 (now bf16).
+export SCVRL_CUDA_PRECISION=${SCVRL_CUDA_PRECISION:-tf32}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 RUN=${RUN:-}; STEPS=${STEPS:-3000}; EACH_S=${EACH_S:-480}; THREADS=${THREADS:-16}; SPLITS=${SPLITS:-val}
 DATA=${DATA:-/tmp/syn112h0}
