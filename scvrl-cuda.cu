@@ -1742,22 +1742,24 @@ uint32_t align_of(const void *p) { uintptr_t a = (uintptr_t)p; return a % 16 == 
 // view: Y^T [out, rows] = op_T(W stored [in, out]) X^T [in, rows]. Plans (descriptors and the
 // heuristic's algorithm) are cached per shape, precision, storage and alignment. BF16 mode: W
 // (and X, unless xh: stored as bf16 already) rounded to bf16 first; yh: Y stored as bf16 (then the
-// bias is rounded to bf16 too, the epilogue's type; no A). 1: done, 0: no plan (the caller falls
-// back to GEMM + bias kernel), -1: error.
+// bias is rounded to bf16 too, the epilogue's type; no A). gelu: Y = GELU(X W^T + b) with cuBLASLt's
+// GELU epilogue (the tanh form: BF16 mode only, see op_linear_gelu). 1: done, 0: no plan (the caller
+// falls back to GEMM + bias kernel), -1: error.
 int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const void *X, const void *W, const float *b, void *Y,
-              const float *A = nullptr, bool xh = false, bool yh = false, bool wh = false) {
+              const float *A = nullptr, bool xh = false, bool yh = false, bool wh = false, bool gelu = false) {
     Cuda *C = R.C;
     char key[160];
     uint32_t ay = A && align_of(A) < align_of(Y) ? align_of(A) : align_of(Y);
-    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%d,%d%d%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
-             A != nullptr, xh, yh, wh, align_of(X), align_of(W), ay, b ? align_of(b) : 16u);
+    snprintf(key, sizeof key, "%lld,%lld,%lld,%d,%d,%d,%d%d%d%d,%u%u%u%u", (long long)rows, (long long)in, (long long)out, C->prec, b != nullptr,
+             A != nullptr, xh, yh, wh, gelu, align_of(X), align_of(W), ay, b ? align_of(b) : 16u);
     auto it = C->lt_plans.find(key);
     if (it == C->lt_plans.end()) {
         LtPlan P;
         memset(&P, 0, sizeof P);
         cublasComputeType_t ct = C->prec == SCVRL_PREC_BF16 ? CUBLAS_COMPUTE_32F : compute_type(C->prec);
         cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-        cublasLtEpilogue_t ep = b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+        cublasLtEpilogue_t ep = gelu ? (b ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                                     : (b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
         SC_BLAS(cublasLtMatmulDescCreate(&P.op, ct, CUDA_R_32F));
         SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
         SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
@@ -1806,6 +1808,20 @@ int op_linear_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
     int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
     if (rows <= 0 || out <= 0 || in <= 0 || rows >= ((int64_t)1 << 31) || !F(R, o)) return 0;
     return lt_linear(R, rows, in, out, P(R, x), F(R, w), b ? F(R, b) : nullptr, F(R, u), F(R, o), HF(R, x), false);
+}
+
+// LINEAR t and its only consumer u = GELU(t) as one cuBLASLt call writing u, BF16 mode only: the
+// epilogue's GELU is the tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), within 4.8e-4
+// of the erf GELU everywhere (below the bf16 rounding of the values around it). The plan fuses the
+// pair only where nothing else reads t (no-grad forwards: eval, the momentum encoder; training keeps
+// t for GELU_BACK). SCVRL_CUDA_GELU=erf keeps the two kernels. 1: done, 0: not taken, -1: error.
+bool gelu_erf() { const char *e = getenv("SCVRL_CUDA_GELU"); return e && !strcmp(e, "erf"); }
+int op_linear_gelu(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
+    if (R.C->prec != SCVRL_PREC_BF16 || gelu_erf()) return 0;
+    const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    int64_t in = w->ne[1], out = w->ne[0], rows = in ? scvrl_nelements(x) / in : 0;
+    if (rows <= 0 || out <= 0 || in <= 0 || rows >= ((int64_t)1 << 31)) return 0;
+    return lt_linear(R, rows, in, out, P(R, x), F(R, w), b ? F(R, b) : nullptr, P(R, u), nullptr, HF(R, x), HF(R, u), false, true);
 }
 
 int op_linear(Run &R, scvrl_tensor *t) {
@@ -4092,11 +4108,13 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
         if (prof) SC_CU(cudaEventRecord(C->prof_ev[i], C->stream));
         if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
         if (!C->dptr[i] && scvrl_nelements(t) > 0) { seterr(err, errlen, "cuda: node '%s' (%s) has no memory", t->name, scvrl_op_name(t->op)); return -1; }
-        if (fuse && fuse[i] && g->nodes[i + 1]->op == SCVRL_OP_ADD && C->dptr[i + 1]) {   // LINEAR or DROP_PATH + residual ADD
-            int rc = t->op == SCVRL_OP_DROP_PATH ? op_drop_path_add(R, t, g->nodes[i + 1]) : op_linear_add(R, t, g->nodes[i + 1]);
+        if (fuse && fuse[i] && C->dptr[i + 1]) {   // LINEAR or DROP_PATH + residual ADD, LINEAR + GELU (BF16 mode)
+            scvrl_tensor *u = g->nodes[i + 1];
+            int rc = u->op == SCVRL_OP_GELU ? op_linear_gelu(R, t, u)
+                   : t->op == SCVRL_OP_DROP_PATH ? op_drop_path_add(R, t, u) : op_linear_add(R, t, u);
             if (rc < 0) return -1;
             if (rc > 0) {
-                if (prof) SC_CU(cudaEventRecord(C->prof_ev[i + 1], C->stream));   // the ADD's time is in the LINEAR's
+                if (prof) SC_CU(cudaEventRecord(C->prof_ev[i + 1], C->stream));   // the ADD's / GELU's time is in the first node's
                 i++;
                 continue;
             }

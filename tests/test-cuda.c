@@ -954,6 +954,45 @@ static void test_bf16_act(void) {
     run_bf16_mvit("mvit-b", 8, 64, 1, 5e-2);
 }
 
+// LINEAR + GELU in one cuBLASLt call (BF16 mode, no-grad graphs: the plan's fusion; the epilogue's
+// GELU is the tanh form): y = GELU(x W^T + b) over [3, 41, 96] -> 384 with pre-activations spread
+// over [-6, 6], against the CPU's erf GELU; SCVRL_CUDA_GELU=erf runs the two kernels instead, whose
+// result must differ from the fused one (the fused path ran) and be as close to the CPU's.
+static void test_linear_gelu_fused(void) {
+    char err[512], label[200];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    plist P = { { 0 }, 0 };
+    scvrl_tensor *x = bp(ctx, &P, 3, NE(3, 41, 96), 1.0f);
+    scvrl_tensor *y = scvrl_gelu(ctx, scvrl_linear(ctx, x, bp(ctx, &P, 2, NE(384, 96), 0.5f), bp(ctx, &P, 1, NE(384), 0.5f)));
+    scvrl_mark_output(y);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, y);
+    int64_t n = scvrl_nelements(y);
+    float *ref = malloc((size_t)n * 4), *fused = malloc((size_t)n * 4);
+    double lo = 0, hi = 0;
+    int old = scvrl_cuda_set_precision(gpu, SCVRL_PREC_BF16);
+    if (scvrl_graph_compute(g, NULL, err, sizeof err)) { test_fail("linear+gelu", "cpu: %s", err); goto out; }
+    memcpy(ref, y->data, (size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) { if (ref[i] < lo) lo = ref[i]; if (ref[i] > hi) hi = ref[i]; }
+    for (int erf = 0; erf <= 1; erf++) {
+        if (erf) setenv("SCVRL_CUDA_GELU", "erf", 1); else unsetenv("SCVRL_CUDA_GELU");
+        if (scvrl_graph_compute(g, gpu, err, sizeof err)) { test_fail("linear+gelu", "gpu: %s", err); break; }
+        double e = rel_err(scvrl_f32(y), ref, n);
+        int same = erf && bits_equal(scvrl_f32(y), fused, n);
+        if (!erf) memcpy(fused, y->data, (size_t)n * 4);
+        snprintf(label, sizeof label, "cuda bf16 linear+gelu %s: %.2e vs the CPU's erf GELU (outputs in [%.3f, %.2f])",
+                 erf ? "as two kernels (SCVRL_CUDA_GELU=erf)" : "fused (tanh epilogue)", e, lo, hi);
+        test_check(e <= 2e-2 && lo < -0.16 && hi > 3 && !same, label, same ? "the same bits as the fused run: no fusion" : "above tolerance");
+    }
+    unsetenv("SCVRL_CUDA_GELU");
+out:
+    scvrl_cuda_set_precision(gpu, old);
+    for (int i = 0; i < P.n; i++) free(P.t[i]->grad_data);
+    free(ref); free(fused);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
 static void test_drop_path_add_fused(void) {
     char err[512], name[160];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -1231,6 +1270,7 @@ int main(int argc, char **argv) {
     test_linear_add_fused();
     test_maxpool_special();
     test_drop_path_add_fused();
+    test_linear_gelu_fused();
     test_bf16_act();
     test_params_ops();
     test_params_train();
