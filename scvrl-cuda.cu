@@ -1369,9 +1369,11 @@ __global__ void k_conv_direct_back_w(G5 gx, G5 gy, CP p, const float *DY, const 
 }
 
 struct PP { int64_t k[3], s[3], p[3]; };
-// Window argmax as the CPU (padding skipped; a NaN wins at once).
-__device__ __forceinline__ int64_t pool_argmax(const float *x, const G5 &gx, const PP &p, int64_t ot, int64_t oh, int64_t ow) {
-    int64_t best = -1; float bv = -INFINITY;
+// Window argmax as the CPU (padding skipped; a NaN wins at once), as an offset under the strides of
+// go (x's own to read it; the contiguous gradient's in the backward, x may be a strided view).
+__device__ __forceinline__ int64_t pool_argmax(const float *x, const G5 &gx, const PP &p, int64_t ot, int64_t oh, int64_t ow,
+                                               const G5 &go) {
+    int64_t best = -1, bo = -1; float bv = -INFINITY;
     for (int64_t a = 0; a < p.k[0]; a++) {
         int64_t it = ot * p.s[0] - p.p[0] + a;
         if (it < 0 || it >= gx.T) continue;
@@ -1381,13 +1383,12 @@ __device__ __forceinline__ int64_t pool_argmax(const float *x, const G5 &gx, con
             for (int64_t e = 0; e < p.k[2]; e++) {
                 int64_t iw = ow * p.s[2] - p.p[2] + e;
                 if (iw < 0 || iw >= gx.W) continue;
-                int64_t o = it * gx.sT + ih * gx.sH + iw * gx.sW;
-                float v = x[o];
-                if (best < 0 || v > bv || v != v) { best = o; bv = v; if (v != v) return best; }
+                float v = x[it * gx.sT + ih * gx.sH + iw * gx.sW];
+                if (best < 0 || v > bv || v != v) { best = 1; bo = it * go.sT + ih * go.sH + iw * go.sW; bv = v; if (v != v) return bo; }
             }
         }
     }
-    return best;
+    return bo;
 }
 // Thread per output. CL (channels-last, unit channel stride): the channel is the fastest index,
 // so neighbouring threads read neighbouring memory; else the width is.
@@ -1410,7 +1411,7 @@ template <bool CL> __global__ void k_maxpool(int64_t total, G5 gx, G5 gy, PP p, 
         int64_t n, c, ot, oh, ow;
         pool_out_coords<CL>(i, gy, &n, &c, &ot, &oh, &ow);
         const float *xb = X + n * gx.sN + c * gx.sC;
-        int64_t o = pool_argmax(xb, gx, p, ot, oh, ow);
+        int64_t o = pool_argmax(xb, gx, p, ot, oh, ow, gx);
         Y[n * gy.sN + c * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW] = o >= 0 ? xb[o] : -INFINITY;
     }
 }
@@ -1453,7 +1454,7 @@ template <bool CL> __global__ void k_maxpool_back(int64_t total, G5 gx, G5 gy, G
     GRID_STRIDE(i, total) {
         int64_t n, c, ot, oh, ow;
         pool_out_coords<CL>(i, gy, &n, &c, &ot, &oh, &ow);
-        int64_t o = pool_argmax(X + n * gx.sN + c * gx.sC, gx, p, ot, oh, ow);
+        int64_t o = pool_argmax(X + n * gx.sN + c * gx.sC, gx, p, ot, oh, ow, gd);
         if (o >= 0) atomicAdd(DX + n * gd.sN + c * gd.sC + o, DY[n * gy.sN + c * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW]);
     }
 }

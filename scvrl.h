@@ -864,7 +864,8 @@ scvrl_tensor *scvrl_conv3d(scvrl_ctx *ctx, scvrl_tensor *x, scvrl_tensor *w, scv
 scvrl_tensor *scvrl_maxpool3d(scvrl_ctx *ctx, scvrl_tensor *x, const int kernel[3], const int stride[3],
                               const int pad[3], scvrl_layout layout) {
     scvrl__check_f32(x, "maxpool3d");
-    x = scvrl__contig(ctx, x);
+    // x may be any view (MViT's skip pool reads the grid tokens of [B, 1+L, C] in place): backends
+    // read it through its strides; the backward's dx is contiguous, winners mapped onto it.
     int64_t g[5]; scvrl__geom5(x, layout, g);
     int64_t o[3];
     for (int i = 0; i < 3; i++) {
@@ -2656,9 +2657,12 @@ static scvrl__poolp scvrl__pool_params(const scvrl_tensor *t) {
 }
 
 // Offset (relative to the sample/channel base) of the window maximum for output (ot, oh, ow).
-static inline int64_t scvrl__pool_argmax(const float *x, const scvrl__g5 *gx, const scvrl__poolp *p,
-                                         int64_t ot, int64_t oh, int64_t ow) {
-    int64_t best = -1; float bv = -INFINITY;
+// The window's winner (first valid tap, then strictly greater, a NaN wins and stays) as an offset
+// under the strides sT, sH, sW (x's own for reading it, the gradient's when x is a strided view),
+// -1 if the window has no valid tap.
+static inline int64_t scvrl__pool_argmax_to(const float *x, const scvrl__g5 *gx, const scvrl__poolp *p,
+                                            int64_t ot, int64_t oh, int64_t ow, int64_t sT, int64_t sH, int64_t sW) {
+    int64_t best = -1, bo = -1; float bv = -INFINITY;
     for (int64_t a = 0; a < p->k[0]; a++) {
         int64_t it = ot * p->s[0] - p->p[0] + a;
         if (it < 0 || it >= gx->T) continue;
@@ -2668,13 +2672,16 @@ static inline int64_t scvrl__pool_argmax(const float *x, const scvrl__g5 *gx, co
             for (int64_t e = 0; e < p->k[2]; e++) {
                 int64_t iw = ow * p->s[2] - p->p[2] + e;
                 if (iw < 0 || iw >= gx->W) continue;
-                int64_t o = it * gx->sT + ih * gx->sH + iw * gx->sW;
-                float v = x[o];
-                if (best < 0 || v > bv || v != v) { best = o; bv = v; if (v != v) return best; }
+                float v = x[it * gx->sT + ih * gx->sH + iw * gx->sW];
+                if (best < 0 || v > bv || v != v) { best = 1; bo = it * sT + ih * sH + iw * sW; bv = v; if (v != v) return bo; }
             }
         }
     }
-    return best;
+    return bo;
+}
+static inline int64_t scvrl__pool_argmax(const float *x, const scvrl__g5 *gx, const scvrl__poolp *p,
+                                         int64_t ot, int64_t oh, int64_t ow) {
+    return scvrl__pool_argmax_to(x, gx, p, ot, oh, ow, gx->sT, gx->sH, gx->sW);
 }
 
 // Channels last (the MViT skip pool): threads own output rows (n, ot, oh), channels are contiguous.
@@ -2770,7 +2777,7 @@ static void scvrl__cpu_MAXPOOL3D_BACK(scvrl_tensor *t, const scvrl_graph *g) {
         for (int64_t ot = 0; ot < gy.T; ot++)
             for (int64_t oh = 0; oh < gy.H; oh++)
                 for (int64_t ow = 0; ow < gy.W; ow++)
-                    db[scvrl__pool_argmax(xb, &gx, &p, ot, oh, ow)] +=
+                    db[scvrl__pool_argmax_to(xb, &gx, &p, ot, oh, ow, gd.sT, gd.sH, gd.sW)] +=
                         DY[n * gy.sN + c * gy.sC + ot * gy.sT + oh * gy.sH + ow * gy.sW];
     }
 }

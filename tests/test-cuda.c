@@ -133,6 +133,12 @@ static scvrl_tensor *b_pool_skip(scvrl_ctx *c, scvrl_tensor **x) {
     int k[3] = { 3, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
     return scvrl_maxpool3d(c, x[0], k, s, p, SCVRL_LAYOUT_NDHWC);
 }
+// MViT's skip pool on the grid tokens of [N, 1+4*8*8, C] in place (a strided view, no copy)
+static scvrl_tensor *b_pool_view(scvrl_ctx *c, scvrl_tensor **x) {
+    int k[3] = { 1, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 0, 1, 1 };
+    int64_t g5[5] = { x[0]->ne[0], 4, 8, 8, x[0]->ne[2] };
+    return scvrl_maxpool3d(c, scvrl_reshape(c, scvrl_slice(c, x[0], 1, 1, 256), 5, g5), k, s, p, SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_ln(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_layer_norm(c, x[0], x[1], x[2], 1e-6f); }
 static scvrl_tensor *b_ln_now(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_layer_norm(c, x[0], NULL, NULL, 1e-5f); }
 static scvrl_tensor *b_softmax(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_softmax(c, x[0]); }
@@ -251,6 +257,8 @@ static const ccase cases[] = {
     { "conv3d_pool_s2_c40", 2, { 5, 5 }, { { 2, 3, 6, 7, 40 }, { 40, 1, 3, 3, 3 } }, 3, b_conv_pool2 },   // a partial channel group of 32
     { "conv3d_depthwise_ncdhw", 3, { 5, 5, 1 }, { { 2, 5, 3, 6, 7 }, { 5, 1, 3, 3, 3 }, { 5 } }, 7, b_conv_dw_cf },
     { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
+    { "maxpool3d_view_c16", 1, { 3 }, { { 2, 257, 16 } }, 1, b_pool_view },     // four channels a thread
+    { "maxpool3d_view_c6", 1, { 3 }, { { 3, 257, 6 } }, 1, b_pool_view },       // one channel a thread
     { "layer_norm_768", 3, { 3, 1, 1 }, { { 3, 17, 768 }, { 768 }, { 768 } }, 7, b_ln },
     { "layer_norm_rows_4000", 1, { 2 }, { { 4000, 96 } }, 1, b_ln_now },
     { "layer_norm_2000 (block per row)", 3, { 2, 1, 1 }, { { 5, 2000 }, { 2000 }, { 2000 } }, 7, b_ln },

@@ -71,6 +71,14 @@ static scvrl_tensor *b_pool_cf(scvrl_ctx *c, scvrl_tensor **x) {
     int k[3] = { 2, 3, 2 }, s[3] = { 2, 2, 1 }, p[3] = { 1, 1, 0 };
     return scvrl_maxpool3d(c, x[0], k, s, p, SCVRL_LAYOUT_NCDHW);
 }
+// MViT's skip pool: the grid tokens of [N, 1+T*H*W, C] pooled in place (a strided view, no copy),
+// here also 3 of 5 channels, so that the input's strides differ from its gradient's
+static scvrl_tensor *b_pool_view(scvrl_ctx *c, scvrl_tensor **x) {
+    int k[3] = { 1, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 0, 1, 1 };
+    int64_t g5[5] = { x[0]->ne[0], 2, 5, 4, 3 };
+    scvrl_tensor *v = scvrl_slice(c, scvrl_slice(c, x[0], 1, 1, 40), 2, 1, 3);
+    return scvrl_maxpool3d(c, scvrl_reshape(c, v, 5, g5), k, s, p, SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_ln(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_layer_norm(c, x[0], x[1], x[2], 1e-6f); }
 static scvrl_tensor *b_softmax(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_softmax(c, x[0]); }
 static scvrl_tensor *b_logsm(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_log_softmax(c, x[0]); }
@@ -137,6 +145,7 @@ static const gcase cases[] = {
     { "conv3d_ndhwc", SCVRL_OP_CONV3D, 3, { 5, 5, 1 }, { { 1, 4, 3, 5, 2 }, { 3, 2, 2, 3, 1 }, { 3 } }, 7, b_conv_last, 2e-3 },
     { "maxpool3d_ndhwc", SCVRL_OP_MAXPOOL3D, 1, { 5 }, { { 2, 2, 5, 4, 3 } }, 1, b_pool, 2e-3 },
     { "maxpool3d_ncdhw", SCVRL_OP_MAXPOOL3D, 1, { 5 }, { { 1, 2, 3, 5, 4 } }, 1, b_pool_cf, 2e-3 },
+    { "maxpool3d_view", SCVRL_OP_MAXPOOL3D, 1, { 3 }, { { 2, 41, 6 } }, 1, b_pool_view, 2e-3 },
     { "layer_norm", SCVRL_OP_LAYER_NORM, 3, { 3, 1, 1 }, { { 2, 3, 6 }, { 6 }, { 6 } }, 7, b_ln, 2e-3 },
     { "softmax", SCVRL_OP_SOFTMAX, 1, { 2 }, { { 3, 6 } }, 1, b_softmax, 2e-3 },
     { "log_softmax", SCVRL_OP_LOG_SOFTMAX, 1, { 2 }, { { 3, 6 } }, 1, b_logsm, 2e-3 },
