@@ -50,6 +50,7 @@
 #include <string.h>
 #include <time.h>
 #include <stdint.h>
+#include <map>
 #include <algorithm>
 #include <type_traits>
 #include <string>
@@ -115,7 +116,10 @@ struct DevParams {           // a parameter set kept on the device (scvrl_params
     int *decay = nullptr;    // 1: weight decay applies to that tensor
 };
 
-struct LtPlan { cublasLtMatmulDesc_t op; cublasLtMatrixLayout_t a, b, c; cublasLtMatmulAlgo_t algo; int ok; };
+// cuBLASLt plan: descriptors, the algorithm in use, and the heuristic's other candidates (up to 8),
+// timed once on the first call's operands when tuned == 0 (lt_tune).
+struct LtPlan { cublasLtMatmulDesc_t op; cublasLtMatrixLayout_t a, b, c; cublasLtMatmulAlgo_t algo; int ok;
+                cublasLtMatmulAlgo_t cand[8]; int ncand, tuned; };
 
 struct Cuda {
     int device = 0;
@@ -183,6 +187,8 @@ int64_t prof_n[SCVRL_OP_COUNT];
 std::vector<ProfNode> prof_top;                       // the 25 slowest nodes seen
 double prof_shape_ms[SCVRL_OP_COUNT][4];              // per op kind: time of the 4 most expensive shapes
 char prof_shape[SCVRL_OP_COUNT][4][64];
+struct ProfPair { double ms = 0, flops = 0; int64_t n = 0; };
+std::map<std::string, ProfPair> prof_pairs;           // every (op, output shape) seen
 
 int prof_on() {
     static int on = -1;
@@ -234,6 +240,16 @@ void prof_print() {
     }
     fprintf(stderr, "slowest nodes:\n");
     for (auto &p : prof_top) fprintf(stderr, "  %8.3f ms  %-18s %-40s %s\n", p.ms, scvrl_op_name((scvrl_op)p.op), p.name, p.shape);
+    std::vector<std::pair<std::string, ProfPair>> pairs(prof_pairs.begin(), prof_pairs.end());
+    std::sort(pairs.begin(), pairs.end(), [](const std::pair<std::string, ProfPair> &a, const std::pair<std::string, ProfPair> &b) {
+        return a.second.ms > b.second.ms; });
+    fprintf(stderr, "costliest (op, shape) pairs (of %zu; ms summed over calls, per call, TFLOP/s of LINEAR products):\n", pairs.size());
+    for (size_t j = 0; j < pairs.size() && j < 48; j++) {
+        const ProfPair &q = pairs[j].second;
+        fprintf(stderr, "  %8.2f ms %5lld calls %7.3f ms  %-44s", q.ms, (long long)q.n, q.ms / (double)q.n, pairs[j].first.c_str());
+        if (q.flops > 0) fprintf(stderr, " %6.1f TFLOP/s", q.flops / (q.ms * 1e9));
+        fprintf(stderr, "\n");
+    }
 }
 
 void prof_add(const scvrl_tensor *t, double ms) {
@@ -254,6 +270,19 @@ void prof_add(const scvrl_tensor *t, double ms) {
         }
         if (slot < 0) { slot = low; snprintf(prof_shape[t->op][slot], 64, "%s", sh); prof_shape_ms[t->op][slot] = 0; }
         prof_shape_ms[t->op][slot] += ms;
+    }
+    {   // every (op, shape) pair: time, calls, and for LINEAR the products' FLOPs (in features in the key)
+        char key[96];
+        int k = snprintf(key, sizeof key, "%-14s ", scvrl_op_name(t->op));
+        for (int d = 0; d < t->ndim && k < 80; d++) k += snprintf(key + k, sizeof key - k, d ? "x%lld" : "[%lld", (long long)t->ne[d]);
+        double fl = 0;
+        if (t->op == SCVRL_OP_LINEAR && k < 80) {
+            int64_t in = t->src[1]->ne[1];
+            k += snprintf(key + k, sizeof key - k, "] in %lld", (long long)in);
+            fl = 2.0 * (double)scvrl_nelements(t) * (double)in;
+        } else if (k < 90) snprintf(key + k, sizeof key - k, "]");
+        ProfPair &q = prof_pairs[key];
+        q.ms += ms; q.n++; q.flops += fl;
     }
     if (prof_top.size() >= 25 && ms <= prof_top.back().ms) return;
     ProfNode p; p.ms = ms; p.op = t->op;
@@ -1735,6 +1764,36 @@ int op_matmul(Run &R, scvrl_tensor *t) {
     return 0;
 }
 
+// cuBLASLt's heuristic ranks its algorithms by a model, not by the clock: the first call of each
+// plan times the heuristic's first (up to) 8 candidates on the call's own operands (a warm-up run,
+// then 3 runs between events) and keeps the fastest. Every candidate computes the same product, D
+// never overlaps A, B or C (the plan), so the runs are harmless; which candidate wins can differ from
+// one process to the next (clock noise), and with it the last bits of a result: SCVRL_CUDA_LT_TUNE=0
+// keeps the heuristic's first choice (reproducible bits from run to run).
+bool lt_tune_on() { const char *e = getenv("SCVRL_CUDA_LT_TUNE"); return !(e && *e == '0'); }
+template <class MM> int lt_tune(Run &R, LtPlan &P, MM mm) {
+    cudaEvent_t e0, e1;
+    SC_CU(cudaEventCreate(&e0));
+    SC_CU(cudaEventCreate(&e1));
+    float best = 0;
+    int bi = -1;
+    for (int k = 0; k < P.ncand; k++) {
+        if (mm(&P.cand[k]) != CUBLAS_STATUS_SUCCESS) continue;
+        SC_CU(cudaEventRecord(e0, R.s));
+        for (int r = 0; r < 3; r++) mm(&P.cand[k]);
+        SC_CU(cudaEventRecord(e1, R.s));
+        SC_CU(cudaEventSynchronize(e1));
+        float ms = 0;
+        SC_CU(cudaEventElapsedTime(&ms, e0, e1));
+        if (bi < 0 || ms < best) { best = ms; bi = k; }
+    }
+    cudaEventDestroy(e0); cudaEventDestroy(e1);
+    cudaGetLastError();
+    if (bi >= 0) P.algo = P.cand[bi];
+    P.tuned = 1;
+    return 0;
+}
+
 // Largest power of two (<= 16) that divides the address: cuBLASLt picks kernels for it.
 uint32_t align_of(const void *p) { uintptr_t a = (uintptr_t)p; return a % 16 == 0 ? 16 : a % 8 == 0 ? 8 : a % 4 == 0 ? 4 : 1; }
 
@@ -1777,12 +1836,15 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const void *X, cons
         SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab));
         SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac));
         SC_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac));
-        cublasLtMatmulHeuristicResult_t res;
+        cublasLtMatmulHeuristicResult_t res[8];
         int nres = 0;
-        cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(C->lt, P.op, P.a, P.b, P.c, P.c, pref, 1, &res, &nres);
+        cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(C->lt, P.op, P.a, P.b, P.c, P.c, pref, lt_tune_on() ? 8 : 1, res, &nres);
         cublasLtMatmulPreferenceDestroy(pref);
         P.ok = st == CUBLAS_STATUS_SUCCESS && nres > 0;
-        if (P.ok) P.algo = res.algo;
+        for (int k = 0; P.ok && k < nres; k++) if (res[k].state == CUBLAS_STATUS_SUCCESS) P.cand[P.ncand++] = res[k].algo;
+        P.ok = P.ok && P.ncand > 0;
+        if (P.ok) P.algo = P.cand[0];
+        P.tuned = P.ncand <= 1;
         it = C->lt_plans.emplace(key, P).first;
     }
     LtPlan &P = it->second;
@@ -1798,7 +1860,11 @@ int lt_linear(Run &R, int64_t rows, int64_t in, int64_t out, const void *X, cons
         if (np && to_bf16(R, pk, np)) return -1;
     }
     if (b) SC_BLAS(cublasLtMatmulDescSetAttribute(P.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bb, sizeof bb));
-    SC_BLAS(cublasLtMatmul(C->lt, P.op, &alpha, w, P.a, x, P.b, &beta, A ? A : Y, P.c, Y, P.c, &P.algo, C->lt_ws, C->lt_ws_bytes, R.s));
+    auto mm = [&](const cublasLtMatmulAlgo_t *al) {
+        return cublasLtMatmul(C->lt, P.op, &alpha, w, P.a, x, P.b, &beta, A ? A : Y, P.c, Y, P.c, al, C->lt_ws, C->lt_ws_bytes, R.s);
+    };
+    if (!P.tuned && lt_tune(R, P, mm)) return -1;
+    SC_BLAS(mm(&P.algo));
     return 1;
 }
 
