@@ -1198,6 +1198,48 @@ __global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, con
         V::st(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c, acc);
     }
 }
+// The same conv for 3x3x3 taps with temporal stride 1, padding 1 and TT frames in and out (MViT's
+// pools: T = 8 at 16 frames): a thread owns one (sample, row, column, channel group) and all TT
+// outputs along time, so that each input plane it reads feeds the three outputs it + 1 - kt (kt =
+// 0..2) it touches: 9 (TT + 3) loads for TT outputs instead of 54 TT (27 inputs and 27 weights
+// each), read through L2 about 3x less (its bound: each input is otherwise re-read by ~3 outputs of a
+// stride-2 pool, ~27 of a stride-1 one). Weights from the transposed copy [27][C]; per output the
+// taps are summed in (kh, kw, kt) order, not (kt, kh, kw): the last bits can differ from the CPU.
+template <int TT, int VW, typename TI = float, typename TO = float>
+__global__ void __launch_bounds__(128) k_dw_fwd_tcol(int npos, int CV, DwI d, const TI *X, const float *Wt, const float *bias, TO *Y) {
+    typedef DwV<VW> V;
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV, C = CV * VW;
+    const typename V::T b0 = bias ? V::gather(bias + c, 1) : V::zero();
+    for (int q = tid / CV; q < npos; q += pstep) {
+        int r = fdiv(q, d.fYW), ow = q - r * d.YW, n = fdiv(r, d.fYH), oh = r - n * d.YH;
+        const int ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
+        const TI *xn = X + n * d.xsN + c;
+        typename V::T acc[TT];
+#pragma unroll
+        for (int t = 0; t < TT; t++) acc[t] = b0;
+#pragma unroll
+        for (int b = 0; b < 3; b++) {
+            if ((unsigned)(ih0 + b) >= (unsigned)d.XH) continue;
+#pragma unroll
+            for (int e = 0; e < 3; e++) {
+                if ((unsigned)(iw0 + e) >= (unsigned)d.XW) continue;
+                const typename V::T w0 = V::ld(Wt + (b * 3 + e) * C + c), w1 = V::ld(Wt + (9 + b * 3 + e) * C + c),
+                                    w2 = V::ld(Wt + (18 + b * 3 + e) * C + c);
+                const TI *xp = xn + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW;
+#pragma unroll
+                for (int it = 0; it < TT; it++) {
+                    const typename V::T v = V::ld(xp + it * d.xsT);
+                    if (it + 1 < TT) V::fma(acc[it + 1], v, w0);
+                    V::fma(acc[it], v, w1);
+                    if (it >= 1) V::fma(acc[it - 1], v, w2);
+                }
+            }
+        }
+        TO *yp = Y + n * d.ysN + oh * d.ysH + ow * d.ysW + c;
+#pragma unroll
+        for (int t = 0; t < TT; t++) V::st(yp + t * d.ysT, acc[t]);
+    }
+}
 // ST, SS: the temporal and spatial (height = width) strides as constants (divisions become shifts);
 // 0: read from d at run time.
 template <int KT, int KH, int KW, int VW, int ST, int SS, bool WL = false>
@@ -2383,8 +2425,28 @@ const float *dw_wt(Run &R, const float *W, int64_t C) {
     if (cudaGetLastError() != cudaSuccess) { seterr(R.err, R.errlen, "cuda: depthwise weight transpose failed to launch"); return nullptr; }
     return Wt;
 }
+template <int TT, int VW, typename TI, typename TO>
+int dw_tcol_launch(Run &R, int npos, int CV, const DwI &di, const TI *X, const float *W, const float *B, TO *Y) {
+    k_dw_fwd_tcol<TT, VW, TI, TO><<<dw_gridv(npos, CV, wave_blocks<k_dw_fwd_tcol<TT, VW, TI, TO>, 128>()), 128, 0, R.s>>>(npos, CV, di, X, W, B, Y);
+    SC_LAUNCH();
+    return 0;
+}
+// The time-column kernel applies (weights transposed, temporal stride 1 and padding 1, T in = T out
+// = 2, 4, 8 or 16; SCVRL_CUDA_DWT=0 keeps the per-output kernel).
+int dw_tcol_frames(const DwI &d, bool wl) {
+    const char *e = getenv("SCVRL_CUDA_DWT");
+    if (!wl || (e && *e == '0') || d.st != 1 || d.pt != 1 || d.XT != d.YT) return 0;
+    return d.YT == 2 || d.YT == 4 || d.YT == 8 || d.YT == 16 ? d.YT : 0;
+}
 template <int VW, typename TI, typename TO>
 int dw_fwd_launch(Run &R, int npos, int CV, const DwI &di, const TI *X, const float *W, const float *B, TO *Y, bool wl) {
+    switch (dw_tcol_frames(di, wl)) {
+    case 2: return dw_tcol_launch<2, VW>(R, npos / 2, CV, di, X, W, B, Y);
+    case 4: return dw_tcol_launch<4, VW>(R, npos / 4, CV, di, X, W, B, Y);
+    case 8: return dw_tcol_launch<8, VW>(R, npos / 8, CV, di, X, W, B, Y);
+    case 16: return dw_tcol_launch<16, VW>(R, npos / 16, CV, di, X, W, B, Y);
+    default: break;
+    }
     if (wl) k_dw_fwd_vec<3, 3, 3, VW, TI, TO, true><<<dw_gridv(npos, CV, wave_blocks<k_dw_fwd_vec<3, 3, 3, VW, TI, TO, true>, 128>()), 128, 0, R.s>>>(
         npos, CV, di, X, W, B, Y);
     else k_dw_fwd_vec<3, 3, 3, VW, TI, TO, false><<<dw_gridv(npos, CV, wave_blocks<k_dw_fwd_vec<3, 3, 3, VW, TI, TO, false>, 128>()), 128, 0, R.s>>>(

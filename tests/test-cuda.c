@@ -109,6 +109,10 @@ static scvrl_tensor *b_conv_pool2(scvrl_ctx *c, scvrl_tensor **x) {    // MViT p
     int s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
 }
+static scvrl_tensor *b_conv_pool1b(scvrl_ctx *c, scvrl_tensor **x) {   // stride 1 with a bias (MViT's last K/V pools, no bias there)
+    int s[3] = { 1, 1, 1 }, p[3] = { 1, 1, 1 };
+    return scvrl_conv3d(c, x[0], x[1], x[2], s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_conv_pool8(scvrl_ctx *c, scvrl_tensor **x) {    // stride (1,8,8)
     int s[3] = { 1, 8, 8 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
@@ -255,6 +259,11 @@ static const ccase cases[] = {
     { "conv3d_pool_s2_c96", 2, { 5, 5 }, { { 2, 4, 14, 14, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
     { "conv3d_pool_s8_c96", 2, { 5, 5 }, { { 2, 4, 16, 16, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool8 },
     { "conv3d_pool_s2_c40", 2, { 5, 5 }, { { 2, 3, 6, 7, 40 }, { 40, 1, 3, 3, 3 } }, 3, b_conv_pool2 },   // a partial channel group of 32
+    // the time-column kernel (temporal stride 1, T in = T out = 2, 4, 8, 16; four channels or one a thread)
+    { "conv3d_pool_s2_t8_c16", 2, { 5, 5 }, { { 2, 8, 6, 5, 16 }, { 16, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
+    { "conv3d_pool_s2_t8_c6", 2, { 5, 5 }, { { 1, 8, 5, 5, 6 }, { 6, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
+    { "conv3d_pool_s1_t16_c8_bias", 3, { 5, 5, 1 }, { { 1, 16, 4, 3, 8 }, { 8, 1, 3, 3, 3 }, { 8 } }, 7, b_conv_pool1b },
+    { "conv3d_pool_s1_t2_c12_bias", 3, { 5, 5, 1 }, { { 2, 2, 3, 4, 12 }, { 12, 1, 3, 3, 3 }, { 12 } }, 7, b_conv_pool1b },
     { "conv3d_depthwise_ncdhw", 3, { 5, 5, 1 }, { { 2, 5, 3, 6, 7 }, { 5, 1, 3, 3, 3 }, { 5 } }, 7, b_conv_dw_cf },
     { "maxpool3d_skip", 1, { 5 }, { { 2, 4, 8, 8, 16 } }, 1, b_pool_skip },
     { "maxpool3d_view_c16", 1, { 3 }, { { 2, 257, 16 } }, 1, b_pool_view },     // four channels a thread
