@@ -758,7 +758,8 @@ __device__ __forceinline__ void ln_row_v4(const TX *row, int D4, float eps, floa
 }
 // Rows of D = 4 D4 <= 1024 with 16-byte aligned rows: a warp per row holds it in registers (read
 // once, four elements at a time; the warp-per-row kernel above reads it three times), the same
-// double statistics and formulas (the sums in another order).
+// double statistics and formulas (the sums in another order). (Four rows a warp, all loaded before
+// the first one's statistics, was tried for D = 96 and gave nothing: notes/cuda.md.)
 template <int NC, typename TI, typename TO>
 __global__ void k_layer_norm_v4(int64_t rows, int D4, const TI *X, const float *W, const float *B, TO *Y, float eps) {
     int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -784,13 +785,19 @@ __global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, cons
     const int lane = threadIdx.x & 31, D = 4 * D4;
     float4 xv[NC], gv[NC];
     float mu, rs;
-    ln_row_v4<NC>(X + r * D, D4, eps, xv, &mu, &rs);
+#pragma unroll
+    for (int j = 0; j < NC; j++) {     // x and dy both loaded before the statistics (twice the bytes in flight)
+        int c = lane + 32 * j;
+        xv[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+        gv[j] = c < D4 ? ld4f(DY + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
     double sg = 0.0, sgx = 0.0;
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         int c = lane + 32 * j;
         if (c >= D4) continue;
-        float4 dy = ld4f(DY + r * D + 4 * c), w = W ? ld4f(W + 4 * c) : make_float4(1.f, 1.f, 1.f, 1.f);
+        float4 dy = gv[j], w = W ? ld4f(W + 4 * c) : make_float4(1.f, 1.f, 1.f, 1.f);
         float4 g = make_float4(dy.x * w.x, dy.y * w.y, dy.z * w.z, dy.w * w.w);
         float4 h = make_float4((xv[j].x - mu) * rs, (xv[j].y - mu) * rs, (xv[j].z - mu) * rs, (xv[j].w - mu) * rs);
         sg += (double)g.x + (double)g.y + (double)g.z + (double)g.w;
@@ -2075,6 +2082,24 @@ void index_geom(const scvrl_tensor *x, int dim, int64_t *outer, int64_t *inner) 
     for (int i = 0; i < dim; i++) *outer *= x->ne[i];
     for (int i = dim + 1; i < x->ndim; i++) *inner *= x->ne[i];
 }
+// CONCAT four elements a thread, each operand float or bf16 (converted on the way: exact, but for
+// float -> bf16, rounded as every bf16 store), int indices with multiply-high divisions: fin divides
+// by inner / 4, fd by na + nb. (The element kernels above spend more on 64-bit divisions than on
+// moving bytes: MViT's stem concat, bf16 tokens into the fp32 stream, ran at ~3x its memory time.)
+template <typename TA, typename TB, typename TY>
+__global__ void k_concat4(int n4, FDiv fin, FDiv fd, int na, int nb, const TA *A, const TB *B, TY *Y) {
+    const int inner = 4 * (int)fin.d;
+    GRID_STRIDE_T(int, i, n4) {
+        int r = fdiv(i, fin), in = (i - r * (int)fin.d) * 4, o = fdiv(r, fd), d = r - o * (int)fd.d;
+        st4f(Y + 4 * (int64_t)i, d < na ? ld4f(A + (o * na + d) * inner + in) : ld4f(B + (o * nb + d - na) * inner + in));
+    }
+}
+bool concat4_ok(int64_t n, int64_t inner, const void *A, bool ha, const void *B, bool hb, const void *Y, bool hy) {
+    const char *e = getenv("SCVRL_CUDA_CAT4");
+    if ((e && *e == '0') || n >= ((int64_t)1 << 31) || inner % 4) return false;
+    return !((uintptr_t)A & (ha ? 7 : 15)) && !((uintptr_t)B & (hb ? 7 : 15)) && !((uintptr_t)Y & (hy ? 7 : 15));
+}
+
 int op_concat(Run &R, scvrl_tensor *t) {
     int dim = (int)t->ip[0];
     int64_t outer, inner, n = scvrl_nelements(t);
@@ -2084,6 +2109,14 @@ int op_concat(Run &R, scvrl_tensor *t) {
     float *Y = F(R, t);
     int64_t na = t->src[0]->ne[dim], nb = t->src[1]->ne[dim];
     bool ha = HF(R, t->src[0]), hb = HF(R, t->src[1]), hy = HF(R, t);
+    if (concat4_ok(n, inner, A, ha, B, hb, Y, hy))
+        return with_io(ha, hy, [&](auto ta, auto ty) {
+            FDiv fin = fdiv_of((uint32_t)(inner / 4)), fd = fdiv_of((uint32_t)(na + nb));
+            if (hb) k_concat4<<<grid_for(n / 4), 256, 0, R.s>>>((int)(n / 4), fin, fd, (int)na, (int)nb, (const TY(ta) *)A, (const bf16 *)B, (TY(ty) *)Y);
+            else k_concat4<<<grid_for(n / 4), 256, 0, R.s>>>((int)(n / 4), fin, fd, (int)na, (int)nb, (const TY(ta) *)A, B, (TY(ty) *)Y);
+            SC_LAUNCH();
+            return 0;
+        });
     if (ha && hb && hy && n < ((int64_t)1 << 31)) {      // bf16 throughout: a copy of 2-byte elements, 4 at a time when aligned
         if (inner % 4 == 0 && !(((uintptr_t)A | (uintptr_t)B | (uintptr_t)Y) & 7))
             k_concat<uint32_t, uint2><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)na, (uint32_t)nb,

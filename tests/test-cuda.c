@@ -270,6 +270,8 @@ static const ccase cases[] = {
     { "maxpool3d_view_c6", 1, { 3 }, { { 3, 257, 6 } }, 1, b_pool_view },       // one channel a thread
     { "layer_norm_768", 3, { 3, 1, 1 }, { { 3, 17, 768 }, { 768 }, { 768 } }, 7, b_ln },
     { "layer_norm_rows_4000", 1, { 2 }, { { 4000, 96 } }, 1, b_ln_now },
+    { "layer_norm_rows_4001", 3, { 2, 1, 1 }, { { 4001, 96 }, { 96 }, { 96 } }, 7, b_ln },
+    { "layer_norm_rows_1001x192", 3, { 2, 1, 1 }, { { 1001, 192 }, { 192 }, { 192 } }, 7, b_ln },
     { "layer_norm_2000 (block per row)", 3, { 2, 1, 1 }, { { 5, 2000 }, { 2000 }, { 2000 } }, 7, b_ln },
     { "softmax_3000", 1, { 2 }, { { 7, 3000 } }, 1, b_softmax },
     { "log_softmax_3000", 1, { 2 }, { { 7, 3000 } }, 1, b_logsm },
@@ -879,6 +881,15 @@ static scvrl_tensor *ch_attn(scvrl_ctx *c, plist *P) {
     return scvrl_linear(c, scvrl_reshape_3d(c, o, 2, 65, 64), bp(c, P, 2, NE(64, 64), 0.2f), bp(c, P, 1, NE(64), 0.1f));
 }
 
+// The stem's pattern: bf16 tokens of a linear concatenated after an fp32 CLS row into the fp32
+// stream (the concat converts on the way), plus positions
+static scvrl_tensor *ch_cat_mixed(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 3, NE(3, 9, 12), 1.0f);
+    scvrl_tensor *h = scvrl_linear(c, x, bp(c, P, 2, NE(16, 12), 0.3f), bp(c, P, 1, NE(16), 0.1f));
+    scvrl_tensor *y = scvrl_concat(c, bp(c, P, 3, NE(3, 1, 16), 1.0f), h, 1);
+    return scvrl_add(c, y, bp(c, P, 3, NE(3, 10, 16), 0.5f));
+}
+
 static void run_bf16_chain(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int backward, int min_half, double tol) {
     char err[512], label[320];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -961,7 +972,7 @@ static void run_bf16_mvit(const char *preset, int frames, int size, int batch, d
 static void test_bf16_act(void) {
     static const struct { const char *name; scvrl_tensor *(*f)(scvrl_ctx *, plist *); int min_fwd, min_bwd; } ch[] = {
         { "mlp", ch_mlp, 3, 3 }, { "mlp_dp", ch_mlp_dp, 3, 5 }, { "ln_wide", ch_ln_wide, 2, 2 }, { "conv", ch_conv, 0, 0 }, { "odd", ch_odd, 2, 2 }, { "pool", ch_pool, 4, 4 },
-        { "attn", ch_attn, 14, 14 },
+        { "attn", ch_attn, 14, 14 }, { "cat_mixed", ch_cat_mixed, 1, 1 },
     };
     for (int i = 0; i < (int)(sizeof ch / sizeof ch[0]); i++) {
         run_bf16_chain(ch[i].name, ch[i].f, 0, ch[i].min_fwd, 2e-2);
