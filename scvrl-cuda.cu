@@ -1023,6 +1023,54 @@ template <typename TC> __global__ void k_im2col_tab(int rows, int K, int Kp, int
         }
     }
 }
+// The same columns two entries a lane (one 4-byte bf16 pair or 8-byte float pair store; Kp even):
+// rows whose window lies inside the input (all but the padded border: 97% of MViT's stem) read the
+// tap offsets alone from shared memory, with no bounds tests; border rows test each tap as above.
+// The tap-table kernel issued ~15 instructions an entry (the stem's im2col was 85% of its conv,
+// instruction-bound at 100% occupancy). SCVRL_CUDA_I2C=tab keeps it.
+template <typename TC> __device__ __forceinline__ void st2f(TC *p, float a, float b);
+template <> __device__ __forceinline__ void st2f<float>(float *p, float a, float b) { *(float2 *)p = make_float2(a, b); }
+template <> __device__ __forceinline__ void st2f<bf16>(bf16 *p, float a, float b) { *(uint32_t *)p = bf_pack(a, b); }
+template <typename TC> __global__ void k_im2col_pair(int rows, int K, int Kp, int64_t n0, G5 gx, G5 gy, CP p, const float *X, TC *cols) {
+    extern __shared__ int4 tab[];                  // [Kp] taps (a, b, e, offset), then [Kp] offsets alone
+    int *off = (int *)(tab + Kp);
+    const int K3 = (int)(p.kt * p.kh * p.kw), khw = (int)(p.kh * p.kw), kw = (int)p.kw;
+    for (int k = threadIdx.x; k < Kp; k += blockDim.x) {
+        int ci = k / K3, kk = k % K3, a = kk / khw, b = (kk / kw) % (int)p.kh, e = kk % kw;
+        int o = k < K ? (int)(ci * gx.sC + a * gx.sT + b * gx.sH + e * gx.sW) : 0;
+        tab[k] = make_int4(a, b, e, o);
+        off[k] = o;
+    }
+    __syncthreads();
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int YW = (int)gy.W, YH = (int)gy.H, P = (int)(gy.T * gy.H * gy.W);
+    const int XT = (int)gx.T, XH = (int)gx.H, XW = (int)gx.W;
+    for (int r = blockIdx.x * nw + (threadIdx.x >> 5); r < rows; r += gridDim.x * nw) {
+        int q = r % P, nl = r / P, ow = q % YW, oh = (q / YW) % YH, ot = q / (YW * YH);
+        int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
+        const float *xr = X + ((n0 + nl) * gx.sN + it0 * gx.sT + ih0 * gx.sH + iw0 * gx.sW);
+        TC *cr = cols + (int64_t)r * Kp;
+        if (it0 >= 0 && it0 + (int)p.kt <= XT && ih0 >= 0 && ih0 + (int)p.kh <= XH && iw0 >= 0 && iw0 + kw <= XW) {
+            for (int k = 2 * lane; k < Kp; k += 64) {
+                int2 o = *(const int2 *)(off + k);
+                st2f(cr + k, k < K ? xr[o.x] : 0.0f, k + 1 < K ? xr[o.y] : 0.0f);
+            }
+        } else {
+            for (int k = 2 * lane; k < Kp; k += 64) {
+                float v[2];
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    int4 t = tab[k + j];
+                    bool ok = k + j < K && (unsigned)(it0 + t.x) < (unsigned)XT && (unsigned)(ih0 + t.y) < (unsigned)XH &&
+                              (unsigned)(iw0 + t.z) < (unsigned)XW;
+                    v[j] = ok ? xr[t.w] : 0.0f;
+                }
+                st2f(cr + k, v[0], v[1]);
+            }
+        }
+    }
+}
+bool im2col_pair_on() { const char *e = getenv("SCVRL_CUDA_I2C"); return !(e && !strcmp(e, "tab")); }
 // col2im by gathering: each input element sums the column entries that read it.
 __global__ void k_col2im(int64_t total, int64_t n0, G5 gx, G5 gy, CP p, const float *dcols, float *DX) {
     int64_t K3 = p.kt * p.kh * p.kw, K = gx.C * K3, P = gy.T * gy.H * gy.W;
@@ -2508,7 +2556,9 @@ int im2col(Run &R, int64_t n0, int64_t ns, const G5 &gx, const G5 &gy, const CP 
     if (!tot) return 0;
     return with_io(false, bf, [&](auto, auto tc) {
         TY(tc) *c = (TY(tc) *)cols;
-        if (Kp != K || im2col_tab_ok(K, tot, gx))
+        if ((Kp != K || im2col_tab_ok(K, tot, gx)) && Kp % 2 == 0 && im2col_pair_on())
+            k_im2col_pair<<<grid_for(rows, 8), 256, (size_t)Kp * (sizeof(int4) + sizeof(int)), R.s>>>((int)rows, (int)K, (int)Kp, n0, gx, gy, p, X, c);
+        else if (Kp != K || im2col_tab_ok(K, tot, gx))
             k_im2col_tab<<<grid_for(rows, 8), 256, (size_t)K * sizeof(int4), R.s>>>((int)rows, (int)K, (int)Kp, n0, gx, gy, p, X, c);
         else
             k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, c);
