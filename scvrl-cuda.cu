@@ -999,6 +999,14 @@ template <typename TC> __global__ void k_im2col(int64_t total, int64_t n0, G5 gx
 // window's corner}) and int arithmetic: a warp per column row (sample, output position), lanes over
 // k (coalesced writes, neighbouring k read neighbouring x). The element-per-thread kernel above
 // spends its time in 64-bit divisions (6 per element): 9 ms for the MViT-B stem at B56.
+// Column row r of samples from n0: its window's first input coordinates (it0, ih0, iw0; negative
+// in the padding) and their offset in the input (through its strides).
+__device__ __forceinline__ int64_t im2col_origin(int r, int64_t n0, const G5 &gx, const G5 &gy, const CP &p, int *it0, int *ih0, int *iw0) {
+    const int YW = (int)gy.W, YH = (int)gy.H, P = (int)(gy.T * gy.H * gy.W);
+    int q = r % P, nl = r / P, ow = q % YW, oh = (q / YW) % YH, ot = q / (YW * YH);
+    *it0 = ot * (int)p.st - (int)p.pt; *ih0 = oh * (int)p.sh - (int)p.ph; *iw0 = ow * (int)p.sw - (int)p.pw;
+    return (n0 + nl) * gx.sN + *it0 * gx.sT + *ih0 * gx.sH + *iw0 * gx.sW;
+}
 template <typename TC> __global__ void k_im2col_tab(int rows, int K, int Kp, int64_t n0, G5 gx, G5 gy, CP p, const float *X, TC *cols) {
     extern __shared__ int4 tab[];
     const int K3 = (int)(p.kt * p.kh * p.kw), khw = (int)(p.kh * p.kw), kw = (int)p.kw;
@@ -1008,12 +1016,10 @@ template <typename TC> __global__ void k_im2col_tab(int rows, int K, int Kp, int
     }
     __syncthreads();
     const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    const int YW = (int)gy.W, YH = (int)gy.H, P = (int)(gy.T * gy.H * gy.W);
     const unsigned XT = (unsigned)gx.T, XH = (unsigned)gx.H, XW = (unsigned)gx.W;
     for (int r = blockIdx.x * nw + (threadIdx.x >> 5); r < rows; r += gridDim.x * nw) {
-        int q = r % P, nl = r / P, ow = q % YW, oh = (q / YW) % YH, ot = q / (YW * YH);
-        int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
-        const int64_t base = (n0 + nl) * gx.sN + it0 * gx.sT + ih0 * gx.sH + iw0 * gx.sW;
+        int it0, ih0, iw0;
+        const int64_t base = im2col_origin(r, n0, gx, gy, p, &it0, &ih0, &iw0);
         TC *cr = cols + (int64_t)r * Kp;
         for (int k = lane; k < Kp; k += 32) {
             if (k >= K) { stf(cr + k, 0.0f); continue; }      // row padding (bf16 rows of a multiple of 8)
@@ -1043,12 +1049,10 @@ template <typename TC> __global__ void k_im2col_pair(int rows, int K, int Kp, in
     }
     __syncthreads();
     const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    const int YW = (int)gy.W, YH = (int)gy.H, P = (int)(gy.T * gy.H * gy.W);
     const int XT = (int)gx.T, XH = (int)gx.H, XW = (int)gx.W;
     for (int r = blockIdx.x * nw + (threadIdx.x >> 5); r < rows; r += gridDim.x * nw) {
-        int q = r % P, nl = r / P, ow = q % YW, oh = (q / YW) % YH, ot = q / (YW * YH);
-        int it0 = ot * (int)p.st - (int)p.pt, ih0 = oh * (int)p.sh - (int)p.ph, iw0 = ow * (int)p.sw - (int)p.pw;
-        const float *xr = X + ((n0 + nl) * gx.sN + it0 * gx.sT + ih0 * gx.sH + iw0 * gx.sW);
+        int it0, ih0, iw0;
+        const float *xr = X + im2col_origin(r, n0, gx, gy, p, &it0, &ih0, &iw0);
         TC *cr = cols + (int64_t)r * Kp;
         if (it0 >= 0 && it0 + (int)p.kt <= XT && ih0 >= 0 && ih0 + (int)p.kh <= XH && iw0 >= 0 && iw0 + kw <= XW) {
             for (int k = 2 * lane; k < Kp; k += 64) {
@@ -4209,28 +4213,53 @@ void plan_half(Cuda *C, scvrl_graph *g, const int64_t *offs) {
     }
 }
 
-int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
-    Cuda *C = (Cuda *)be->priv;
-    double pt0 = prof_on() ? prof_now_ms() : 0, pt1 = 0, pt2 = 0;
-    SC_CU(cudaSetDevice(C->device));
+// One compute, in six steps (each a function below): the plan (where each node lives), the mirror
+// (leaves and external nodes by host pointer), scratch, device pointers, upload + run, downloads.
+// 0. the activation plan; BF16 mode: which nodes are stored as bf16, then the plan again at their
+// 2 bytes an element. *offs: each node's offset in the arena (-1: none).
+int compute_plan(Cuda *C, scvrl_graph *g, const int64_t **offs, char *err, size_t errlen) {
     size_t act_bytes = 0;
-    const int64_t *offs = scvrl_graph_plan(g, &act_bytes);
     int n = g->n;
-    // BF16 mode: which nodes are stored as bf16, then the plan again at their 2 bytes an element
-    plan_half(C, g, offs);
+    *offs = scvrl_graph_plan(g, &act_bytes);
+    plan_half(C, g, *offs);
     if (C->half_nodes) {
         C->elem.assign((size_t)n, 0);
         for (int i = 0; i < n; i++) if (C->half[i] && !g->nodes[i]->view_src) C->elem[i] = 2;
         C->offs_h.resize((size_t)n + 1);
         act_bytes = scvrl_graph_plan_sized(g, C->elem.data(), C->offs_h.data());
-        offs = C->offs_h.data();
+        *offs = C->offs_h.data();
     }
-    if (grow(C, &C->act, &C->act_cap, act_bytes, "the activation arena", err, errlen)) return -1;
+    return grow(C, &C->act, &C->act_cap, act_bytes, "the activation arena", err, errlen);
+}
 
-    // 1. mirror slots for leaves and external nodes, keyed by host pointer
+// A pinned host buffer *p of at least want bytes: when it must grow, the old one is freed (after
+// the stream's pending copies when sync) and ask bytes are allocated; out of memory is an error.
+int pinned_grow(Cuda *C, void **p, size_t *cap, size_t want, size_t ask, bool sync, const char *what, char *err, size_t errlen) {
+    if (*cap >= want) return 0;
+    if (*p) {
+        if (sync) SC_CU(cudaStreamSynchronize(C->stream));
+        SC_CU(cudaFreeHost(*p));
+        *p = nullptr; *cap = 0;
+    }
+    cudaError_t e = cudaMallocHost(p, ask);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        seterr(err, errlen, "cuda: out of pinned host memory allocating %.1f MB %s (%s)", (double)ask / 1e6, what, cudaGetErrorString(e));
+        *p = nullptr;
+        return -1;
+    }
+    *cap = ask;
+    return 0;
+}
+
+// 1. mirror slots for leaves and external nodes, keyed by host pointer (none for those inside a
+// bound parameter set or a resident range: bptr), and the pinned staging buffer they pack into.
+int compute_mirror(Cuda *C, scvrl_graph *g, std::vector<int> &slot_id, std::vector<char *> &bptr, size_t *mir_bytes,
+                   char *err, size_t errlen) {
+    int n = g->n;
     C->slot_of.clear(); C->slots.clear(); C->slot_host.clear();
-    std::vector<int> slot_id(n, -1);
-    std::vector<char *> bptr(n, nullptr);        // device-resident parameters and their gradients
+    slot_id.assign((size_t)n, -1);
+    bptr.assign((size_t)n, nullptr);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         bool leaf = t->op == SCVRL_OP_LEAF, ext = is_external_node(t);
@@ -4257,27 +4286,17 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
         if (leaf) C->slots[sid].upload = 1;
         slot_id[i] = sid;
     }
-    size_t mir_bytes = 0;
-    for (auto &s : C->slots) { s.off = mir_bytes; mir_bytes += (s.bytes + 255) & ~(size_t)255; }
-    if (grow(C, &C->mir, &C->mir_cap, mir_bytes, "the parameter/input mirror", err, errlen)) return -1;
-    if (mir_bytes > C->stage_cap) {
-        if (C->stage) { SC_CU(cudaFreeHost(C->stage)); C->stage = nullptr; C->stage_cap = 0; }
-        size_t sz = mir_bytes + mir_bytes / 8 + 256;
-        cudaError_t e = cudaMallocHost((void **)&C->stage, sz);
-        if (e != cudaSuccess) {
-            cudaGetLastError();
-            seterr(err, errlen, "cuda: out of pinned host memory allocating %.1f MB of staging (%s)", (double)sz / 1e6, cudaGetErrorString(e));
-            C->stage = nullptr;
-            return -1;
-        }
-        C->stage_cap = sz;
-    }
-    // 2. scratch
-    size_t scr = 0;
-    for (int i = 0; i < n; i++) { size_t s = scratch_of(C, g->nodes[i]); if (s > scr) scr = s; }
-    if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
+    size_t mb = 0;
+    for (auto &s : C->slots) { s.off = mb; mb += (s.bytes + 255) & ~(size_t)255; }
+    *mir_bytes = mb;
+    if (grow(C, &C->mir, &C->mir_cap, mb, "the parameter/input mirror", err, errlen)) return -1;
+    return pinned_grow(C, (void **)&C->stage, &C->stage_cap, mb, mb + mb / 8 + 256, false, "of staging", err, errlen);
+}
 
-    // 3. device pointers (views of bf16-stored bases step 2 bytes per element)
+// 3. device pointers (views of bf16-stored bases step 2 bytes per element)
+int compute_pointers(Cuda *C, scvrl_graph *g, const int64_t *offs, const std::vector<int> &slot_id,
+                     const std::vector<char *> &bptr, char *err, size_t errlen) {
+    int n = g->n;
     C->dptr.assign((size_t)n, nullptr);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
@@ -4297,20 +4316,13 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
             C->dptr[i] = C->act + offs[i];
         }
     }
+    return 0;
+}
 
-    // 4. upload: pack into pinned staging, one copy
-    {
-        int ns = (int)C->slots.size();
-        #pragma omp parallel for schedule(dynamic) if (mir_bytes > ((size_t)1 << 22))
-        for (int s = 0; s < ns; s++)
-            if (C->slots[s].upload) memcpy(C->stage + C->slots[s].off, C->slot_host[s], C->slots[s].bytes);
-        if (mir_bytes) SC_CU(cudaMemcpyAsync(C->mir, C->stage, mir_bytes, cudaMemcpyHostToDevice, C->stream));
-    }
-
-    // 5. run
+// 5. the nodes in order (fused pairs as one kernel); prof: an event before each node (compute_profile reads them)
+int compute_run(Cuda *C, scvrl_graph *g, int prof, char *err, size_t errlen) {
+    int n = g->n;
     Run R{C, g, err, errlen, C->stream};
-    int prof = prof_on();
-    if (prof) pt1 = prof_now_ms();
     if (prof) {
         while ((int)C->prof_ev.size() < n + 1) { cudaEvent_t e; SC_CU(cudaEventCreate(&e)); C->prof_ev.push_back(e); }
     }
@@ -4337,25 +4349,48 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
             return -1;
         }
     }
+    return 0;
+}
 
-    if (prof) {
-        pt2 = prof_now_ms();
-        SC_CU(cudaEventRecord(C->prof_ev[n], C->stream));
-        SC_CU(cudaEventSynchronize(C->prof_ev[n]));
-        const bool skip = prof_skip(g);
-        for (int i = 0; i < n && !skip; i++) {
-            scvrl_tensor *t = g->nodes[i];
-            if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
-            float ms = 0;
-            SC_CU(cudaEventElapsedTime(&ms, C->prof_ev[i], C->prof_ev[i + 1]));
-            prof_add(t, ms);
-        }
+// SCVRL_PROFILE: wait for the last node, add each node's time between its events to the profile
+int compute_profile(Cuda *C, scvrl_graph *g, char *err, size_t errlen) {
+    int n = g->n;
+    SC_CU(cudaEventRecord(C->prof_ev[n], C->stream));
+    SC_CU(cudaEventSynchronize(C->prof_ev[n]));
+    if (prof_skip(g)) return 0;
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
+        float ms = 0;
+        SC_CU(cudaEventElapsedTime(&ms, C->prof_ev[i], C->prof_ev[i + 1]));
+        prof_add(t, ms);
     }
+    return 0;
+}
 
-    // 6. downloads: external slots (gradients) back into host memory
-    int any_down = 0;
+// The graph's pinned output buffer of at least bytes (an LRU of 64 graphs).
+int graph_out(Cuda *C, const scvrl_graph *g, size_t bytes, GraphOut **out, char *err, size_t errlen) {
+    auto it = C->outs.find(g);
+    if (it == C->outs.end()) {
+        if (C->outs.size() >= 64) {      // forget the least recently used graph
+            auto old = C->outs.begin();
+            for (auto j = C->outs.begin(); j != C->outs.end(); ++j) if (j->second.used < old->second.used) old = j;
+            if (old->second.host) SC_CU(cudaFreeHost(old->second.host));
+            C->outs.erase(old);
+        }
+        it = C->outs.emplace(g, GraphOut()).first;
+    }
+    GraphOut *go = &it->second;
+    go->used = ++C->clock;
+    *out = go;
+    return pinned_grow(C, (void **)&go->host, &go->cap, bytes, bytes, true, "for outputs", err, errlen);
+}
+
+// 6. downloads: external slots (gradients) back into host memory, the planned bases of OUTPUT
+// nodes into the graph's pinned buffer (their ->data, and their views', point there after)
+int compute_download(Cuda *C, scvrl_graph *g, const int64_t *offs, char *err, size_t errlen) {
+    int n = g->n, any_down = 0;
     for (auto &s : C->slots) if (s.download) { any_down = 1; SC_CU(cudaMemcpyAsync(C->stage + s.off, C->mir + s.off, s.bytes, cudaMemcpyDeviceToHost, C->stream)); }
-    // outputs: planned bases of OUTPUT nodes, into the graph's pinned buffer
     std::vector<int> out_base;
     size_t out_bytes = 0;
     std::vector<size_t> out_off((size_t)n, 0);
@@ -4372,29 +4407,7 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     }
     GraphOut *go = nullptr;
     if (!out_base.empty()) {
-        auto it = C->outs.find(g);
-        if (it == C->outs.end()) {
-            if (C->outs.size() >= 64) {      // forget the least recently used graph
-                auto old = C->outs.begin();
-                for (auto j = C->outs.begin(); j != C->outs.end(); ++j) if (j->second.used < old->second.used) old = j;
-                if (old->second.host) SC_CU(cudaFreeHost(old->second.host));
-                C->outs.erase(old);
-            }
-            it = C->outs.emplace(g, GraphOut()).first;
-        }
-        go = &it->second;
-        go->used = ++C->clock;
-        if (go->cap < out_bytes) {
-            if (go->host) { SC_CU(cudaStreamSynchronize(C->stream)); SC_CU(cudaFreeHost(go->host)); go->host = nullptr; go->cap = 0; }
-            cudaError_t e = cudaMallocHost((void **)&go->host, out_bytes);
-            if (e != cudaSuccess) {
-                cudaGetLastError();
-                seterr(err, errlen, "cuda: out of pinned host memory allocating %.1f MB for outputs (%s)", (double)out_bytes / 1e6, cudaGetErrorString(e));
-                go->host = nullptr;
-                return -1;
-            }
-            go->cap = out_bytes;
-        }
+        if (graph_out(C, g, out_bytes, &go, err, errlen)) return -1;
         for (int id : out_base) {
             scvrl_tensor *b = g->nodes[id];
             size_t bytes = (size_t)scvrl_nelements(b) * scvrl_dtype_size(b->type);
@@ -4409,15 +4422,43 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
             if (C->slots[s].download) memcpy((void *)C->slot_host[s], C->stage + C->slots[s].off, C->slots[s].bytes);
     }
     if (go) for (int id : out_base) g->nodes[id]->data = (char *)go->host + out_off[id];
-    {
-        for (int i = 0; i < n; i++) {
-            scvrl_tensor *t = g->nodes[i];
-            if (!(t->flags & SCVRL_F_OUTPUT) || !t->view_src) continue;
-            int64_t o;
-            scvrl_tensor *b = scvrl_view_base(t, &o);
-            if (b->data) t->data = (char *)b->data + o * (int64_t)scvrl_dtype_size(t->type);
-        }
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (!(t->flags & SCVRL_F_OUTPUT) || !t->view_src) continue;
+        int64_t o;
+        scvrl_tensor *b = scvrl_view_base(t, &o);
+        if (b->data) t->data = (char *)b->data + o * (int64_t)scvrl_dtype_size(t->type);
     }
+    return 0;
+}
+
+int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
+    Cuda *C = (Cuda *)be->priv;
+    const int prof = prof_on();
+    double pt0 = prof ? prof_now_ms() : 0, pt1 = 0, pt2 = 0;
+    SC_CU(cudaSetDevice(C->device));
+    const int64_t *offs = nullptr;
+    std::vector<int> slot_id;
+    std::vector<char *> bptr;          // device-resident parameters and their gradients
+    size_t mir_bytes = 0, scr = 0;
+    if (compute_plan(C, g, &offs, err, errlen) || compute_mirror(C, g, slot_id, bptr, &mir_bytes, err, errlen)) return -1;
+    // 2. scratch: the most any node asks for
+    for (int i = 0; i < g->n; i++) { size_t s = scratch_of(C, g->nodes[i]); if (s > scr) scr = s; }
+    if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
+    if (compute_pointers(C, g, offs, slot_id, bptr, err, errlen)) return -1;
+    // 4. upload: pack into pinned staging, one copy
+    int ns = (int)C->slots.size();
+    #pragma omp parallel for schedule(dynamic) if (mir_bytes > ((size_t)1 << 22))
+    for (int s = 0; s < ns; s++)
+        if (C->slots[s].upload) memcpy(C->stage + C->slots[s].off, C->slot_host[s], C->slots[s].bytes);
+    if (mir_bytes) SC_CU(cudaMemcpyAsync(C->mir, C->stage, mir_bytes, cudaMemcpyHostToDevice, C->stream));
+    if (prof) pt1 = prof_now_ms();
+    if (compute_run(C, g, prof, err, errlen)) return -1;
+    if (prof) {
+        pt2 = prof_now_ms();
+        if (compute_profile(C, g, err, errlen)) return -1;
+    }
+    if (compute_download(C, g, offs, err, errlen)) return -1;
     if (prof) {
         prof_host[0] += pt1 - pt0; prof_host[1] += pt2 - pt1; prof_host[2] += prof_now_ms() - pt2;
         prof_computes++;
