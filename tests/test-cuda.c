@@ -1066,8 +1066,8 @@ static void test_drop_path_add_fused(void) {
 // larger, a NaN wins and stays), for 16 channels (float4 path) and 3 (one channel per thread).
 static void test_maxpool_special(void) {
     char err[512], name[160];
-    for (int pass = 0; pass < 2; pass++) {
-        int64_t C = pass ? 3 : 16, ne[5] = { 2, 3, 6, 7, C }, n = 2 * 3 * 6 * 7 * C;
+    for (int pass = 0; pass < 3; pass++) {     // 3x3x3 at 16 and 3 channels, MViT's 1x3x3 skip pool at 16
+        int64_t C = pass == 1 ? 3 : 16, ne[5] = { 2, 3, 6, 7, C }, n = 2 * 3 * 6 * 7 * C;
         scvrl_ctx *ctx = scvrl_ctx_new(0);
         scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 5, ne);
         float *xv = scvrl_f32(x);
@@ -1077,7 +1077,7 @@ static void test_maxpool_special(void) {
             else if (i % 11 == 3) xv[i] = -INFINITY;
         }
         for (int64_t i = 0; i < 6 * 7 * C; i++) xv[i] = -INFINITY;      // first sample's first frame: all -inf
-        int k[3] = { 3, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { 1, 1, 1 };
+        int k[3] = { pass == 2 ? 1 : 3, 3, 3 }, s[3] = { 1, 2, 2 }, p[3] = { pass == 2 ? 0 : 1, 1, 1 };
         scvrl_tensor *y = scvrl_maxpool3d(ctx, x, k, s, p, SCVRL_LAYOUT_NDHWC);
         scvrl_mark_output(y);
         scvrl_graph *g = scvrl_graph_new();
@@ -1093,8 +1093,8 @@ static void test_maxpool_special(void) {
             if (b != b) nans++;
             if ((a != a) != (b != b) || (a == a && memcmp(&a, &b, 4))) bad++;
         }
-        snprintf(name, sizeof name, "cuda: max pool with NaN and -inf, %lld channels: %lld of %lld outputs differ (%lld NaN)",
-                 (long long)C, (long long)bad, (long long)ny, (long long)nans);
+        snprintf(name, sizeof name, "cuda: max pool %dx3x3 with NaN and -inf, %lld channels: %lld of %lld outputs differ (%lld NaN)",
+                 k[0], (long long)C, (long long)bad, (long long)ny, (long long)nans);
         test_check(ok && !bad && nans > 0, name, "%s", err);
         free(ycpu);
         scvrl_graph_free(g);
