@@ -1503,7 +1503,7 @@ struct PP { int64_t k[3], s[3], p[3]; };
 // go (x's own to read it; the contiguous gradient's in the backward, x may be a strided view).
 __device__ __forceinline__ int64_t pool_argmax(const float *x, const G5 &gx, const PP &p, int64_t ot, int64_t oh, int64_t ow,
                                                const G5 &go) {
-    int64_t best = -1, bo = -1; float bv = -INFINITY;
+    int64_t bo = -1; bool found = false; float bv = -INFINITY;
     for (int64_t a = 0; a < p.k[0]; a++) {
         int64_t it = ot * p.s[0] - p.p[0] + a;
         if (it < 0 || it >= gx.T) continue;
@@ -1514,7 +1514,7 @@ __device__ __forceinline__ int64_t pool_argmax(const float *x, const G5 &gx, con
                 int64_t iw = ow * p.s[2] - p.p[2] + e;
                 if (iw < 0 || iw >= gx.W) continue;
                 float v = x[it * gx.sT + ih * gx.sH + iw * gx.sW];
-                if (best < 0 || v > bv || v != v) { best = 1; bo = it * go.sT + ih * go.sH + iw * go.sW; bv = v; if (v != v) return bo; }
+                if (!found || v > bv || v != v) { found = true; bo = it * go.sT + ih * go.sH + iw * go.sW; bv = v; if (v != v) return bo; }
             }
         }
     }
@@ -2560,9 +2560,10 @@ int im2col(Run &R, int64_t n0, int64_t ns, const G5 &gx, const G5 &gy, const CP 
     if (!tot) return 0;
     return with_io(false, bf, [&](auto, auto tc) {
         TY(tc) *c = (TY(tc) *)cols;
-        if ((Kp != K || im2col_tab_ok(K, tot, gx)) && Kp % 2 == 0 && im2col_pair_on())
+        const bool tab = Kp != K || im2col_tab_ok(K, tot, gx);     // the tap-table kernels apply
+        if (tab && Kp % 2 == 0 && im2col_pair_on())
             k_im2col_pair<<<grid_for(rows, 8), 256, (size_t)Kp * (sizeof(int4) + sizeof(int)), R.s>>>((int)rows, (int)K, (int)Kp, n0, gx, gy, p, X, c);
-        else if (Kp != K || im2col_tab_ok(K, tot, gx))
+        else if (tab)
             k_im2col_tab<<<grid_for(rows, 8), 256, (size_t)K * sizeof(int4), R.s>>>((int)rows, (int)K, (int)Kp, n0, gx, gy, p, X, c);
         else
             k_im2col<<<grid_for(tot), 256, 0, R.s>>>(tot, n0, gx, gy, p, X, c);

@@ -2656,13 +2656,12 @@ static scvrl__poolp scvrl__pool_params(const scvrl_tensor *t) {
     return p;
 }
 
-// Offset (relative to the sample/channel base) of the window maximum for output (ot, oh, ow).
-// The window's winner (first valid tap, then strictly greater, a NaN wins and stays) as an offset
-// under the strides sT, sH, sW (x's own for reading it, the gradient's when x is a strided view),
-// -1 if the window has no valid tap.
+// The window maximum of output (ot, oh, ow) (first valid tap, then strictly greater, a NaN wins and
+// stays) as an offset from the sample/channel base under the strides sT, sH, sW (x's own for
+// reading it, the gradient's when x is a strided view), -1 if the window has no valid tap.
 static inline int64_t scvrl__pool_argmax_to(const float *x, const scvrl__g5 *gx, const scvrl__poolp *p,
                                             int64_t ot, int64_t oh, int64_t ow, int64_t sT, int64_t sH, int64_t sW) {
-    int64_t best = -1, bo = -1; float bv = -INFINITY;
+    int64_t bo = -1; int found = 0; float bv = -INFINITY;
     for (int64_t a = 0; a < p->k[0]; a++) {
         int64_t it = ot * p->s[0] - p->p[0] + a;
         if (it < 0 || it >= gx->T) continue;
@@ -2673,7 +2672,7 @@ static inline int64_t scvrl__pool_argmax_to(const float *x, const scvrl__g5 *gx,
                 int64_t iw = ow * p->s[2] - p->p[2] + e;
                 if (iw < 0 || iw >= gx->W) continue;
                 float v = x[it * gx->sT + ih * gx->sH + iw * gx->sW];
-                if (best < 0 || v > bv || v != v) { best = 1; bo = it * sT + ih * sH + iw * sW; bv = v; if (v != v) return bo; }
+                if (!found || v > bv || v != v) { found = 1; bo = it * sT + ih * sH + iw * sW; bv = v; if (v != v) return bo; }
             }
         }
     }
