@@ -367,6 +367,8 @@ __device__ __forceinline__ float4 ld4f(const bf16 *p) {
     uint2 u = *(const uint2 *)p;
     return make_float4(bf_lo(u.x), bf_hi(u.x), bf_lo(u.y), bf_hi(u.y));
 }
+__device__ __forceinline__ float2 ld2f(const float *p) { return *(const float2 *)p; }
+__device__ __forceinline__ float2 ld2f(const bf16 *p) { uint32_t u = *(const uint32_t *)p; return make_float2(bf_lo(u), bf_hi(u)); }
 __device__ __forceinline__ void st4f(float *p, float4 v) { *(float4 *)p = v; }
 __device__ __forceinline__ void st4f(bf16 *p, float4 v) { *(uint2 *)p = make_uint2(bf_pack(v.x, v.y), bf_pack(v.z, v.w)); }
 
@@ -1215,6 +1217,14 @@ template <> struct DwV<1> {
     static __device__ __forceinline__ void fma(T &a, T x, T w) { a += x * w; }
     static __device__ __forceinline__ T gather(const float *p, int step) { return p[0]; }
     static __device__ __forceinline__ T zero() { return 0.0f; }
+    static __device__ __forceinline__ float get(T v, int i) { return v; }
+};
+template <> struct DwV<2> {
+    typedef float2 T;
+    template <typename E> static __device__ __forceinline__ T ld(const E *p) { return ld2f(p); }
+    static __device__ __forceinline__ void fma(T &a, T x, T w) { a.x += x.x * w.x; a.y += x.y * w.y; }
+    static __device__ __forceinline__ T zero() { return make_float2(0.0f, 0.0f); }
+    static __device__ __forceinline__ float get(T v, int i) { return i ? v.y : v.x; }
 };
 template <> struct DwV<4> {
     typedef float4 T;
@@ -1223,6 +1233,7 @@ template <> struct DwV<4> {
     static __device__ __forceinline__ void fma(T &a, T x, T w) { a.x += x.x * w.x; a.y += x.y * w.y; a.z += x.z * w.z; a.w += x.w * w.w; }
     static __device__ __forceinline__ T gather(const float *p, int step) { return make_float4(p[0], p[step], p[2 * step], p[3 * step]); }
     static __device__ __forceinline__ T zero() { return make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
+    static __device__ __forceinline__ float get(T v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 };
 // WL: the weights are read at each use from a transposed copy [K3][C] (through L1) instead of kept
 // in registers (27 x VW of them: 170-180 registers a thread at VW = 4, two blocks per SM).
@@ -1334,6 +1345,105 @@ __global__ void __launch_bounds__(128) k_dw_back_x_vec(int npos, int CV, DwI d, 
                         V::fma(acc, V::ld(dyn + tt[a] * d.ysT + hh[b] * d.ysH + ww[e] * d.ysW),
                                WL ? V::ld(Wt + ((a * KH + b) * KW + e) * C + c) : w[WL ? 0 : (a * KH + b) * KW + e]);
         V::st(DX + n * d.xsN + it * d.xsT + ih * d.xsH + iw * d.xsW + c, acc);
+    }
+}
+// The backward-x of the same 3x3x3 convs (temporal stride 1, padding 1, TT frames) by time
+// columns: a thread owns VW channels of one (sample, row, column) of the input and its TT frames;
+// each dY column it reaches through a spatial tap (kh, kw) is loaded once and feeds the three
+// temporal taps (dx[it] += dy[ot] w[kt] with it = ot - 1 + kt): TT loads a spatial hit instead of
+// 3 TT. SS: the spatial stride (height = width) as a constant, 0: from d. Weights from the
+// transposed copy [27][C]; taps summed in (kh, kw, kt) order.
+template <int TT, int VW, int SS>
+__global__ void __launch_bounds__(128) k_dw_back_x_tcol(int npos, int CV, DwI d, const float *DY, const float *Wt, float *DX) {
+    typedef DwV<VW> V;
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV, C = CV * VW;
+    const int sh = SS ? SS : d.sh, sw = SS ? SS : d.sw;
+    for (int q = tid / CV; q < npos; q += pstep) {
+        int r = fdiv(q, d.fXW), iw = q - r * d.XW, n = fdiv(r, d.fXH), ih = r - n * d.XH;
+        const float *dyn = DY + n * d.ysN + c;
+        typename V::T acc[TT];
+#pragma unroll
+        for (int t = 0; t < TT; t++) acc[t] = V::zero();
+#pragma unroll
+        for (int b = 0; b < 3; b++) {
+            int oh;
+            if (!dw_hit(ih + d.ph, b, sh, d.YH, &oh)) continue;
+#pragma unroll
+            for (int e = 0; e < 3; e++) {
+                int ow;
+                if (!dw_hit(iw + d.pw, e, sw, d.YW, &ow)) continue;
+                const typename V::T w0 = V::ld(Wt + (b * 3 + e) * C + c), w1 = V::ld(Wt + (9 + b * 3 + e) * C + c),
+                                    w2 = V::ld(Wt + (18 + b * 3 + e) * C + c);
+                const float *dp = dyn + oh * d.ysH + ow * d.ysW;
+#pragma unroll
+                for (int ot = 0; ot < TT; ot++) {
+                    const typename V::T v = V::ld(dp + ot * d.ysT);
+                    if (ot >= 1) V::fma(acc[ot - 1], v, w0);
+                    V::fma(acc[ot], v, w1);
+                    if (ot + 1 < TT) V::fma(acc[ot + 1], v, w2);
+                }
+            }
+        }
+        float *xp = DX + n * d.xsN + ih * d.xsH + iw * d.xsW + c;
+#pragma unroll
+        for (int t = 0; t < TT; t++) V::st(xp + t * d.xsT, acc[t]);
+    }
+}
+// The weight gradient of the same convs by time columns: a thread owns VW channels of one (sample,
+// row, column) of the output at a time with its TT frames: the TT dY values are loaded once, and
+// each input plane read through a spatial tap feeds its three temporal taps (9 TT loads of X a
+// column instead of 27 TT). A block is R rows of CV threads over a slice of S = CV VW channels
+// (blockIdx.y; the last slice may be partial); its rows take the interleaved columns of the block's
+// chunk of R per, each row summing in float; then the rows' sums are added in double in row order
+// into shared memory (red [27][S]), and the block writes its slice of part[blockIdx.x][27][C]
+// (deterministic: the chunks and orders depend only on the shapes).
+template <int TT, int VW, typename TX>
+__global__ void __launch_bounds__(192) k_dw_back_w_tcol(int ncol, int per, int CV, int C, DwI d, const float *DY, const TX *X, double *part) {
+    typedef DwV<VW> V;
+    extern __shared__ double red[];
+    const int row = threadIdx.x / CV, R = blockDim.x / CV, cs = (threadIdx.x % CV) * VW, S = CV * VW, c0 = blockIdx.y * S, c = c0 + cs;
+    const bool on = c < C;
+    typename V::T f[27];
+#pragma unroll
+    for (int k = 0; k < 27; k++) f[k] = V::zero();
+    const int q1 = on ? min(ncol, (blockIdx.x + 1) * per * R) : 0;
+    for (int q = blockIdx.x * per * R + row; q < q1; q += R) {
+        int r = fdiv(q, d.fYW), ow = q - r * d.YW, n = fdiv(r, d.fYH), oh = r - n * d.YH;
+        const float *dyp = DY + n * d.ysN + oh * d.ysH + ow * d.ysW + c;
+        typename V::T dy[TT];
+#pragma unroll
+        for (int t = 0; t < TT; t++) dy[t] = V::ld(dyp + t * d.ysT);
+        const int ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
+        const TX *xn = X + n * d.xsN + c;
+#pragma unroll
+        for (int b = 0; b < 3; b++) {
+            if ((unsigned)(ih0 + b) >= (unsigned)d.XH) continue;
+#pragma unroll
+            for (int e = 0; e < 3; e++) {
+                if ((unsigned)(iw0 + e) >= (unsigned)d.XW) continue;
+                const TX *xp = xn + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW;
+#pragma unroll
+                for (int it = 0; it < TT; it++) {          // input frame it feeds outputs it + 1 - kt
+                    const typename V::T v = V::ld(xp + it * d.xsT);
+                    if (it + 1 < TT) V::fma(f[b * 3 + e], v, dy[it + 1]);
+                    V::fma(f[9 + b * 3 + e], v, dy[it]);
+                    if (it >= 1) V::fma(f[18 + b * 3 + e], v, dy[it - 1]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        if (row == r)
+#pragma unroll
+            for (int k = 0; k < 27; k++)
+#pragma unroll
+                for (int v = 0; v < VW; v++) red[k * S + cs + v] = (r ? red[k * S + cs + v] : 0.0) + (double)V::get(f[k], v);
+        __syncthreads();
+    }
+    const int sw = min(S, C - c0);
+    for (int j = threadIdx.x; j < 27 * sw; j += blockDim.x) {
+        const int k = j / sw, i = j - k * sw;
+        part[((size_t)blockIdx.x * 27 + k) * C + c0 + i] = red[k * S + i];
     }
 }
 // dw partial sums, any kernel size: thread (chunk, k, c) over the output rows (n, ot, oh) of its
@@ -2465,6 +2575,25 @@ void dw_w_geom(const G5 &gx, const G5 &gy, int64_t *nch, int64_t *per) {
     *per = (npos + n - 1) / n;
     *nch = (npos + *per - 1) / *per;
 }
+// The time-column weight gradient's geometry: VW channels a thread (2 when C, every stride and both
+// pointers allow it), slices of S <= 192 channels (nsl of them), rows of CV = S / VW threads, R rows
+// a block (R CV <= 192), `per` columns a row (at least 2; about 3 blocks an SM of 132 in one wave),
+// nblk x nsl blocks. Only the shapes decide it (and VW), so the scratch pre-pass sizes the partial
+// sums for both VW.
+struct DwWT { int VW, CV, R, per, nblk, nsl, ncol; };
+DwWT dw_w_tcol_geom(const G5 &gx, const G5 &gy, int vw) {
+    DwWT g;
+    int S = gx.C <= 192 ? (int)gx.C : 192;
+    g.VW = vw; g.CV = (S + vw - 1) / vw; g.R = 192 / g.CV > 1 ? 192 / g.CV : 1;
+    g.nsl = (int)((gx.C + g.CV * vw - 1) / (g.CV * vw));
+    g.ncol = (int)(gy.N * gy.H * gy.W);
+    int64_t rows = (int64_t)396 * g.R;
+    g.per = (int)(((int64_t)g.ncol * g.nsl + rows - 1) / rows);
+    if (g.per < 2) g.per = 2;
+    g.nblk = (g.ncol + g.per * g.R - 1) / (g.per * g.R);
+    if (g.nblk < 1) g.nblk = 1;
+    return g;
+}
 // The register-weight kernels apply: 3x3x3 and int offsets.
 bool dw_reg(const CP &p, const G5 &gx, const G5 &gy) {
     return !conv_old() && p.kt == 3 && p.kh == 3 && p.kw == 3 && g5_span(gx) < ((int64_t)1 << 31) &&
@@ -2516,11 +2645,12 @@ int dw_tcol_launch(Run &R, int npos, int CV, const DwI &di, const TI *X, const f
     SC_LAUNCH();
     return 0;
 }
-// The time-column kernel applies (weights transposed, temporal stride 1 and padding 1, T in = T out
-// = 2, 4, 8 or 16; SCVRL_CUDA_DWT=0 keeps the per-output kernel).
-int dw_tcol_frames(const DwI &d, bool wl) {
+// The time-column kernels apply (weights transposed, temporal stride 1 and padding 1, T in = T out
+// = 2, 4, 8 or 16; SCVRL_CUDA_DWT=0 keeps the per-output kernels, =fwd the time-column forward
+// only; bwd: asked for the backward-x or weight-gradient kernel).
+int dw_tcol_frames(const DwI &d, bool wl, bool bwd = false) {
     const char *e = getenv("SCVRL_CUDA_DWT");
-    if (!wl || (e && *e == '0') || d.st != 1 || d.pt != 1 || d.XT != d.YT) return 0;
+    if (!wl || (e && *e == '0') || (bwd && e && !strcmp(e, "fwd")) || d.st != 1 || d.pt != 1 || d.XT != d.YT) return 0;
     return d.YT == 2 || d.YT == 4 || d.YT == 8 || d.YT == 16 ? d.YT : 0;
 }
 template <int VW, typename TI, typename TO>
@@ -2582,7 +2712,12 @@ size_t scratch_conv(const scvrl_tensor *t) {
     if (is_dw_last(p, gx, gy)) {
         if (t->op != SCVRL_OP_CONV3D_BACK_W) return dw_wl() ? (size_t)gx.C * 27 * 4 + 256 : 0;
         int64_t K3 = p.kt * p.kh * p.kw, rows = gy.N * gy.T * gy.H, nch, per;
-        if (dw_w_taps(p, gx, gy)) { dw_w_geom(gx, gy, &nch, &per); return (size_t)nch * (size_t)(K3 * gx.C) * 8; }
+        if (dw_w_taps(p, gx, gy)) {       // the larger of the per-output and the time-column kernels' partial sums
+            dw_w_geom(gx, gy, &nch, &per);
+            int64_t nb = dw_w_tcol_geom(gx, gy, 1).nblk;
+            if (gx.C % 2 == 0 && dw_w_tcol_geom(gx, gy, 2).nblk > nb) nb = dw_w_tcol_geom(gx, gy, 2).nblk;
+            return (size_t)(nch > nb ? nch : nb) * (size_t)(K3 * gx.C) * 8;
+        }
         return (size_t)dw_chunks(rows, K3 * gx.C) * (size_t)(K3 * gx.C) * 8;
     }
     if (p.groups != 1) return 0;
@@ -2677,10 +2812,53 @@ template <int VW, bool WL> int dw_back_x_run(Run &R, const G5 &gx, const G5 &gy,
     else k_dw_back_x_vec<3, 3, 3, VW, 0, 0, WL><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
     return 0;
 }
+// The time-column backward-x (dw_tcol_frames applies), spatial strides 1 and 2 as constants.
+template <int TT, int VW> int dw_back_x_tcol(Run &R, const G5 &gx, const DwI &di, const float *DY, const float *Wt, float *DX) {
+    int npos = (int)(gx.N * gx.H * gx.W), CV = (int)(gx.C / VW);
+    dim3 g = dw_gridv(npos, CV, wave_blocks<k_dw_back_x_tcol<TT, VW, 2>, 128>());
+    if (di.sh == di.sw && di.sh == 1) k_dw_back_x_tcol<TT, VW, 1><<<g, 128, 0, R.s>>>(npos, CV, di, DY, Wt, DX);
+    else if (di.sh == di.sw && di.sh == 2) k_dw_back_x_tcol<TT, VW, 2><<<g, 128, 0, R.s>>>(npos, CV, di, DY, Wt, DX);
+    else k_dw_back_x_tcol<TT, VW, 0><<<g, 128, 0, R.s>>>(npos, CV, di, DY, Wt, DX);
+    SC_LAUNCH();
+    return 0;
+}
 template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX) {
     if (!dw_wl()) return dw_back_x_run<VW, false>(R, gx, gy, p, DY, W, DX);
     const float *Wt = dw_wt(R, W, gx.C);
-    return Wt ? dw_back_x_run<VW, true>(R, gx, gy, p, DY, Wt, DX) : -1;
+    if (!Wt) return -1;
+    switch (dw_tcol_frames(dw_ints(gx, gy, p), true, true)) {
+    case 2: return dw_back_x_tcol<2, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
+    case 4: return dw_back_x_tcol<4, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
+    case 8: return dw_back_x_tcol<8, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
+    case 16: return dw_back_x_tcol<16, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
+    default: return dw_back_x_run<VW, true>(R, gx, gy, p, DY, Wt, DX);
+    }
+}
+// Applies: the 3x3x3 weight-gradient conditions and the time-column ones.
+int dw_w_tcol_frames(const CP &p, const G5 &gx, const G5 &gy) {
+    return dw_w_taps(p, gx, gy) ? dw_tcol_frames(dw_ints(gx, gy, p), true, true) : 0;
+}
+template <typename TX> int dw_back_w_tcol(Run &R, int tt, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const TX *X,
+                                          double *part, DwWT *out) {
+    bool v2 = gx.C % 2 == 0 && !((gx.sN | gx.sT | gx.sH | gx.sW | gy.sN | gy.sT | gy.sH | gy.sW) & 1) &&
+              !((uintptr_t)DY & 7) && !((uintptr_t)X & (2 * sizeof(TX) - 1));
+    DwWT g = dw_w_tcol_geom(gx, gy, v2 ? 2 : 1);
+    DwI di = dw_ints(gx, gy, p);
+    size_t sm = (size_t)27 * g.CV * g.VW * 8;
+    dim3 grid((unsigned)g.nblk, (unsigned)g.nsl);
+    const int C = (int)gx.C;
+#define DWWT_LAUNCH(T_) do { if (v2) k_dw_back_w_tcol<T_, 2, TX><<<grid, g.R * g.CV, sm, R.s>>>(g.ncol, g.per, g.CV, C, di, DY, X, part); \
+                             else k_dw_back_w_tcol<T_, 1, TX><<<grid, g.R * g.CV, sm, R.s>>>(g.ncol, g.per, g.CV, C, di, DY, X, part); } while (0)
+    switch (tt) {
+    case 2: DWWT_LAUNCH(2); break;
+    case 4: DWWT_LAUNCH(4); break;
+    case 8: DWWT_LAUNCH(8); break;
+    default: DWWT_LAUNCH(16); break;
+    }
+#undef DWWT_LAUNCH
+    SC_LAUNCH();
+    *out = g;
+    return 0;
 }
 int op_conv_back_x(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *dy = t->src[0], *w = t->src[1];
@@ -2736,6 +2914,14 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
         if (!rows) { SC_CU(cudaMemsetAsync(DW, 0, (size_t)nw * 4, R.s)); return 0; }
         double *part = (double *)R.C->scratch;
         int64_t nch, per;
+        if (int tt = dw_w_tcol_frames(p, gx, gy)) {
+            DwWT g;
+            if (HF(R, x) ? dw_back_w_tcol(R, tt, gx, gy, p, DY, (const bf16 *)P(R, x), part, &g) : dw_back_w_tcol(R, tt, gx, gy, p, DY, X, part, &g))
+                return -1;
+            k_colsum_final<<<(unsigned)((C * K3 + 31) / 32), dim3(32, 8), 0, R.s>>>(part, g.nblk, C * K3, DW, C, K3);
+            SC_LAUNCH();
+            return 0;
+        }
         if (dw_w_taps(p, gx, gy)) {
             dw_w_geom(gx, gy, &nch, &per);
             dim3 grid((unsigned)nch, (unsigned)((C + 31) / 32)), block(32, DWW_WARPS);

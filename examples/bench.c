@@ -690,12 +690,12 @@ static void scvrl_fill_inputs(scm_graphs *G, const scm_cfg *c, float *xm[2], flo
         #pragma omp parallel for
         for (int64_t i = 0; i < no; i++) xo[k][i] = 2.0f * scvrl_rng_uniform(99, 20 + k, (uint64_t)i) - 1.0f;
     }
-    if (G->shuf) {            // shuffle j: the frame groups of 2 rotated by 1 + j mod (groups - 1), never the identity
-        int32_t *sh = (int32_t *)G->shuf->data;
+    if (G->shuf) {            // shuffle j of x_p[b]: its frame groups of 2 rotated by 1 + j mod (groups - 1), never the identity
+        int32_t *sh = (int32_t *)G->shuf->data;                  // (rows b*T + frame of x_p, as pretrain fills them)
         int T = c->frames, ng = T / 2;
         for (int64_t b = 0; b < G->B; b++)
             for (int j = 0; j < c->nt; j++)
-                for (int t = 0; t < T; t++) sh[(b * c->nt + j) * T + t] = (int32_t)(((t / 2 + 1 + j % (ng - 1)) % ng) * 2 + t % 2);
+                for (int t = 0; t < T; t++) sh[(b * c->nt + j) * T + t] = (int32_t)(b * T + ((t / 2 + 1 + j % (ng - 1)) % ng) * 2 + t % 2);
     }
 }
 

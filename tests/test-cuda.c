@@ -113,6 +113,10 @@ static scvrl_tensor *b_conv_pool1b(scvrl_ctx *c, scvrl_tensor **x) {   // stride
     int s[3] = { 1, 1, 1 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], x[2], s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
 }
+static scvrl_tensor *b_conv_pool4(scvrl_ctx *c, scvrl_tensor **x) {    // stride (1,4,4)
+    int s[3] = { 1, 4, 4 }, p[3] = { 1, 1, 1 };
+    return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
+}
 static scvrl_tensor *b_conv_pool8(scvrl_ctx *c, scvrl_tensor **x) {    // stride (1,8,8)
     int s[3] = { 1, 8, 8 }, p[3] = { 1, 1, 1 };
     return scvrl_conv3d(c, x[0], x[1], NULL, s, p, (int)x[0]->ne[4], SCVRL_LAYOUT_NDHWC);
@@ -303,6 +307,14 @@ static const ccase cases[] = {
     { "layer_norm_500", 3, { 2, 1, 1 }, { { 5, 500 }, { 500 }, { 500 } }, 7, b_ln },
     { "layer_norm_1024", 3, { 3, 1, 1 }, { { 2, 3, 1024 }, { 1024 }, { 1024 } }, 7, b_ln },
     { "drop_path_rows_of_40", 1, { 3 }, { { 9, 5, 8 } }, 1, b_droppath },              // four elements at a time
+    // the time-column backward kernels (session 9): one channel a thread (C odd), several blocks of
+    // rows, three columns a row (the weight gradient's chunks), stride 4 (the backward-x's run-time stride)
+    { "conv3d_pool_s2_t8_c7", 2, { 5, 5 }, { { 2, 8, 9, 7, 7 }, { 7, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
+    { "conv3d_pool_s2_t2_c96_3200_columns", 2, { 5, 5 }, { { 2, 2, 80, 80, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
+    { "conv3d_pool_s4_t4_c96", 2, { 5, 5 }, { { 3, 4, 13, 12, 96 }, { 96, 1, 3, 3, 3 } }, 3, b_conv_pool4 },
+    // the weight gradient's channel slices of 192 (MViT's heads side by side: 384 and 768), one partial
+    { "conv3d_pool_s2_t8_c200", 2, { 5, 5 }, { { 1, 8, 6, 5, 200 }, { 200, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
+    { "conv3d_pool_s1_t8_c384_bias", 3, { 5, 5, 1 }, { { 2, 8, 5, 4, 384 }, { 384, 1, 3, 3, 3 }, { 384 } }, 7, b_conv_pool1b },
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -1264,6 +1276,11 @@ int main(int argc, char **argv) {
     case_tag = " (SCVRL_CUDA_DWW=reg)";
     for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d", 6)) run_case(&cases[i]);
     unsetenv("SCVRL_CUDA_DWW");
+    // the per-output depthwise kernels where the time-column ones apply (forward, backward-x, dW)
+    setenv("SCVRL_CUDA_DWT", "0", 1);
+    case_tag = " (SCVRL_CUDA_DWT=0)";
+    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d_pool", 11)) run_case(&cases[i]);
+    unsetenv("SCVRL_CUDA_DWT");
     case_tag = "";
     // per-op table: every op of the table must have been compared
     printf("# per-op worst normalised error (gpu vs cpu), over every node of every case:\n");
