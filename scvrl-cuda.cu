@@ -149,6 +149,8 @@ struct Cuda {
     struct Resident { const char *host; size_t bytes; char *dev; bool pinned; cudaEvent_t ready; };
     std::vector<Resident> resident;                   // host buffers kept on the device (scvrl_cuda_resident)
     cudaStream_t copy = nullptr;                      // scvrl_cuda_resident_async's uploads
+    char *lse = nullptr; size_t lse_cap = 0;          // the fused attentions' row statistics, forward -> backward
+    std::unordered_map<const scvrl_tensor *, float *> lse_of;   // per ATTENTION node with them (this compute)
 };
 
 // Frees a resident range: waits for its upload, unpins the host side, frees the device copy.
@@ -3296,6 +3298,17 @@ __device__ __forceinline__ void fa_softmax_step(float (&s)[NT][4], float (&o)[ND
     for (int n = 0; n < ND; n++) { o[n][0] *= al0; o[n][1] *= al0; o[n][2] *= al1; o[n][3] *= al1; }
 }
 
+// The forward's row statistics for the backward (BF16 mode, training graphs): LSE = m + log2 l in
+// the kernels' log2 units (l summed over the 4 lanes of a row here), +inf on padded rows (P = 0).
+__device__ __forceinline__ void fa_store_lse(float m0, float m1, float l0, float l1, float *L, int64_t r0, int64_t Nq, int t4) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    if (t4 == 0) {
+        L[r0] = r0 < Nq ? m0 + log2f(l0) : INFINITY;
+        L[r0 + 8] = r0 + 8 < Nq ? m1 + log2f(l1) : INFINITY;
+    }
+}
+
 // The forward's output rows r0 and r0 + 8 of a warp: O[b, r, h, :] = o / l (the row sums l
 // reduced over the 4 lanes of a row first); rows past Nq are not written.
 template <int D>
@@ -3353,7 +3366,7 @@ template <int D> struct FaSmem {
 
 template <int D>
 __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt, int64_t Nkp, const __nv_bfloat16 *Kb,
-                                                            const __nv_bfloat16 *Vb, float *O, bool oh) {
+                                                            const __nv_bfloat16 *Vb, float *O, bool oh, float *LSE) {
     constexpr int LD = FaSmem<D>::LD, NT = FA_BK / 8, ND = D / 8, KS = D / 16;
     extern __shared__ __align__(16) unsigned char fa_smem[];
     __nv_bfloat16 *Qs = (__nv_bfloat16 *)fa_smem, *Ks = Qs + FaSmem<D>::Q, *Vs = Ks + 2 * FaSmem<D>::KV;
@@ -3438,22 +3451,23 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_fwd(AttG a, int64_t nqt,
         }
         __syncthreads();     // the next iteration's loads overwrite this buffer
     }
+    if (LSE) fa_store_lse(m0, m1, l0, l1, LSE + bh * nqt * FA_BQ, i0 + warp * 16 + g, a.Nq, t4);
     fa_store_rows<D>(o, l0, l1, a, O, b, h, i0 + warp * 16 + g, t4, oh);
 }
 
-template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O, bool oh) {
+template <int D> int attn_flash_fwd_d(Run &R, const AttG &a, float *O, bool oh, float *LSE) {
     int64_t BH = a.B * a.H, Nkp = att_nkp(a.Nk), nqt = (a.Nq + FA_BQ - 1) / FA_BQ;
     __nv_bfloat16 *Kb = (__nv_bfloat16 *)R.C->scratch, *Vb = Kb + BH * Nkp * D;
     if (rows_bf16(R, a.k, a.sk, a.H, a.Nk, Nkp, D, BH, Kb, a.kh) || rows_bf16(R, a.v, a.sv, a.H, a.Nk, Nkp, D, BH, Vb, a.vh)) return -1;
     SC_CU(cudaFuncSetAttribute(k_attn_fwd<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FaSmem<D>::bytes));
     int64_t nb = BH * nqt;
     if (nb > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention: %lld blocks", (long long)nb); return -1; }
-    k_attn_fwd<D><<<(unsigned)nb, FA_WARPS * 32, FaSmem<D>::bytes, R.s>>>(a, nqt, Nkp, Kb, Vb, O, oh);
+    k_attn_fwd<D><<<(unsigned)nb, FA_WARPS * 32, FaSmem<D>::bytes, R.s>>>(a, nqt, Nkp, Kb, Vb, O, oh, LSE);
     SC_LAUNCH();
     return 0;
 }
-int attn_flash_fwd(Run &R, const AttG &a, float *O, bool oh) {
-#define FA_CALL(D) attn_flash_fwd_d<D>(R, a, O, oh)
+int attn_flash_fwd(Run &R, const AttG &a, float *O, bool oh, float *LSE) {
+#define FA_CALL(D) attn_flash_fwd_d<D>(R, a, O, oh, LSE)
     FA_SWITCH_D(a.d)
 #undef FA_CALL
 }
@@ -3558,7 +3572,8 @@ template <int D> struct FbSmemB {
     static constexpr size_t bytes = (size_t)(2 * FA_BQ * LD + 4 * FB_QT * LD) * 2 + 4 * FB_QT * 4;  // K, V, Q[2], dO[2], LSE[2], D[2]
 };
 
-template <int D>
+// ONE: LSE and D given (the forward's statistics and rowsum(dO O)): pass 2 only.
+template <int D, bool ONE = false>
 __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_t Nk, float scale, int64_t nqt, int64_t Nqp, int64_t Nkp,
                                                               const __nv_bfloat16 *Qb, const __nv_bfloat16 *dOb, const __nv_bfloat16 *Kb,
                                                               const __nv_bfloat16 *Vb, float *LSE, float *Dd, float *DQ) {
@@ -3568,7 +3583,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int64_t bh = blockIdx.x / nqt, i0 = (blockIdx.x % nqt) * FA_BQ;
     const __nv_bfloat16 *Kg = Kb + bh * Nkp * D, *Vg = Vb + bh * Nkp * D;
-    const int ntile = (int)(Nkp / FB_KT), total = 2 * ntile;
+    const int ntile = (int)(Nkp / FB_KT), total = ONE ? ntile : 2 * ntile;
     {   // Q and dO tiles (joined to the first K/V group)
         const __nv_bfloat16 *qs = Qb + (bh * Nqp + i0) * D, *ds = dOb + (bh * Nqp + i0) * D;
         for (int p = tid; p < FA_BQ * PR; p += FA_WARPS * 32) {
@@ -3593,6 +3608,10 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_
 #pragma unroll
     for (int n = 0; n < ND; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f, u0 = 0.f, u1 = 0.f;    // pass 1 -> LSE (m), D (u)
+    if (ONE) {
+        const int64_t r0 = bh * Nqp + i0 + warp * 16 + g;
+        m0 = LSE[r0]; m1 = LSE[r0 + 8]; u0 = Dd[r0]; u1 = Dd[r0 + 8];
+    }
     const float sl2 = scale * 1.4426950408889634f;
     const int kr = (lane & 7) + (lane >> 4) * 8, kc = ((lane >> 3) & 1) * 8;
     const int vr = (lane & 7) + ((lane >> 3) & 1) * 8, vc = (lane >> 4) * 8;
@@ -3627,7 +3646,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_attn_bwd_q(int64_t Nq, int64_
             }
         }
         fa_mask_scale(s, (int64_t)tile * FB_KT, Nk, t4, sl2);
-        if (it < ntile) {      // pass 1: running statistics
+        if (!ONE && it < ntile) {      // pass 1: running statistics
             fb_stats_step(s, dp, m0, m1, l0, l1, u0, u1);
             if (it == ntile - 1) fb_stats_finish(m0, m1, l0, l1, u0, u1, LSE + bh * Nqp, Dd + bh * Nqp, i0 + warp * 16 + g, Nq, t4);
         } else {               // pass 2: dS and dQ += dS K
@@ -4144,14 +4163,51 @@ inline int rows_op(Run &R, const float *src, const int64_t *s, int64_t H, int64_
     (void)h;     // bf16 storage only reaches the bf16 kernels (plan_half)
     return rows_tf32(R, src, s, H, N, Np, d, BH, dst);
 }
+// The forward's statistics for the backward (bf16 kernels): LSE [BH, Nqp] as the forward wrote it,
+// and its output O [B, Nq, H, d] (stored as bf16 where oh) for D = rowsum(dO O).
+struct AttStats { float *lse; const float *O; bool oh; };
+
+// dO [B, Nq, H, d] fp32 rows to bf16 [BH, Np, d] (zero past N) and D[bh, r] = sum_c dO O (0 past N):
+// a warp per row, four elements a lane (d a multiple of 16, both rows 16-byte aligned).
+__global__ void k_rows_bf16_dot(const float *dO, const float *O, bool oh, int64_t H, int64_t N, int64_t Np, int d, int64_t BH,
+                                __nv_bfloat16 *dst, float *Dd) {
+    const int lane = threadIdx.x & 31;
+    const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; row < BH * Np; row += nw) {
+        const int64_t bh = row / Np, r = row - bh * Np, e0 = (((bh / H) * N + r) * H + bh % H) * d;
+        float acc = 0.f;
+        for (int c = lane * 4; c < d; c += 128) {
+            float4 x = make_float4(0.f, 0.f, 0.f, 0.f), o = x;
+            if (r < N) { x = *(const float4 *)(dO + e0 + c); o = oh ? ld4f((const bf16 *)O + e0 + c) : *(const float4 *)(O + e0 + c); }
+            acc += x.x * o.x + x.y * o.y + x.z * o.z + x.w * o.w;
+            *(uint2 *)(dst + row * d + c) = make_uint2(bf_pack(x.x, x.y), bf_pack(x.z, x.w));
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) Dd[row] = acc;
+    }
+}
+
+// st (bf16 kernels only): the forward's LSE and output are there, kernel A runs its second pass
+// only (kq1), D comes from rowsum(dO O) while dO is rounded.
 template <int D, typename T, typename KA, typename KB>
-int attn_back_run(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV, KA kq, size_t smA, KB kkv, size_t smB) {
+int attn_back_run(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV, KA kq, size_t smA, KB kkv, size_t smB,
+                  const AttStats *st = nullptr, KA kq1 = nullptr) {
     const int64_t BH = a.B * a.H;
     FbGeom G = fb_geom(BH, a.Nq, a.Nk);
     T *Qb = (T *)R.C->scratch, *dOb = Qb + BH * G.Nqp * D, *Kb = dOb + BH * G.Nqp * D, *Vb = Kb + BH * G.Nkp * D;
     float *LSE = (float *)(Vb + BH * G.Nkp * D), *Dd = LSE + BH * G.Nqp, *part = Dd + BH * G.Nqp;
     const int64_t sdo[3] = { a.Nq * a.H * a.d, a.d, a.H * a.d };     // dO [B, Nq, H, d]
-    if (rows_op(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb, a.qh) || rows_op(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb, false) ||
+    bool one = false;
+    if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+        if (st && st->lse && kq1) {
+            one = true;
+            k_rows_bf16_dot<<<grid_for(BH * G.Nqp * 32), 256, 0, R.s>>>(DO, st->O, st->oh, a.H, a.Nq, G.Nqp, D, BH, dOb, Dd);
+            SC_LAUNCH();
+            LSE = st->lse;
+            kq = kq1;
+        }
+    }
+    if (rows_op(R, a.q, a.sq, a.H, a.Nq, G.Nqp, D, BH, Qb, a.qh) || (!one && rows_op(R, DO, sdo, a.H, a.Nq, G.Nqp, D, BH, dOb, false)) ||
         rows_op(R, a.k, a.sk, a.H, a.Nk, G.Nkp, D, BH, Kb, a.kh) || rows_op(R, a.v, a.sv, a.H, a.Nk, G.Nkp, D, BH, Vb, a.vh)) return -1;
     const int64_t nqt = G.Nqp / FA_BQ, nbA = BH * nqt, nbB = BH * G.nkb * G.splits;
     if (nbA > 0x7fffffff || nbB > 0x7fffffff) { seterr(R.err, R.errlen, "cuda attention backward: too many blocks"); return -1; }
@@ -4174,11 +4230,12 @@ int attn_back_run(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, 
 template <int D> int attn_tf_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
     return attn_back_run<D, uint32_t>(R, a, DO, DQ, DK, DV, k_attn_bwd_q_tf<D>, FtSmemA<D>::bytes, k_attn_bwd_kv_tf<D>, FtSmemB<D>::bytes);
 }
-template <int D> int attn_flash_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
-    return attn_back_run<D, __nv_bfloat16>(R, a, DO, DQ, DK, DV, k_attn_bwd_q<D>, FbSmemA<D>::bytes, k_attn_bwd_kv<D>, FbSmemB<D>::bytes);
+template <int D> int attn_flash_back_d(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV, const AttStats *st) {
+    return attn_back_run<D, __nv_bfloat16>(R, a, DO, DQ, DK, DV, k_attn_bwd_q<D, false>, FbSmemA<D>::bytes, k_attn_bwd_kv<D>, FbSmemB<D>::bytes,
+                                           st, k_attn_bwd_q<D, true>);
 }
-int attn_flash_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV) {
-#define FA_CALL(D) attn_flash_back_d<D>(R, a, DO, DQ, DK, DV)
+int attn_flash_back(Run &R, const AttG &a, const float *DO, float *DQ, float *DK, float *DV, const AttStats *st) {
+#define FA_CALL(D) attn_flash_back_d<D>(R, a, DO, DQ, DK, DV, st)
     FA_SWITCH_D(a.d)
 #undef FA_CALL
 }
@@ -4200,7 +4257,10 @@ int op_attention(Run &R, scvrl_tensor *t) {
     if (!n) return 0;
     if (!a.Nk) { SC_CU(cudaMemsetAsync(O, 0, (size_t)n * 4, R.s)); return 0; }
     switch (att_kind(R.C->prec, a.d, a.Nq, a.Nk)) {
-    case ATT_BF16: return attn_flash_fwd(R, a, O, HF(R, t));
+    case ATT_BF16: {
+        auto it = R.C->lse_of.find(t);
+        return attn_flash_fwd(R, a, O, HF(R, t), it == R.C->lse_of.end() ? nullptr : it->second);
+    }
     case ATT_TF32: return attn_tf_fwd(R, a, O);
     default: return attn_gemm_fwd(R, a, O);
     }
@@ -4213,7 +4273,12 @@ int op_attention_back(Run &R, scvrl_tensor *t) {
     if (!n) return 0;
     if (!a.Nk || !a.Nq) { SC_CU(cudaMemsetAsync(DQ, 0, (size_t)n * 4, R.s)); return 0; }
     switch (att_kind(R.C->prec, a.d, a.Nq, a.Nk)) {
-    case ATT_BF16: return attn_flash_back(R, a, DO, DQ, DK, DV);
+    case ATT_BF16: {      // with the forward's statistics where this compute's forward kept them (compute_lse)
+        auto it = t->src[4] ? R.C->lse_of.find(t->src[4]) : R.C->lse_of.end();
+        AttStats st = { it == R.C->lse_of.end() ? nullptr : it->second, it == R.C->lse_of.end() ? nullptr : F(R, t->src[4]),
+                        it != R.C->lse_of.end() && HF(R, t->src[4]) };
+        return attn_flash_back(R, a, DO, DQ, DK, DV, &st);
+    }
     case ATT_TF32: return attn_tf_back(R, a, DO, DQ, DK, DV);
     default: return attn_gemm_back(R, a, DO, DQ, DK, DV);
     }
@@ -4359,7 +4424,7 @@ bool reads_half(const Cuda *C, const scvrl_tensor *t, int k) {
     case SCVRL_OP_LINEAR: case SCVRL_OP_LAYER_NORM: case SCVRL_OP_GELU: return k == 0 && scvrl_is_contiguous(s);
     case SCVRL_OP_CONCAT: case SCVRL_OP_CONT: return true;
     case SCVRL_OP_CONV3D: return k == 0 && dw_half_ok(t);
-    case SCVRL_OP_ATTENTION: case SCVRL_OP_ATTENTION_BACK: return k < 3 && att_half_ok(C, t);
+    case SCVRL_OP_ATTENTION: case SCVRL_OP_ATTENTION_BACK: return (k < 3 || (k == 4 && t->op == SCVRL_OP_ATTENTION_BACK)) && att_half_ok(C, t);
     case SCVRL_OP_MATMUL: return operand_ok(s);
     case SCVRL_OP_GELU_BACK: return k == 0 && gelu_back_contig(t);
     case SCVRL_OP_SUM_TO: return sum_plan(t).fast;
@@ -4417,6 +4482,30 @@ int compute_plan(Cuda *C, scvrl_graph *g, const int64_t **offs, char *err, size_
         *offs = C->offs_h.data();
     }
     return grow(C, &C->act, &C->act_cap, act_bytes, "the activation arena", err, errlen);
+}
+
+// 0b. Attention statistics (BF16 mode): each fused ATTENTION whose ATTENTION_BACK (src[4]) is in
+// the same graph keeps its rows' LSE [B H, Nq rounded to 64] in the lse arena for the backward,
+// which then skips its first pass over the keys (SCVRL_CUDA_ATTN_LSE=0: the backward's own two
+// passes). Read at every compute.
+int compute_lse(Cuda *C, scvrl_graph *g, char *err, size_t errlen) {
+    C->lse_of.clear();
+    const char *e = getenv("SCVRL_CUDA_ATTN_LSE");
+    if (e && *e == '0') return 0;
+    std::vector<std::pair<const scvrl_tensor *, size_t>> want;
+    size_t bytes = 0;
+    for (int i = 0; i < g->n; i++) {
+        const scvrl_tensor *t = g->nodes[i], *f = t->src[4];
+        if (t->op != SCVRL_OP_ATTENTION_BACK || !f || f->op != SCVRL_OP_ATTENTION || f->id < 0 || f->id >= g->n || g->nodes[f->id] != f) continue;
+        const scvrl_tensor *q = f->src[0], *k = f->src[1];
+        if (att_kind(C->prec, q->ne[3], q->ne[2], k->ne[2]) != ATT_BF16 || !k->ne[2]) continue;
+        want.push_back({ f, bytes });
+        bytes += ((size_t)(q->ne[0] * q->ne[1]) * (size_t)((q->ne[2] + FA_BQ - 1) / FA_BQ * FA_BQ) * 4 + 255) & ~(size_t)255;
+    }
+    if (!bytes) return 0;
+    if (grow(C, &C->lse, &C->lse_cap, bytes, "the attention statistics", err, errlen)) return -1;
+    for (auto &w : want) C->lse_of[w.first] = (float *)(C->lse + w.second);
+    return 0;
 }
 
 // A pinned host buffer *p of at least want bytes: when it must grow, the old one is freed (after
@@ -4628,7 +4717,8 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     std::vector<int> slot_id;
     std::vector<char *> bptr;          // device-resident parameters and their gradients
     size_t mir_bytes = 0, scr = 0;
-    if (compute_plan(C, g, &offs, err, errlen) || compute_mirror(C, g, slot_id, bptr, &mir_bytes, err, errlen)) return -1;
+    if (compute_plan(C, g, &offs, err, errlen) || compute_lse(C, g, err, errlen) ||
+        compute_mirror(C, g, slot_id, bptr, &mir_bytes, err, errlen)) return -1;
     // 2. scratch: the most any node asks for
     for (int i = 0; i < g->n; i++) { size_t s = scratch_of(C, g->nodes[i]); if (s > scr) scr = s; }
     if (grow(C, &C->scratch, &C->scratch_cap, scr, "scratch", err, errlen)) return -1;
@@ -4799,6 +4889,7 @@ void cuda_free(scvrl_backend *be) {
         if (C->h16) cudaFree(C->h16);
         if (C->mir) cudaFree(C->mir);
         if (C->scratch) cudaFree(C->scratch);
+        if (C->lse) cudaFree(C->lse);
         if (C->stage) cudaFreeHost(C->stage);
         for (cudaEvent_t e : C->prof_ev) cudaEventDestroy(e);
         for (auto &r : C->resident) resident_free(r);

@@ -53,7 +53,7 @@
     do { if (!(cond)) scvrl__abort(__FILE__, __LINE__, #cond, __VA_ARGS__); } while (0)
 
 #define SCVRL_MAX_DIMS 6
-#define SCVRL_MAX_SRC 4
+#define SCVRL_MAX_SRC 5
 #define SCVRL_MAX_IP 16
 
 #ifdef __cplusplus
@@ -104,7 +104,7 @@ scvrl_dtype scvrl_dtype_parse(const char *name);    /* "F32" -> SCVRL_DT_F32; SC
     X(LOG_SOFTMAX, 1, LOG_SOFTMAX)/* over the last dim                                        */ \
     X(LOG_SOFTMAX_BACK, 2, NONE)  /* (y, dy) -> dx                                            */ \
     X(ATTENTION, 3, ATTENTION)    /* q,k,v [B,h,N,d] -> [B,Nq,h,d]; fp: scale                 */ \
-    X(ATTENTION_BACK, 4, NONE)    /* (q, k, v, dout) -> flat [dq | dk | dv]                   */ \
+    X(ATTENTION_BACK, 5, NONE)    /* (q, k, v, dout, out) -> flat [dq | dk | dv]              */ \
     X(CROSS_ENTROPY, 2, CROSS_ENTROPY) /* (logits [N,C], target i32 [N]) -> loss [N]          */ \
     X(CROSS_ENTROPY_BACK, 3, NONE)/* (logits, target, dloss) -> dlogits                       */ \
     X(L2_NORMALIZE, 1, L2_NORMALIZE) /* x / max(||x||, eps) over the last dim; fp: eps        */ \
@@ -3425,6 +3425,7 @@ static void scvrl__bwd_ATTENTION(scvrl_ctx *ctx, scvrl_tensor *t) {
     int64_t nq = scvrl_nelements(q), nk = scvrl_nelements(k), n = nq + 2 * nk;
     scvrl_tensor *ab = scvrl__op(ctx, SCVRL_OP_ATTENTION_BACK, 1, &n, q, k, v);
     ab->src[3] = scvrl__contig(ctx, t->grad);
+    ab->src[4] = t;          // the forward's output: a backend may take rowsum(dout * out) from it (CPU: unused)
     ab->flags &= ~(uint32_t)SCVRL_F_GRAD;
     ab->fp[0] = t->fp[0];
     int64_t qs[4] = { q->ne[0], q->ne[1], q->ne[2], q->ne[3] }, ks[4] = { k->ne[0], k->ne[1], k->ne[2], k->ne[3] };

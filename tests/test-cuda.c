@@ -497,6 +497,8 @@ static const ccase attn_prec_cases[] = {
 
 // attn: SCVRL_CUDA_ATTN for the GPU run (NULL: unset); the caller's setting is restored.
 #define TOL_ATT_TF32 2e-3     // measured (H100): fused tf32 1.7e-4 to 7.1e-4, cuBLAS tf32 the same; bf16 kernels 1e-3 to 6e-3
+static const char *attn_tag = "";       // appended to the names (the SCVRL_CUDA_ATTN_LSE=0 reruns)
+static float *attn_keep; static int64_t attn_keep_n;    // a copy of the GPU's ATTENTION_BACK output when asked (attn_keep_n = -1)
 static void run_attn_prec(const ccase *c, int prec, const char *attn, double tol) {
     char err[512], name[256];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -552,8 +554,13 @@ static void run_attn_prec(const ccase *c, int prec, const char *attn, double tol
             double e = rel_err(gbuf[i], gcpu[i], scvrl_nelements(in[i]));
             if (e > eg || !(e == e)) eg = e;
         }
-        snprintf(name, sizeof name, "cuda attention %s%s%s %s: forward %.2e, backward %.2e, gradients %.2e", prec == SCVRL_PREC_BF16 ? "bf16" : "tf32",
-                 attn ? "+" : "", attn ? attn : "", c->name, ef, eb, eg);
+        snprintf(name, sizeof name, "cuda attention %s%s%s %s%s: forward %.2e, backward %.2e, gradients %.2e", prec == SCVRL_PREC_BF16 ? "bf16" : "tf32",
+                 attn ? "+" : "", attn ? attn : "", c->name, attn_tag, ef, eb, eg);
+        if (attn_keep_n < 0) {
+            attn_keep_n = scvrl_nelements(bwd);
+            attn_keep = (float *)malloc((size_t)attn_keep_n * 4);
+            memcpy(attn_keep, bwd->data, (size_t)attn_keep_n * 4);
+        }
         test_check(ef <= tol && eb <= tol && eg <= tol, name, "above %.0e", tol);
     }
 done:
@@ -1294,6 +1301,24 @@ int main(int argc, char **argv) {
     test_views_and_errors();
     const int natt = (int)(sizeof attn_prec_cases / sizeof attn_prec_cases[0]);
     for (int i = 0; i < natt; i++) run_attn_prec(&attn_prec_cases[i], SCVRL_PREC_BF16, NULL, 2e-2);
+    // the backward without the forward's statistics (its own two passes over the keys); the two
+    // paths must differ in the last bits (D and LSE summed differently): the one-pass path ran
+    {
+        float *one = NULL, *two = NULL;
+        int64_t n1 = 0, n2 = 0;
+        attn_keep_n = -1; run_attn_prec(&attn_prec_cases[0], SCVRL_PREC_BF16, NULL, 2e-2); one = attn_keep; n1 = attn_keep_n;
+        setenv("SCVRL_CUDA_ATTN_LSE", "0", 1);
+        attn_tag = " (SCVRL_CUDA_ATTN_LSE=0)";
+        for (int i = 1; i < natt; i++) run_attn_prec(&attn_prec_cases[i], SCVRL_PREC_BF16, NULL, 2e-2);
+        attn_keep_n = -1; run_attn_prec(&attn_prec_cases[0], SCVRL_PREC_BF16, NULL, 2e-2); two = attn_keep; n2 = attn_keep_n;
+        attn_keep_n = 0; attn_keep = NULL;
+        unsetenv("SCVRL_CUDA_ATTN_LSE");
+        attn_tag = "";
+        test_check(one && two && n1 == n2 && n1 > 0 && memcmp(one, two, (size_t)n1 * 4) != 0,
+                   "cuda attention bf16 backward with the forward's LSE and rowsum(dO O) differs in bits from the two-pass backward",
+                   "identical: the one-pass path did not run");
+        free(one); free(two);
+    }
     // TF32 mode (default path: the fused tf32 kernels; cuBLAS for d = 40 and 200)
     for (int i = 0; i < natt; i++) run_attn_prec(&attn_prec_cases[i], SCVRL_PREC_TF32, NULL, TOL_ATT_TF32);
     for (int i = 0; i < natt; i += 3) {
