@@ -64,6 +64,7 @@ extern "C" int scvrl_cuda_bf16_nodes(scvrl_backend *be);
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
 extern "C" int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
+extern "C" int scvrl_cuda_resident_update(scvrl_backend *be, const void *host, size_t off, size_t len, char *err, size_t errlen);
 
 namespace {
 
@@ -641,6 +642,15 @@ template <typename I> __global__ void k_index_select(I n, I inner, I nsel, I nx,
         I in = i % inner, r = i / inner, j = r % nsel, o = r / nsel;
         int32_t k = idx[j];
         Y[i] = (k >= 0 && (I)k < nx) ? X[(o * nx + (I)k) * inner + in] : NAN;
+    }
+}
+// The same four floats a thread (inner a multiple of 4, both pointers 16-byte aligned: the SCVRL
+// momentum batch's plane gather, rows of H*W floats).
+template <typename I> __global__ void k_index_select4(I n4, I inner4, I nsel, I nx, const int32_t *idx, const float4 *X, float4 *Y) {
+    GRID_STRIDE_T(I, i, n4) {
+        I in = i % inner4, r = i / inner4, j = r % nsel, o = r / nsel;
+        int32_t k = idx[j];
+        Y[i] = (k >= 0 && (I)k < nx) ? X[(o * nx + (I)k) * inner4 + in] : make_float4(NAN, NAN, NAN, NAN);
     }
 }
 // INDEX_ADD, deterministic: each output element gathers the dy rows whose index is its row.
@@ -2338,6 +2348,12 @@ int op_index_select(Run &R, scvrl_tensor *t) {
     index_geom(x, dim, &outer, &inner);
     if (check_indices(R, idx, ns, nx, "index_select")) return -1;
     if (!n) return 0;
+    if (inner % 4 == 0 && al16p(F(R, x), F(R, t)) && n < ((int64_t)1 << 31) && scvrl_nelements(x) < ((int64_t)1 << 31)) {
+        k_index_select4<uint32_t><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)ns, (uint32_t)nx,
+                                                                  (const int32_t *)P(R, idx), (const float4 *)F(R, x), (float4 *)F(R, t));
+        SC_LAUNCH();
+        return 0;
+    }
     if (n < ((int64_t)1 << 31) && scvrl_nelements(x) < ((int64_t)1 << 31))
         k_index_select<uint32_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)ns, (uint32_t)nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
     else k_index_select<int64_t><<<grid_for(n), 256, 0, R.s>>>(n, inner, ns, nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
@@ -2453,6 +2469,55 @@ int op_layer_norm(Run &R, scvrl_tensor *t) {
         return 0;
     });
 }
+// The weight and bias gradients of such rows in one pass: a block of 8 warps takes rpw rows a warp
+// (interleaved; about 1056 blocks in all, one wave of 8 an SM: a warp's rows are a chain of
+// dependent loads, so the rows are spread over as many warps as run at once), each row read once (x and dy, four at a time) with its statistics in
+// registers; a lane sums dy xhat and dy of its columns in float over its rows, then the warps add
+// theirs in double in warp order into shared memory and the block writes part[block][2D] (dw, db;
+// a fixed order: deterministic).
+template <int NC, typename TX>
+__global__ void __launch_bounds__(256) k_ln_wb_v4(int64_t rows, int rpw, int D4, const float *DY, const TX *X, float eps, double *part) {
+    __shared__ double red[2 * 1024];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, D = 4 * D4;
+    float4 aw[NC], ab[NC];
+#pragma unroll
+    for (int j = 0; j < NC; j++) aw[j] = ab[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+    const int64_t r0 = (int64_t)blockIdx.x * 8 * rpw;
+    for (int i = 0; i < rpw; i++) {
+        const int64_t r = r0 + i * 8 + warp;
+        if (r >= rows) break;
+        float4 xv[NC], gv[NC];
+        float mu, rs;
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            int c = lane + 32 * j;
+            xv[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+            gv[j] = c < D4 ? ld4f(DY + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            aw[j].x += gv[j].x * ((xv[j].x - mu) * rs); aw[j].y += gv[j].y * ((xv[j].y - mu) * rs);
+            aw[j].z += gv[j].z * ((xv[j].z - mu) * rs); aw[j].w += gv[j].w * ((xv[j].w - mu) * rs);
+            ab[j].x += gv[j].x; ab[j].y += gv[j].y; ab[j].z += gv[j].z; ab[j].w += gv[j].w;
+        }
+    }
+    for (int w = 0; w < 8; w++) {
+        if (warp == w)
+#pragma unroll
+            for (int j = 0; j < NC; j++) {
+                int c = 4 * (lane + 32 * j);
+                if (c >= D) continue;
+                double *o = red + c, *b = red + D + c;
+                o[0] = (w ? o[0] : 0.0) + aw[j].x; o[1] = (w ? o[1] : 0.0) + aw[j].y; o[2] = (w ? o[2] : 0.0) + aw[j].z; o[3] = (w ? o[3] : 0.0) + aw[j].w;
+                b[0] = (w ? b[0] : 0.0) + ab[j].x; b[1] = (w ? b[1] : 0.0) + ab[j].y; b[2] = (w ? b[2] : 0.0) + ab[j].z; b[3] = (w ? b[3] : 0.0) + ab[j].w;
+            }
+        __syncthreads();
+    }
+    for (int c = threadIdx.x; c < 2 * D; c += 256) part[(int64_t)blockIdx.x * 2 * D + c] = red[c];
+}
+int64_t ln_wb_rpw(int64_t rows) { int64_t r = (rows + 8 * 1056 - 1) / (8 * 1056); return r < 1 ? 1 : r; }
+int64_t ln_wb_blocks(int64_t rows) { return (rows + 8 * ln_wb_rpw(rows) - 1) / (8 * ln_wb_rpw(rows)); }
 int op_layer_norm_back(Run &R, scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t, &D);
     if (!Rn || !D) return 0;
@@ -2479,7 +2544,8 @@ int op_layer_norm_back(Run &R, scvrl_tensor *t) {
 }
 size_t scratch_ln_wb(const scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t->src[1], &D);
-    return (size_t)Rn * sizeof(float2) + 256 + (size_t)colsum_chunks(Rn, D) * 2 * (size_t)D * 8;
+    size_t a = (size_t)Rn * sizeof(float2) + 256 + (size_t)colsum_chunks(Rn, D) * 2 * (size_t)D * 8, b = (size_t)ln_wb_blocks(Rn) * 2 * (size_t)D * 8;
+    return a > b ? a : b;
 }
 int op_ln_wb(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *x = t->src[1];
@@ -2489,6 +2555,22 @@ int op_ln_wb(Run &R, scvrl_tensor *t) {
     float2 *st = (float2 *)R.C->scratch;
     double *part = (double *)(R.C->scratch + (((size_t)Rn * sizeof(float2) + 255) & ~(size_t)255));
     int64_t nch = colsum_chunks(Rn, D), per = (Rn + nch - 1) / nch;
+    const char *e = getenv("SCVRL_CUDA_LNWB");       // "old": the statistics pass + the column kernel
+    if (D <= 1024 && D % 4 == 0 && ln_wb_blocks(Rn) < ((int64_t)1 << 31) && al16p(P(R, x), F(R, t->src[0])) && !(e && !strcmp(e, "old"))) {
+        const int64_t nb = ln_wb_blocks(Rn);
+        double *pw = (double *)R.C->scratch;
+        if (with_io(HF(R, x), false, [&](auto tx, auto) {
+                by_nc((int)(D / 4), [&](auto nc) {
+                    k_ln_wb_v4<decltype(nc)::value><<<(unsigned)nb, 256, 0, R.s>>>(Rn, (int)ln_wb_rpw(Rn), (int)(D / 4), F(R, t->src[0]), (const TY(tx) *)P(R, x),
+                                                                                  t->fp[0], pw);
+                });
+                SC_LAUNCH();
+                return 0;
+            })) return -1;
+        k_colsum_final<<<(unsigned)((2 * D + 31) / 32), dim3(32, 8), 0, R.s>>>(pw, nb, 2 * D, F(R, t));
+        SC_LAUNCH();
+        return 0;
+    }
     if (with_io(HF(R, x), false, [&](auto tx, auto) {
             const TY(tx) *X = (const TY(tx) *)P(R, x);
             if (D <= 1024 && (Rn + 7) / 8 < ((int64_t)1 << 31)) {
@@ -5000,6 +5082,23 @@ extern "C" int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, si
         return 0;
     }
     seterr(err, errlen, "scvrl_cuda_resident_async: %zu bytes at %p were not registered with scvrl_cuda_resident", bytes, host);
+    return -1;
+}
+
+extern "C" int scvrl_cuda_resident_update(scvrl_backend *be, const void *host, size_t off, size_t len, char *err, size_t errlen) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) { seterr(err, errlen, "scvrl_cuda_resident_update: not the CUDA backend"); return -1; }
+    Cuda *C = (Cuda *)be->priv;
+    SC_CU(cudaSetDevice(C->device));
+    for (auto &r : C->resident) {
+        if (r.host != (const char *)host || off > r.bytes || len > r.bytes - off) continue;
+        if (!len) return 0;
+        if (r.ready) SC_CU(cudaStreamWaitEvent(C->stream, r.ready, 0));
+        SC_CU(cudaMemcpyAsync(r.dev + off, (const char *)host + off, len, cudaMemcpyHostToDevice, C->stream));
+        if (r.pinned) SC_CU(cudaStreamSynchronize(C->stream));   // page-locked: the copy reads the host bytes later
+        return 0;
+    }
+    seterr(err, errlen, "scvrl_cuda_resident_update: bytes %zu..%zu of %p are not inside a range registered with scvrl_cuda_resident",
+           off, off + len, host);
     return -1;
 }
 

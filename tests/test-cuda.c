@@ -315,6 +315,8 @@ static const ccase cases[] = {
     // the weight gradient's channel slices of 192 (MViT's heads side by side: 384 and 768), one partial
     { "conv3d_pool_s2_t8_c200", 2, { 5, 5 }, { { 1, 8, 6, 5, 200 }, { 200, 1, 3, 3, 3 } }, 3, b_conv_pool2 },
     { "conv3d_pool_s1_t8_c384_bias", 3, { 5, 5, 1 }, { { 2, 8, 5, 4, 384 }, { 384, 1, 3, 3, 3 }, { 384 } }, 7, b_conv_pool1b },
+    // index_select four floats a thread (rows a multiple of 4: the SCVRL momentum batch's plane gather)
+    { "index_select_dim0_rows_of_8", 1, { 2 }, { { 5, 8 } }, 1, b_isel0 },
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -1143,6 +1145,37 @@ static void test_resident(void) {
     scvrl_ctx_free(ctx);
 }
 
+// scvrl_cuda_resident_update: parts of a registered range refreshed (the SCVRL key queue's pushed
+// rows): a changed part not refreshed stays stale on the device, refreshed parts are read; a part
+// outside the range is refused.
+static void test_resident_update(void) {
+    char err[512] = "";
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t n = 5000;
+    scvrl_tensor *x, *y;
+    scvrl_graph *g = resident_graph(ctx, n, &x, &y);
+    float *want = (float *)malloc((size_t)n * 4), *x0 = scvrl_f32(x);
+    fill_sym(x0, n, 70, "resident update");
+    int ok = !scvrl_cuda_resident(gpu, x->data, (size_t)n * 4, err, sizeof err);
+    for (int64_t i = 1000; i < 1500; i++) x0[i] += 0.5f;
+    for (int64_t i = 4900; i < n; i++) x0[i] -= 0.25f;
+    ok = ok && !scvrl_graph_compute(g, NULL, err, sizeof err);
+    memcpy(want, scvrl_f32(y), (size_t)n * 4);
+    ok = ok && !scvrl_graph_compute(g, gpu, err, sizeof err);
+    int stale = ok && rel_err(scvrl_f32(y), want, n) > 1e-3;
+    ok = ok && !scvrl_cuda_resident_update(gpu, x->data, 1000 * 4, 500 * 4, err, sizeof err) &&
+         !scvrl_cuda_resident_update(gpu, x->data, 4900 * 4, 100 * 4, err, sizeof err) && !scvrl_graph_compute(g, gpu, err, sizeof err);
+    ok = ok && rel_err(scvrl_f32(y), want, n) < 1e-6;
+    char e2[256] = "";
+    int refused = scvrl_cuda_resident_update(gpu, x->data, 4900 * 4, 101 * 4, e2, sizeof e2) == -1 && strstr(e2, "not inside");
+    scvrl_cuda_resident_release(gpu, x->data);
+    test_check(ok && stale && refused, "scvrl_cuda_resident_update: refreshed parts read on the device, others stale, outside parts refused",
+               "%s%s%s", err, stale ? "" : " (the unrefreshed change was seen)", refused ? "" : " (an outside part accepted)");
+    free(want);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
 // scvrl_cuda_resident_async: two registered batch buffers, a second thread filling and uploading the
 // next one while the GPU computes from the current one (examples/pretrain's loader); every GPU result
 // against the CPU's on the same contents, then the refusal of a range never registered.
@@ -1197,7 +1230,7 @@ static void test_resident_async(void) {
 // relative differences |gpu - cpu| / max(1, |cpu|) (the SCVRL loss here runs from ~1.7 to ~5.6).
 // ---------------------------------------------------------------------------------------------
 #define PT_DIR "build/tests/cuda-pretrain"
-#define PT_FLAGS "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 4 --queue 16 --momentum 0.99 --nt 4 " \
+#define PT_FLAGS "--model mvit-tiny --frames 8 --stride 2 --size 64 --batch 4 --queue 18 --momentum 0.99 --nt 4 " \
     "--crop-min 0.5 --lr 1e-4 --steps 20 --seed 3 --save-every 100000 --quiet "
 
 static int sh(const char *cmd) {
@@ -1345,6 +1378,7 @@ int main(int argc, char **argv) {
     test_params_ops();
     test_params_train();
     test_resident();
+    test_resident_update();
     test_resident_async();
     if (!quick) run_mvit("mvit-b", 8, 64, 1, 0, 0, 99, 1e-5);
     test_pretrain_backends();
