@@ -481,6 +481,11 @@ void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
  * compute has read it (e.g. a loader thread filling one of two batch buffers while the other is
  * computed, as examples/pretrain does). -1 with a message for a range not registered. */
 int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
+/* Refresh part of a registered range, [host + off, host + off + len), in order with the computes
+ * (on the backend's stream, after any asynchronous refresh of the range); the host bytes may change
+ * again once this returns. For a range that changes a little between computes (e.g. a key queue
+ * that gains B rows a step). -1 with a message when the part is not inside a registered range. */
+int scvrl_cuda_resident_update(scvrl_backend *be, const void *host, size_t off, size_t len, char *err, size_t errlen);
 #endif
 
 #ifdef __cplusplus

@@ -237,16 +237,16 @@ static void pt_batch_bytes(const pt_graphs *G, size_t b[3]) {
     b[2] = (size_t)(G->shuf ? scvrl_nelements(G->shuf) : 1) * sizeof(int32_t);
 }
 
-// CUDA: the three inputs of batch buffer k to the device without waiting (scvrl_cuda_resident_async):
-// the copy overlaps the step computing from the other buffer. 0, or -1 with err.
+// CUDA: the two clip inputs of batch buffer k to the device without waiting (scvrl_cuda_resident_async):
+// the copy overlaps the step computing from the other buffer (the shuffle indices stay on the host:
+// scm_step makes the gather's plane indices from them). 0, or -1 with err.
 static int pt_upload(pt_prefetch *P, int k, char *err, size_t errlen) {
     err[0] = 0;
 #ifdef SCVRL_CUDA
     if (!P->resident) return 0;
     size_t b[3];
     pt_batch_bytes(P->G, b);
-    if (scvrl_cuda_resident_async(P->be, P->xm[k], b[0], err, errlen) || scvrl_cuda_resident_async(P->be, P->xo[k], b[1], err, errlen) ||
-        (P->G->shuf && scvrl_cuda_resident_async(P->be, P->shuf[k], b[2], err, errlen)))
+    if (scvrl_cuda_resident_async(P->be, P->xm[k], b[0], err, errlen) || scvrl_cuda_resident_async(P->be, P->xo[k], b[1], err, errlen))
         return -1;
 #else
     (void)P; (void)k; (void)errlen;
@@ -258,7 +258,7 @@ static int pt_upload(pt_prefetch *P, int k, char *err, size_t errlen) {
 static void pt_resident_release(pt_prefetch *P) {
 #ifdef SCVRL_CUDA
     for (int k = 0; P->resident && k < 2; k++) {
-        scvrl_cuda_resident_release(P->be, P->xm[k]); scvrl_cuda_resident_release(P->be, P->xo[k]); scvrl_cuda_resident_release(P->be, P->shuf[k]);
+        scvrl_cuda_resident_release(P->be, P->xm[k]); scvrl_cuda_resident_release(P->be, P->xo[k]);
     }
 #endif
     P->resident = 0;
@@ -275,8 +275,7 @@ static void pt_resident_register(pt_prefetch *P) {
     int rc = 0;
     P->resident = 1;
     for (int k = 0; k < 2 && !rc; k++)
-        rc = scvrl_cuda_resident(P->be, P->xm[k], b[0], err, sizeof err) || scvrl_cuda_resident(P->be, P->xo[k], b[1], err, sizeof err) ||
-             scvrl_cuda_resident(P->be, P->shuf[k], b[2], err, sizeof err);
+        rc = scvrl_cuda_resident(P->be, P->xm[k], b[0], err, sizeof err) || scvrl_cuda_resident(P->be, P->xo[k], b[1], err, sizeof err);
     if (rc) { fprintf(stderr, "warning: batches are uploaded at each step instead (%s)\n", err); pt_resident_release(P); }
 #else
     (void)P;

@@ -49,6 +49,9 @@ int scm_init(scm_state *S, const scm_cfg *c, const mvit_config *mc, char *err, s
 
 
 void scm_free(scm_state *S) {
+#ifdef SCVRL_CUDA
+    if (S->qbe) scvrl_cuda_resident_release(S->qbe, S->Q.keys);
+#endif
     mvit_free(&S->on); mvit_free(&S->mo);
     scvrl_params_free(&S->H); scvrl_params_free(&S->Hm);
     con_queue_free(&S->Q);
@@ -59,6 +62,26 @@ void scm_free(scm_state *S) {
 int scm_to_device(scm_state *S, scvrl_backend *be, char *err, size_t errlen) {
     if (scvrl_params_to_device(&S->on.P, be, err, errlen) || scvrl_params_to_device(&S->mo.P, be, err, errlen) ||
         scvrl_params_to_device(&S->H, be, err, errlen) || scvrl_params_to_device(&S->Hm, be, err, errlen)) return -1;
+#ifdef SCVRL_CUDA
+    if (be && scvrl_cuda_get_precision(be) >= 0 && !S->qbe) {      // the CUDA backend: no 33 MB queue upload a step
+        if (scvrl_cuda_resident(be, S->Q.keys, (size_t)(S->Q.K * S->Q.C) * sizeof(float), err, errlen)) return -1;
+        S->qbe = be;
+    }
+#endif
+    return 0;
+}
+
+// The rows con_queue_push just wrote (B from p0, around the ring's end) to the device copy.
+static int scm_queue_refresh(scm_state *S, int64_t p0, int64_t B, char *err, size_t errlen) {
+#ifdef SCVRL_CUDA
+    size_t row = (size_t)S->Q.C * sizeof(float);
+    if (B >= S->Q.K) return scvrl_cuda_resident_update(S->qbe, S->Q.keys, 0, (size_t)S->Q.K * row, err, errlen);
+    int64_t n1 = B < S->Q.K - p0 ? B : S->Q.K - p0;
+    if (scvrl_cuda_resident_update(S->qbe, S->Q.keys, (size_t)p0 * row, (size_t)n1 * row, err, errlen)) return -1;
+    if (B > n1 && scvrl_cuda_resident_update(S->qbe, S->Q.keys, 0, (size_t)(B - n1) * row, err, errlen)) return -1;
+#else
+    (void)S; (void)p0; (void)B; (void)err; (void)errlen;
+#endif
     return 0;
 }
 
@@ -79,15 +102,36 @@ static scvrl_tensor *scm_input(scvrl_ctx *ctx, const scm_cfg *c, int64_t n, cons
 }
 
 
-// The shuffled copies of x_p are gathered from x_p's frames inside the graph (on the device for
-// CUDA), so only x_p and x_pv are loaded and uploaded: x_n[b, j] frame t = x_p[b] frame shuf[(b*NT + j)*T + t].
-static scvrl_tensor *scm_shuffled(scvrl_ctx *ctx, const scm_cfg *c, scvrl_tensor *xp, scvrl_tensor *shuf, int64_t B, int64_t nt) {
-    int64_t T = c->frames, hw3 = 3LL * c->size * c->size;
-    int p[5] = { 0, 2, 1, 3, 4 };
-    scvrl_tensor *fr = scvrl_reshape_2d(ctx, scvrl_permute(ctx, xp, p), B * T, hw3);           // [B*T, 3*H*W]
-    scvrl_tensor *g = scvrl_index_select(ctx, fr, 0, shuf);                                    // [B*NT*T, 3*H*W]
-    int64_t ne[5] = { B * nt, T, 3, c->size, c->size };
-    return scvrl_permute(ctx, scvrl_reshape(ctx, g, 5, ne), p);                                // [B*NT, 3, T, H, W]
+// The momentum batch [x_p; its shuffled copies; x_pv] is one gather of x_m's (clip, channel, frame)
+// planes inside the graph (on the device for CUDA), so only x_p and x_pv are loaded and uploaded:
+// clip i channel c frame t of the batch = plane G->planes[(i*3 + c)*T + t] of x_m [2B*3*T, H*W],
+// filled from G->shuf at each step (scm_planes).
+static scvrl_tensor *scm_gathered(scvrl_ctx *ctx, const scm_cfg *c, scm_graphs *G) {
+    int64_t T = c->frames, np = G->Bm * 3 * T;
+    G->planes = scvrl_new_1d(ctx, SCVRL_DT_I32, np);
+    scvrl_tensor *pl = scvrl_reshape_2d(ctx, G->xm, 2 * G->B * 3 * T, (int64_t)c->size * c->size);   // [2B*3*T, H*W]
+    int64_t ne[5] = { G->Bm, 3, T, c->size, c->size };
+    return scvrl_reshape(ctx, scvrl_index_select(ctx, pl, 0, G->planes), 5, ne);                   // [Bm, 3, T, H, W]
+}
+
+// G->planes from G->shuf (rows b*T + frame of x_p for frame t of shuffle j of sample b); -1 with a
+// message for a row outside x_p.
+static int scm_planes(scm_graphs *G, const scm_cfg *c, char *err, size_t errlen) {
+    int64_t B = G->B, nt = c->nt, T = c->frames;
+    const int32_t *sh = (const int32_t *)G->shuf->data;
+    int32_t *pl = (int32_t *)G->planes->data;
+    for (int64_t i = 0; i < G->Bm; i++)
+        for (int64_t t = 0; t < T; t++) {
+            int64_t src = i < B ? i * T + t : i >= B + B * nt ? (B + i - B - B * nt) * T + t : sh[(i - B) * T + t];
+            if (i >= B && i < B + B * nt && (src < 0 || src >= B * T)) {
+                snprintf(err, errlen, "shuffle index %lld (clip %lld, frame %lld) outside the %lld frames of x_p", (long long)src,
+                         (long long)(i - B), (long long)t, (long long)(B * T));
+                return -1;
+            }
+            int64_t clip = src / T, fr = src % T;
+            for (int64_t ch = 0; ch < 3; ch++) pl[(i * 3 + ch) * T + t] = (int32_t)((clip * 3 + ch) * T + fr);
+        }
+    return 0;
 }
 
 
@@ -99,8 +143,7 @@ static void scm_build_momentum(scm_graphs *G, scm_state *S, const scm_cfg *c) {
     scvrl_tensor *x = G->xm;
     if (nt) {
         G->shuf = scvrl_new_1d(ctx, SCVRL_DT_I32, B * nt * c->frames);
-        scvrl_tensor *xp = scvrl_slice(ctx, G->xm, 0, 0, B), *xpv = scvrl_slice(ctx, G->xm, 0, B, B);
-        x = scvrl_concat(ctx, scvrl_concat(ctx, xp, scm_shuffled(ctx, c, xp, G->shuf, B, nt), 0), xpv, 0);
+        x = scm_gathered(ctx, c, G);
     }
     scvrl_tensor *f = mvit_forward(ctx, &S->mo, x, c->momentum_droppath, 5000, NULL);
     int64_t nk = B * (1 + nt);
@@ -204,7 +247,7 @@ int scm_step(scm_state *S, scm_graphs *G, const scm_cfg *c, scvrl_backend *be, c
     scvrl_ema_update(&S->mo.P, &S->on.P, (float)c->momentum);
     scvrl_ema_update(&S->Hm, &S->H, (float)c->momentum);
     G->gm->seed = scvrl_rng_u64(c->seed, 1, (uint64_t)S->step);
-    if (scvrl_graph_compute(G->gm, be, err, errlen)) return -1;
+    if ((G->planes && scm_planes(G, c, err, errlen)) || scvrl_graph_compute(G->gm, be, err, errlen)) return -1;
     if (G->kp) {
         memcpy(G->kp->data, G->kt->data, (size_t)(B * CON_DIM) * sizeof(float));
         memcpy(G->kn->data, scvrl_f32(G->kt) + B * CON_DIM, (size_t)(B * c->nt * CON_DIM) * sizeof(float));
@@ -234,7 +277,9 @@ int scm_step(scm_state *S, scm_graphs *G, const scm_cfg *c, scvrl_backend *be, c
     scvrl_adamw_cfg ac = scvrl_adamw_default();
     ac.lr = (float)lr; ac.weight_decay = (float)c->wd;
     if (scvrl_adamw_step(&S->on.P, &ac, err, errlen) || scvrl_adamw_step(&S->H, &ac, err, errlen)) return -1;
+    int64_t p0 = S->Q.ptr;
     con_queue_push(&S->Q, scvrl_f32(G->kv), vids, B);
+    if (S->qbe && scm_queue_refresh(S, p0, B, err, errlen)) return -1;
     S->step++;
     return 0;
 }

@@ -29,6 +29,7 @@ typedef struct {
     mvit_model on, mo;            // online and momentum backbones
     scvrl_params H, Hm;           // heads (head_t, head_v or the shared "head", head_ce), momentum copies
     con_queue Q;
+    scvrl_backend *qbe;           // CUDA: the queue's keys are kept on this backend's device (scm_to_device)
     int D, temporal, ce, shared;
     const char *ht, *hv;          // head names for L_T and L_V
     int64_t step, epoch_seen;
@@ -42,7 +43,7 @@ typedef struct {
     scvrl_ctx *ctx;
     scvrl_graph *gm, *go;
     scvrl_tensor *xm, *kt, *kv;                 // momentum input, keys [B*(1+NT),128], [B,128]
-    scvrl_tensor *shuf;
+    scvrl_tensor *shuf, *planes;                // planes: the momentum batch's gather, made from shuf (internal)
     scvrl_tensor *xo, *kp, *kn, *kpv, *queue, *mask, *ce_tgt;   // online inputs
     scvrl_tensor *loss, *loss_t, *loss_v, *lg_t, *lg_v;
     int64_t B, Bm, clip;                        // clip: floats per clip
@@ -54,8 +55,9 @@ int scm_init(scm_state *S, const scm_cfg *c, const mvit_config *mc, char *err, s
 void scm_free(scm_state *S);
 void scm_build(scm_graphs *G, scm_state *S, const scm_cfg *c);
 void scm_free_graphs(scm_graphs *G);
-// Keep the four parameter sets on be's device (a no-op on the CPU); scm_sync brings their host
-// copies up to date (before a checkpoint or a CPU graph).
+// Keep the four parameter sets on be's device (a no-op on the CPU), and the key queue too (each
+// step's pushed rows copied after it; the host copy stays current); scm_sync brings the parameters'
+// host copies up to date (before a checkpoint or a CPU graph). Free the state (scm_free) before be.
 int scm_to_device(scm_state *S, scvrl_backend *be, char *err, size_t errlen);
 int scm_sync(scm_state *S, char *err, size_t errlen);
 // One optimisation step on the filled inputs: EMA of the momentum encoder, momentum keys, the
