@@ -566,6 +566,25 @@ template <typename TX> __global__ void k_colsum_part(const TX *X, int64_t R, int
 // norm's weight gradient at D = 96).
 // tC > 0: column c = k * tC + ch is stored transposed, at Y[ch * tK + k] (the depthwise weight
 // gradient: partials [chunk][tap][channel], weights [channel][tap]).
+// The same with 32 threads a column (blockDim (32, 32)), four partials in flight a thread: for many
+// partials over few columns (a chain of nch / 8 dependent loads a thread was the time there).
+__global__ void k_colsum_final32(const double *part, int64_t nch, int64_t C, float *Y, int64_t tC = 0, int64_t tK = 0) {
+    __shared__ double s[32][33];
+    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    if (c < C) {
+        int64_t k = threadIdx.y;
+        for (; k + 96 < nch; k += 128) { a0 += part[k * C + c]; a1 += part[(k + 32) * C + c]; a2 += part[(k + 64) * C + c]; a3 += part[(k + 96) * C + c]; }
+        for (; k < nch; k += 32) a0 += part[k * C + c];
+    }
+    s[threadIdx.y][threadIdx.x] = (a0 + a1) + (a2 + a3);
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        double t = 0.0;
+        for (int i = 0; i < 32; i++) t += s[i][threadIdx.x];
+        Y[tC ? (c % tC) * tK + c / tC : c] = (float)t;
+    }
+}
 __global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float *Y, int64_t tC = 0, int64_t tK = 0) {
     __shared__ double s[8][32];
     const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
@@ -2567,7 +2586,7 @@ int op_ln_wb(Run &R, scvrl_tensor *t) {
                 SC_LAUNCH();
                 return 0;
             })) return -1;
-        k_colsum_final<<<(unsigned)((2 * D + 31) / 32), dim3(32, 8), 0, R.s>>>(pw, nb, 2 * D, F(R, t));
+        k_colsum_final32<<<(unsigned)((2 * D + 31) / 32), dim3(32, 32), 0, R.s>>>(pw, nb, 2 * D, F(R, t));
         SC_LAUNCH();
         return 0;
     }
@@ -3002,7 +3021,7 @@ int op_conv_back_w(Run &R, scvrl_tensor *t) {
             DwWT g;
             if (HF(R, x) ? dw_back_w_tcol(R, tt, gx, gy, p, DY, (const bf16 *)P(R, x), part, &g) : dw_back_w_tcol(R, tt, gx, gy, p, DY, X, part, &g))
                 return -1;
-            k_colsum_final<<<(unsigned)((C * K3 + 31) / 32), dim3(32, 8), 0, R.s>>>(part, g.nblk, C * K3, DW, C, K3);
+            k_colsum_final32<<<(unsigned)((C * K3 + 31) / 32), dim3(32, 32), 0, R.s>>>(part, g.nblk, C * K3, DW, C, K3);
             SC_LAUNCH();
             return 0;
         }
