@@ -566,6 +566,23 @@ template <typename TX> __global__ void k_colsum_part(const TX *X, int64_t R, int
 // norm's weight gradient at D = 96).
 // tC > 0: column c = k * tC + ch is stored transposed, at Y[ch * tK + k] (the depthwise weight
 // gradient: partials [chunk][tap][channel], weights [channel][tap]).
+__global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float *Y, int64_t tC = 0, int64_t tK = 0) {
+    __shared__ double s[8][32];
+    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    double a0 = 0.0, a1 = 0.0;
+    if (c < C) {
+        int64_t k = threadIdx.y;
+        for (; k + 8 < nch; k += 16) { a0 += part[k * C + c]; a1 += part[(k + 8) * C + c]; }
+        if (k < nch) a0 += part[k * C + c];
+    }
+    s[threadIdx.y][threadIdx.x] = a0 + a1;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        double t = 0.0;
+        for (int i = 0; i < 8; i++) t += s[i][threadIdx.x];
+        Y[tC ? (c % tC) * tK + c / tC : c] = (float)t;
+    }
+}
 // The same with 32 threads a column (blockDim (32, 32)), four partials in flight a thread: for many
 // partials over few columns (a chain of nch / 8 dependent loads a thread was the time there).
 __global__ void k_colsum_final32(const double *part, int64_t nch, int64_t C, float *Y, int64_t tC = 0, int64_t tK = 0) {
@@ -582,23 +599,6 @@ __global__ void k_colsum_final32(const double *part, int64_t nch, int64_t C, flo
     if (threadIdx.y == 0 && c < C) {
         double t = 0.0;
         for (int i = 0; i < 32; i++) t += s[i][threadIdx.x];
-        Y[tC ? (c % tC) * tK + c / tC : c] = (float)t;
-    }
-}
-__global__ void k_colsum_final(const double *part, int64_t nch, int64_t C, float *Y, int64_t tC = 0, int64_t tK = 0) {
-    __shared__ double s[8][32];
-    const int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
-    double a0 = 0.0, a1 = 0.0;
-    if (c < C) {
-        int64_t k = threadIdx.y;
-        for (; k + 8 < nch; k += 16) { a0 += part[k * C + c]; a1 += part[(k + 8) * C + c]; }
-        if (k < nch) a0 += part[k * C + c];
-    }
-    s[threadIdx.y][threadIdx.x] = a0 + a1;
-    __syncthreads();
-    if (threadIdx.y == 0 && c < C) {
-        double t = 0.0;
-        for (int i = 0; i < 8; i++) t += s[i][threadIdx.x];
         Y[tC ? (c % tC) * tK + c / tC : c] = (float)t;
     }
 }
@@ -1719,6 +1719,48 @@ __global__ void k_maxpool_v4(int total, int C4, DwI d, PI p, const float *X, flo
             }
         }
         *(float4 *)(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c) = make_float4(bv[0], bv[1], bv[2], bv[3]);
+    }
+}
+// MAXPOOL3D_BACK over channels-last views, four channels a thread: k_maxpool_v4's walk and winner
+// rule, then each channel's dy added at its winner in the zeroed contiguous gradient (strides gs*):
+// one 16-byte atomic when the four channels share the winner (sm_90), else four 4-byte ones.
+__global__ void k_maxpool_back_v4(int total, int C4, DwI d, PI p, int gsN, int gsT, int gsH, int gsW, const float *X, const float *DY,
+                                  float *DX) {
+    GRID_STRIDE_T(int, i, total) {
+        int c = (i % C4) * 4, r = i / C4, ow = r % d.YW;
+        r /= d.YW;
+        int oh = r % d.YH;
+        r /= d.YH;
+        int ot = r % d.YT, n = r / d.YT;
+        const float *xn = X + n * d.xsN + c;
+        float bv[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+        bool got = false, nan[4] = { false, false, false, false };
+        int wo[4] = { -1, -1, -1, -1 };
+        for (int a = 0; a < p.k[0]; a++) {
+            int it = ot * p.s[0] - p.p[0] + a;
+            if ((unsigned)it >= (unsigned)d.XT) continue;
+            for (int b = 0; b < p.k[1]; b++) {
+                int ih = oh * p.s[1] - p.p[1] + b;
+                if ((unsigned)ih >= (unsigned)d.XH) continue;
+                for (int e = 0; e < p.k[2]; e++) {
+                    int iw = ow * p.s[2] - p.p[2] + e;
+                    if ((unsigned)iw >= (unsigned)d.XW) continue;
+                    float4 v4 = *(const float4 *)(xn + it * d.xsT + ih * d.xsH + iw * d.xsW);
+                    float v[4] = { v4.x, v4.y, v4.z, v4.w };
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        if (!nan[j] && (!got || v[j] > bv[j] || v[j] != v[j])) { bv[j] = v[j]; nan[j] = v[j] != v[j]; wo[j] = it * gsT + ih * gsH + iw * gsW; }
+                    got = true;
+                }
+            }
+        }
+        if (!got) continue;
+        const float4 g = *(const float4 *)(DY + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c);
+        float *base = DX + n * gsN + c;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        if (wo[0] == wo[1] && wo[0] == wo[2] && wo[0] == wo[3]) { atomicAdd((float4 *)(base + wo[0]), g); continue; }
+#endif
+        atomicAdd(base + wo[0], g.x); atomicAdd(base + wo[1] + 1, g.y); atomicAdd(base + wo[2] + 2, g.z); atomicAdd(base + wo[3] + 3, g.w);
     }
 }
 template <bool CL> __global__ void k_maxpool_back(int64_t total, G5 gx, G5 gy, G5 gd, PP p, const float *X, const float *DY, float *DX) {
@@ -3107,6 +3149,20 @@ int op_maxpool_back(Run &R, scvrl_tensor *t) {
     if (!nx) return 0;
     SC_CU(cudaMemsetAsync(F(R, t), 0, (size_t)nx * 4, R.s));
     if (!ny) return 0;
+    const char *e = getenv("SCVRL_CUDA_POOLB");        // "old": the 64-bit per-element kernel
+    if (gx.sC == 1 && gy.sC == 1 && gd.sC == 1 && !(e && !strcmp(e, "old")) && dw_v4(gx, gy, F(R, x), F(R, dy)) &&
+        !(((gd.sN | gd.sT | gd.sH | gd.sW) & 3) | ((uintptr_t)F(R, t) & 15)) && g5_span(gx) < ((int64_t)1 << 31) &&
+        g5_span(gy) < ((int64_t)1 << 31) && g5_span(gd) < ((int64_t)1 << 31)) {
+        PP q = pool_params(t);
+        PI pi;
+        for (int j = 0; j < 3; j++) { pi.k[j] = (int)q.k[j]; pi.s[j] = (int)q.s[j]; pi.p[j] = (int)q.p[j]; }
+        CP cp;
+        memset(&cp, 0, sizeof cp);
+        k_maxpool_back_v4<<<grid_for(ny / 4), 256, 0, R.s>>>((int)(ny / 4), (int)(gx.C / 4), dw_ints(gx, gy, cp), pi, (int)gd.sN, (int)gd.sT,
+                                                             (int)gd.sH, (int)gd.sW, F(R, x), F(R, dy), F(R, t));
+        SC_LAUNCH();
+        return 0;
+    }
     if (gx.sC == 1 && gy.sC == 1) k_maxpool_back<true><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, gd, pool_params(t), F(R, x), F(R, dy), F(R, t));
     else k_maxpool_back<false><<<grid_for(ny), 256, 0, R.s>>>(ny, gx, gy, gd, pool_params(t), F(R, x), F(R, dy), F(R, t));
     SC_LAUNCH();

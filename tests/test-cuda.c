@@ -1321,6 +1321,11 @@ int main(int argc, char **argv) {
     case_tag = " (SCVRL_CUDA_DWT=0)";
     for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d_pool", 11)) run_case(&cases[i]);
     unsetenv("SCVRL_CUDA_DWT");
+    // the per-element max-pool backward where the four-channel one applies
+    setenv("SCVRL_CUDA_POOLB", "old", 1);
+    case_tag = " (SCVRL_CUDA_POOLB=old)";
+    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "maxpool3d", 9)) run_case(&cases[i]);
+    unsetenv("SCVRL_CUDA_POOLB");
     case_tag = "";
     // per-op table: every op of the table must have been compared
     printf("# per-op worst normalised error (gpu vs cpu), over every node of every case:\n");
