@@ -1007,6 +1007,48 @@ static void test_bf16_act(void) {
 // GELU is the tanh form): y = GELU(x W^T + b) over [3, 41, 96] -> 384 with pre-activations spread
 // over [-6, 6], against the CPU's erf GELU; SCVRL_CUDA_GELU=erf runs the two kernels instead, whose
 // result must differ from the fused one (the fused path ran) and be as close to the CPU's.
+// Weight and bias gradients into parameters' gradient buffers that hold earlier gradients (GRAD_ACC
+// accumulates: gradient accumulation over micro-batches), against the CPU's initial + gradient.
+static void test_grad_acc_init(void) {
+    char err[512] = "";
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t xs[3] = { 2, 50, 96 }, w1s[2] = { 384, 96 }, b1s[1] = { 384 }, w2s[2] = { 96, 384 };
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 3, xs), *p[3] = { scvrl_new_data(ctx, SCVRL_DT_F32, 2, w1s),
+                  scvrl_new_data(ctx, SCVRL_DT_F32, 1, b1s), scvrl_new_data(ctx, SCVRL_DT_F32, 2, w2s) };
+    fill_input(scvrl_f32(x), scvrl_nelements(x), 41);
+    float *init[3], *want[3];
+    for (int i = 0; i < 3; i++) {
+        int64_t n = scvrl_nelements(p[i]);
+        fill_input(scvrl_f32(p[i]), n, 42 + (uint64_t)i);
+        for (int64_t j = 0; j < n; j++) scvrl_f32(p[i])[j] *= 0.1f;
+        scvrl_mark_param(p[i]);
+        p[i]->grad_data = malloc((size_t)n * 4); init[i] = (float *)malloc((size_t)n * 4); want[i] = (float *)malloc((size_t)n * 4);
+        fill_input(init[i], n, 60 + (uint64_t)i);
+    }
+    scvrl_tensor *h = scvrl_gelu(ctx, scvrl_linear(ctx, x, p[0], p[1]));
+    scvrl_tensor *loss = scvrl_mean_all(ctx, scvrl_mul(ctx, scvrl_linear(ctx, h, p[2], NULL), scvrl_linear(ctx, h, p[2], NULL)));
+    scvrl_mark_output(loss);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, loss);
+    scvrl_graph_backward(ctx, g, loss);
+    for (int i = 0; i < 3; i++) memcpy(p[i]->grad_data, init[i], (size_t)scvrl_nelements(p[i]) * 4);
+    int ok = !scvrl_graph_compute(g, NULL, err, sizeof err);
+    for (int i = 0; i < 3; i++) memcpy(want[i], p[i]->grad_data, (size_t)scvrl_nelements(p[i]) * 4);
+    double worst = 0;
+    for (int i = 0; ok && i < 3; i++) memcpy(p[i]->grad_data, init[i], (size_t)scvrl_nelements(p[i]) * 4);
+    ok = ok && !scvrl_graph_compute(g, gpu, err, sizeof err);
+    for (int i = 0; ok && i < 3; i++) {
+        double e = rel_err((const float *)p[i]->grad_data, want[i], scvrl_nelements(p[i]));
+        if (!(e <= worst)) worst = e;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "cuda weight / bias gradients into accumulating buffers vs cpu (initial + gradient): %.2e", worst);
+    test_check(ok && worst <= TOL, name, "%s", err[0] ? err : "above tolerance");
+    for (int i = 0; i < 3; i++) { free(p[i]->grad_data); free(init[i]); free(want[i]); }
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+
 static void test_linear_gelu_fused(void) {
     char err[512], label[200];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -1379,6 +1421,7 @@ int main(int argc, char **argv) {
     test_maxpool_special();
     test_drop_path_add_fused();
     test_linear_gelu_fused();
+    test_grad_acc_init();
     test_bf16_act();
     test_params_ops();
     test_params_train();
