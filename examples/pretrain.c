@@ -892,7 +892,8 @@ int main(int argc, char **argv) {
            (long long)S.step, hs, ks, (long long)D.skipped, C.out);
     fclose(mf);
     scm_free_graphs(&G);
-    scm_free(&S);
+    scm_free(&S);                                   // unbinds the parameters and the queue: before the backend
+    if (strcmp(C.device, "cpu")) scvrl_backend_free(be);
     ld_free(&D.L);
     ds_free(&D.list);
     free(D.perm);
