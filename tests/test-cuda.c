@@ -419,6 +419,17 @@ done:
     scvrl_ctx_free(ctx);
 }
 
+// The cases whose names start with prefix again with var=val (an earlier or alternative kernel).
+static void rerun_cases(const char *prefix, const char *var, const char *val) {
+    static char tag[96];
+    snprintf(tag, sizeof tag, " (%s=%s)", var, val);
+    setenv(var, val, 1);
+    case_tag = tag;
+    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, prefix, strlen(prefix))) run_case(&cases[i]);
+    unsetenv(var);
+    case_tag = "";
+}
+
 // Outputs that are views read through their strides; a leaf without data is an error, not a crash.
 static void test_views_and_errors(void) {
     char err[512];
@@ -1349,26 +1360,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NCASES; i++) run_case(&cases[i]);
     // The earlier conv kernels (SCVRL_CUDA_CONV=old) on the same cases: still the path for
     // depthwise weights over 48 KB, dW of kernels other than 3x3x3, and im2col with K > 2048.
-    setenv("SCVRL_CUDA_CONV", "old", 1);
-    case_tag = " (SCVRL_CUDA_CONV=old)";
-    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d", 6)) run_case(&cases[i]);
-    unsetenv("SCVRL_CUDA_CONV");
+    rerun_cases("conv3d", "SCVRL_CUDA_CONV", "old");
     // the depthwise kernels with their weights in registers (the default reads a transposed copy)
-    setenv("SCVRL_CUDA_DWW", "reg", 1);
-    case_tag = " (SCVRL_CUDA_DWW=reg)";
-    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d", 6)) run_case(&cases[i]);
-    unsetenv("SCVRL_CUDA_DWW");
+    rerun_cases("conv3d", "SCVRL_CUDA_DWW", "reg");
     // the per-output depthwise kernels where the time-column ones apply (forward, backward-x, dW)
-    setenv("SCVRL_CUDA_DWT", "0", 1);
-    case_tag = " (SCVRL_CUDA_DWT=0)";
-    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "conv3d_pool", 11)) run_case(&cases[i]);
-    unsetenv("SCVRL_CUDA_DWT");
+    rerun_cases("conv3d_pool", "SCVRL_CUDA_DWT", "0");
     // the per-element max-pool backward where the four-channel one applies
-    setenv("SCVRL_CUDA_POOLB", "old", 1);
-    case_tag = " (SCVRL_CUDA_POOLB=old)";
-    for (int i = 0; i < NCASES; i++) if (!strncmp(cases[i].name, "maxpool3d", 9)) run_case(&cases[i]);
-    unsetenv("SCVRL_CUDA_POOLB");
-    case_tag = "";
+    rerun_cases("maxpool3d", "SCVRL_CUDA_POOLB", "old");
     // per-op table: every op of the table must have been compared
     printf("# per-op worst normalised error (gpu vs cpu), over every node of every case:\n");
     for (int op = 0; op < SCVRL_OP_COUNT; op++) {
