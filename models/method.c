@@ -122,7 +122,9 @@ static int scm_planes(scm_graphs *G, const scm_cfg *c, char *err, size_t errlen)
     int32_t *pl = (int32_t *)G->planes->data;
     for (int64_t i = 0; i < G->Bm; i++)
         for (int64_t t = 0; t < T; t++) {
-            int64_t src = i < B ? i * T + t : i >= B + B * nt ? (B + i - B - B * nt) * T + t : sh[(i - B) * T + t];
+            // x_p[i] is x_m's clip i, shuffle j of sample b the rows sh[(b*NT + j)*T + t] of x_p's frames,
+            // x_pv[b] x_m's clip B + b (batch clip i = B + B*NT + b)
+            int64_t src = i < B ? i * T + t : i >= B + B * nt ? (i - B * nt) * T + t : sh[(i - B) * T + t];
             if (i >= B && i < B + B * nt && (src < 0 || src >= B * T)) {
                 snprintf(err, errlen, "shuffle index %lld (clip %lld, frame %lld) outside the %lld frames of x_p", (long long)src,
                          (long long)(i - B), (long long)t, (long long)(B * T));
@@ -244,10 +246,11 @@ int scm_step(scm_state *S, scm_graphs *G, const scm_cfg *c, scvrl_backend *be, c
              scm_stats *st, char *err, size_t errlen) {
     int64_t B = G->B;
     st->lr = lr;
+    if (G->planes && scm_planes(G, c, err, errlen)) return -1;      // a bad shuffle index: nothing updated
     scvrl_ema_update(&S->mo.P, &S->on.P, (float)c->momentum);
     scvrl_ema_update(&S->Hm, &S->H, (float)c->momentum);
     G->gm->seed = scvrl_rng_u64(c->seed, 1, (uint64_t)S->step);
-    if ((G->planes && scm_planes(G, c, err, errlen)) || scvrl_graph_compute(G->gm, be, err, errlen)) return -1;
+    if (scvrl_graph_compute(G->gm, be, err, errlen)) return -1;
     if (G->kp) {
         memcpy(G->kp->data, G->kt->data, (size_t)(B * CON_DIM) * sizeof(float));
         memcpy(G->kn->data, scvrl_f32(G->kt) + B * CON_DIM, (size_t)(B * c->nt * CON_DIM) * sizeof(float));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "scvrl.h"
 #include "models/contrast.h"
+#include "models/method.h"
 #include "loader.h"
 #include "test.h"
 
@@ -286,9 +287,83 @@ static void test_learning(void) {
     test_check(l[0] < 0.7 * f[0] && l[1] < 0.7 * f[1] && l[2] < 0.9 * f[2], name, "did not fall enough");
 }
 
+// The momentum batch's plane gather (models/method.c): the keys of x_p and x_pv against the
+// momentum encoder run on those clips alone (an independent graph); with "shuffles" that keep
+// x_p's frame order every shuffled key equals its sample's positive key bit for bit (and a real
+// shuffle does not), so the gather reads the right clip, channel and frame planes; a shuffle row
+// outside x_p is refused with a message before anything is updated (momentum weights, step).
+static double keys_vs_alone(scm_state *S, const scm_graphs *G, const scm_cfg *c, int64_t first, const char *head, const float *keys) {
+    char err[256];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    int64_t ne[5] = { G->B, 3, c->frames, c->size, c->size }, n = G->B * G->clip;
+    scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 5, ne);
+    memcpy(x->data, scvrl_f32(G->xm) + first * G->clip, (size_t)n * sizeof(float));
+    scvrl_tensor *k = scvrl_l2_normalize(ctx, con_head(ctx, &S->Hm, head, mvit_forward(ctx, &S->mo, x, 0, 5000, NULL)), 1e-12f);
+    scvrl_mark_output(k);
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, k);
+    double worst = scvrl_graph_compute(g, NULL, err, sizeof err) ? INFINITY : 0;
+    for (int64_t i = 0; worst < INFINITY && i < G->B * 128; i++) worst = fmax(worst, fabs((double)scvrl_f32(k)[i] - keys[i]));
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+    return worst;
+}
+
+static void test_momentum_gather(void) {
+    char err[512] = "";
+    mvit_config mc;
+    mvit_preset("mvit-tiny", &mc);
+    mc.frames = 8; mc.size = 64;
+    scm_cfg c = { 0 };
+    c.temporal = 1; c.nt = 3; c.frames = 8; c.size = 64; c.batch = 2; c.queue = 8;
+    c.tau = 0.1; c.lambda_v = 1; c.momentum = 0.99; c.wd = 0.05; c.seed = 5;
+    scm_state S;
+    scm_graphs G;
+    if (scm_init(&S, &c, &mc, err, sizeof err)) { test_fail("momentum gather", "%s", err); return; }
+    scm_build(&G, &S, &c);
+    int64_t B = c.batch, T = c.frames, D = 128, vids[2] = { 10, 11 };
+    scvrl_fill_uniform(scvrl_f32(G.xm), scvrl_nelements(G.xm), 7, 1, -1, 1);
+    scvrl_fill_uniform(scvrl_f32(G.xo), scvrl_nelements(G.xo), 7, 2, -1, 1);
+    int32_t *sh = (int32_t *)G.shuf->data;
+    scm_stats st;
+    double same = 0, moved = 0;
+    for (int round = 0; round < 2; round++) {          // 0: frames in order; 1: the second half first
+        for (int64_t b = 0; b < B; b++)
+            for (int j = 0; j < c.nt; j++)
+                for (int64_t t = 0; t < T; t++) sh[(b * c.nt + j) * T + t] = (int32_t)(b * T + (round ? (t + T / 2) % T : t));
+        if (scm_step(&S, &G, &c, NULL, vids, 1e-4, &st, err, sizeof err)) { test_fail("momentum gather", "step: %s", err); goto out; }
+        const float *kp = scvrl_f32(G.kp), *kn = scvrl_f32(G.kn);
+        for (int64_t b = 0; b < B; b++)
+            for (int j = 0; j < c.nt; j++)
+                for (int64_t k = 0; k < D; k++) {
+                    double d = fabs((double)kn[(b * c.nt + j) * D + k] - kp[b * D + k]);
+                    if (round) moved += d; else if (d > same) same = d;
+                }
+    }
+    double ep = keys_vs_alone(&S, &G, &c, 0, S.ht, scvrl_f32(G.kp)), ev = keys_vs_alone(&S, &G, &c, B, S.hv, scvrl_f32(G.kpv));
+    test_check(ep < 1e-5 && ev < 1e-5, "momentum batch gather: x_p and x_pv keys as the encoder gives them on those clips alone",
+               "x_p %.3g, x_pv %.3g", ep, ev);
+    int64_t n = S.mo.P.n_elems, step = S.step;
+    float *w = (float *)malloc((size_t)n * sizeof(float));
+    memcpy(w, S.mo.P.w, (size_t)n * sizeof(float));
+    sh[5] = (int32_t)(B * T);
+    err[0] = 0;
+    int rc = scm_step(&S, &G, &c, NULL, vids, 1e-4, &st, err, sizeof err);
+    int kept = S.step == step && !memcmp(w, S.mo.P.w, (size_t)n * sizeof(float));
+    free(w);
+    test_check(same == 0 && moved > 1e-3, "momentum batch gather: in-order shuffles give the positive's keys exactly, a real shuffle moves them",
+               "in order %.3g, shuffled %.3g", same, moved);
+    test_check(rc == -1 && strstr(err, "shuffle index 16") && kept, "a shuffle row outside x_p is refused with a message, nothing updated",
+               "rc %d, '%s', state kept %d", rc, err, kept);
+out:
+    scm_free_graphs(&G);
+    scm_free(&S);
+}
+
 int main(void) {
     test_infonce();
     test_queue_and_ema();
+    test_momentum_gather();
     test_end_to_end();
     test_learning();
     return test_done();
