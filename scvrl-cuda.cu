@@ -656,20 +656,13 @@ template <typename I, typename T> __global__ void k_slice_back(I n, I inner, I f
         Y[i] = (d >= start && d < start + len) ? X[(o * len + d - start) * inner + in] : T{};
     }
 }
-template <typename I> __global__ void k_index_select(I n, I inner, I nsel, I nx, const int32_t *idx, const float *X, float *Y) {
+// E: float, or float4 (four floats a thread: inner a multiple of 4 and both pointers 16-byte
+// aligned, e.g. the SCVRL momentum batch's plane gather, rows of H*W floats); n and inner in Es.
+template <typename I, typename E> __global__ void k_index_select(I n, I inner, I nsel, I nx, const int32_t *idx, const E *X, E *Y, E nanv) {
     GRID_STRIDE_T(I, i, n) {
         I in = i % inner, r = i / inner, j = r % nsel, o = r / nsel;
         int32_t k = idx[j];
-        Y[i] = (k >= 0 && (I)k < nx) ? X[(o * nx + (I)k) * inner + in] : NAN;
-    }
-}
-// The same four floats a thread (inner a multiple of 4, both pointers 16-byte aligned: the SCVRL
-// momentum batch's plane gather, rows of H*W floats).
-template <typename I> __global__ void k_index_select4(I n4, I inner4, I nsel, I nx, const int32_t *idx, const float4 *X, float4 *Y) {
-    GRID_STRIDE_T(I, i, n4) {
-        I in = i % inner4, r = i / inner4, j = r % nsel, o = r / nsel;
-        int32_t k = idx[j];
-        Y[i] = (k >= 0 && (I)k < nx) ? X[(o * nx + (I)k) * inner4 + in] : make_float4(NAN, NAN, NAN, NAN);
+        Y[i] = (k >= 0 && (I)k < nx) ? X[(o * nx + (I)k) * inner + in] : nanv;
     }
 }
 // INDEX_ADD, deterministic: each output element gathers the dy rows whose index is its row.
@@ -810,6 +803,18 @@ __global__ void k_layer_norm_v4(int64_t rows, int D4, const TI *X, const float *
                                             (v[j].z - mu) * rs * w.z + b.z, (v[j].w - mu) * rs * w.w + b.w));
     }
 }
+// A row of x and of dy into a warp's registers, four at a time, both loaded before the statistics
+// (twice the bytes in flight).
+template <int NC, typename TX>
+__device__ __forceinline__ void ln_load_xg(const TX *x, const float *dy, int D4, float4 (&xv)[NC], float4 (&gv)[NC]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        int c = lane + 32 * j;
+        xv[j] = c < D4 ? ld4f(x + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+        gv[j] = c < D4 ? ld4f(dy + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+}
 // The input gradient of such rows: x and dy read once each, four at a time (k_layer_norm_back_w's formulas).
 template <int NC, typename TX>
 __global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, const TX *X, const float *W, float *DX, float eps) {
@@ -818,12 +823,7 @@ __global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, cons
     const int lane = threadIdx.x & 31, D = 4 * D4;
     float4 xv[NC], gv[NC];
     float mu, rs;
-#pragma unroll
-    for (int j = 0; j < NC; j++) {     // x and dy both loaded before the statistics (twice the bytes in flight)
-        int c = lane + 32 * j;
-        xv[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
-        gv[j] = c < D4 ? ld4f(DY + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
+    ln_load_xg<NC>(X + r * D, DY + r * D, D4, xv, gv);
     ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
     double sg = 0.0, sgx = 0.0;
 #pragma unroll
@@ -1690,71 +1690,60 @@ template <bool CL> __global__ void k_maxpool(int64_t total, G5 gx, G5 gy, PP p, 
 // int offsets: each lane keeps its channels' running max with the argmax kernel's rule (the first
 // valid element, then strictly larger, a NaN wins and stays), so the values agree with it.
 struct PI { int k[3], s[3], p[3]; };
-__global__ void k_maxpool_v4(int total, int C4, DwI d, PI p, const float *X, float *Y) {
-    GRID_STRIDE_T(int, i, total) {
-        int c = (i % C4) * 4, r = i / C4, ow = r % d.YW;
-        r /= d.YW;
-        int oh = r % d.YH;
-        r /= d.YH;
-        int ot = r % d.YT, n = r / d.YT;
-        const float *xn = X + n * d.xsN + c;
-        float bv[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        bool got = false, nan[4] = { false, false, false, false };
-        for (int a = 0; a < p.k[0]; a++) {
-            int it = ot * p.s[0] - p.p[0] + a;
-            if ((unsigned)it >= (unsigned)d.XT) continue;
-            for (int b = 0; b < p.k[1]; b++) {
-                int ih = oh * p.s[1] - p.p[1] + b;
-                if ((unsigned)ih >= (unsigned)d.XH) continue;
-                for (int e = 0; e < p.k[2]; e++) {
-                    int iw = ow * p.s[2] - p.p[2] + e;
-                    if ((unsigned)iw >= (unsigned)d.XW) continue;
-                    float4 v4 = *(const float4 *)(xn + it * d.xsT + ih * d.xsH + iw * d.xsW);
-                    float v[4] = { v4.x, v4.y, v4.z, v4.w };
+// Output i of the four-channel max-pool kernels: its channel group c and window (n, ot, oh, ow).
+__device__ __forceinline__ void mp_pos4(int i, int C4, const DwI &d, int *c, int *n, int *ot, int *oh, int *ow) {
+    int r = i / C4;
+    *c = (i - r * C4) * 4;
+    *ow = r % d.YW; r /= d.YW;
+    *oh = r % d.YH; r /= d.YH;
+    *ot = r % d.YT; *n = r / d.YT;
+}
+// The window (ot, oh, ow) over the four channels at xn, the one walk and winner rule of the forward
+// and the backward: per channel the winner's value bv and its offset wo = it gT + ih gH + iw gW (the
+// caller's strides; the forward passes 0s); false when the window is all padding.
+__device__ __forceinline__ bool mp_window4(const float *xn, const DwI &d, const PI &p, int ot, int oh, int ow, int gT, int gH, int gW,
+                                           float (&bv)[4], int (&wo)[4]) {
+    bool got = false, nan[4] = { false, false, false, false };
+    for (int j = 0; j < 4; j++) { bv[j] = -INFINITY; wo[j] = -1; }
+    for (int a = 0; a < p.k[0]; a++) {
+        int it = ot * p.s[0] - p.p[0] + a;
+        if ((unsigned)it >= (unsigned)d.XT) continue;
+        for (int b = 0; b < p.k[1]; b++) {
+            int ih = oh * p.s[1] - p.p[1] + b;
+            if ((unsigned)ih >= (unsigned)d.XH) continue;
+            for (int e = 0; e < p.k[2]; e++) {
+                int iw = ow * p.s[2] - p.p[2] + e;
+                if ((unsigned)iw >= (unsigned)d.XW) continue;
+                float4 v4 = *(const float4 *)(xn + it * d.xsT + ih * d.xsH + iw * d.xsW);
+                float v[4] = { v4.x, v4.y, v4.z, v4.w };
 #pragma unroll
-                    for (int j = 0; j < 4; j++)
-                        if (!nan[j] && (!got || v[j] > bv[j] || v[j] != v[j])) { bv[j] = v[j]; nan[j] = v[j] != v[j]; }
-                    got = true;
-                }
+                for (int j = 0; j < 4; j++)
+                    if (!nan[j] && (!got || v[j] > bv[j] || v[j] != v[j])) { bv[j] = v[j]; nan[j] = v[j] != v[j]; wo[j] = it * gT + ih * gH + iw * gW; }
+                got = true;
             }
         }
+    }
+    return got;
+}
+__global__ void k_maxpool_v4(int total, int C4, DwI d, PI p, const float *X, float *Y) {
+    GRID_STRIDE_T(int, i, total) {
+        int c, n, ot, oh, ow, wo[4];
+        float bv[4];
+        mp_pos4(i, C4, d, &c, &n, &ot, &oh, &ow);
+        mp_window4(X + n * d.xsN + c, d, p, ot, oh, ow, 0, 0, 0, bv, wo);
         *(float4 *)(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c) = make_float4(bv[0], bv[1], bv[2], bv[3]);
     }
 }
-// MAXPOOL3D_BACK over channels-last views, four channels a thread: k_maxpool_v4's walk and winner
-// rule, then each channel's dy added at its winner in the zeroed contiguous gradient (strides gs*):
-// one 16-byte atomic when the four channels share the winner (sm_90), else four 4-byte ones.
+// MAXPOOL3D_BACK over channels-last views, four channels a thread: each channel's dy added at its
+// winner in the zeroed contiguous gradient (strides gs*): one 16-byte atomic when the four channels
+// share the winner (sm_90), else four 4-byte ones.
 __global__ void k_maxpool_back_v4(int total, int C4, DwI d, PI p, int gsN, int gsT, int gsH, int gsW, const float *X, const float *DY,
                                   float *DX) {
     GRID_STRIDE_T(int, i, total) {
-        int c = (i % C4) * 4, r = i / C4, ow = r % d.YW;
-        r /= d.YW;
-        int oh = r % d.YH;
-        r /= d.YH;
-        int ot = r % d.YT, n = r / d.YT;
-        const float *xn = X + n * d.xsN + c;
-        float bv[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
-        bool got = false, nan[4] = { false, false, false, false };
-        int wo[4] = { -1, -1, -1, -1 };
-        for (int a = 0; a < p.k[0]; a++) {
-            int it = ot * p.s[0] - p.p[0] + a;
-            if ((unsigned)it >= (unsigned)d.XT) continue;
-            for (int b = 0; b < p.k[1]; b++) {
-                int ih = oh * p.s[1] - p.p[1] + b;
-                if ((unsigned)ih >= (unsigned)d.XH) continue;
-                for (int e = 0; e < p.k[2]; e++) {
-                    int iw = ow * p.s[2] - p.p[2] + e;
-                    if ((unsigned)iw >= (unsigned)d.XW) continue;
-                    float4 v4 = *(const float4 *)(xn + it * d.xsT + ih * d.xsH + iw * d.xsW);
-                    float v[4] = { v4.x, v4.y, v4.z, v4.w };
-#pragma unroll
-                    for (int j = 0; j < 4; j++)
-                        if (!nan[j] && (!got || v[j] > bv[j] || v[j] != v[j])) { bv[j] = v[j]; nan[j] = v[j] != v[j]; wo[j] = it * gsT + ih * gsH + iw * gsW; }
-                    got = true;
-                }
-            }
-        }
-        if (!got) continue;
+        int c, n, ot, oh, ow, wo[4];
+        float bv[4];
+        mp_pos4(i, C4, d, &c, &n, &ot, &oh, &ow);
+        if (!mp_window4(X + n * d.xsN + c, d, p, ot, oh, ow, gsT, gsH, gsW, bv, wo)) continue;
         const float4 g = *(const float4 *)(DY + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c);
         float *base = DX + n * gsN + c;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -2410,14 +2399,16 @@ int op_index_select(Run &R, scvrl_tensor *t) {
     if (check_indices(R, idx, ns, nx, "index_select")) return -1;
     if (!n) return 0;
     if (inner % 4 == 0 && al16p(F(R, x), F(R, t)) && n < ((int64_t)1 << 31) && scvrl_nelements(x) < ((int64_t)1 << 31)) {
-        k_index_select4<uint32_t><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)ns, (uint32_t)nx,
-                                                                  (const int32_t *)P(R, idx), (const float4 *)F(R, x), (float4 *)F(R, t));
+        k_index_select<uint32_t, float4><<<grid_for(n / 4), 256, 0, R.s>>>((uint32_t)(n / 4), (uint32_t)(inner / 4), (uint32_t)ns, (uint32_t)nx,
+                                                                          (const int32_t *)P(R, idx), (const float4 *)F(R, x), (float4 *)F(R, t),
+                                                                          make_float4(NAN, NAN, NAN, NAN));
         SC_LAUNCH();
         return 0;
     }
     if (n < ((int64_t)1 << 31) && scvrl_nelements(x) < ((int64_t)1 << 31))
-        k_index_select<uint32_t><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)ns, (uint32_t)nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
-    else k_index_select<int64_t><<<grid_for(n), 256, 0, R.s>>>(n, inner, ns, nx, (const int32_t *)P(R, idx), F(R, x), F(R, t));
+        k_index_select<uint32_t, float><<<grid_for(n), 256, 0, R.s>>>((uint32_t)n, (uint32_t)inner, (uint32_t)ns, (uint32_t)nx, (const int32_t *)P(R, idx),
+                                                                     F(R, x), F(R, t), NAN);
+    else k_index_select<int64_t, float><<<grid_for(n), 256, 0, R.s>>>(n, inner, ns, nx, (const int32_t *)P(R, idx), F(R, x), F(R, t), NAN);
     SC_LAUNCH();
     return 0;
 }
@@ -2532,10 +2523,10 @@ int op_layer_norm(Run &R, scvrl_tensor *t) {
 }
 // The weight and bias gradients of such rows in one pass: a block of 8 warps takes rpw rows a warp
 // (interleaved; about 1056 blocks in all, one wave of 8 an SM: a warp's rows are a chain of
-// dependent loads, so the rows are spread over as many warps as run at once), each row read once (x and dy, four at a time) with its statistics in
-// registers; a lane sums dy xhat and dy of its columns in float over its rows, then the warps add
-// theirs in double in warp order into shared memory and the block writes part[block][2D] (dw, db;
-// a fixed order: deterministic).
+// dependent loads, so the rows are spread over as many warps as run at once), each row read once
+// (x and dy, four at a time) with its statistics in registers; a lane sums dy xhat and dy of its
+// columns in float over its rows, then the warps add theirs in double in warp order into shared
+// memory and the block writes part[block][2D] (dw, db; a fixed order: deterministic).
 template <int NC, typename TX>
 __global__ void __launch_bounds__(256) k_ln_wb_v4(int64_t rows, int rpw, int D4, const float *DY, const TX *X, float eps, double *part) {
     __shared__ double red[2 * 1024];
@@ -2549,12 +2540,7 @@ __global__ void __launch_bounds__(256) k_ln_wb_v4(int64_t rows, int rpw, int D4,
         if (r >= rows) break;
         float4 xv[NC], gv[NC];
         float mu, rs;
-#pragma unroll
-        for (int j = 0; j < NC; j++) {
-            int c = lane + 32 * j;
-            xv[j] = c < D4 ? ld4f(X + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
-            gv[j] = c < D4 ? ld4f(DY + r * D + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
+        ln_load_xg<NC>(X + r * D, DY + r * D, D4, xv, gv);
         ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
 #pragma unroll
         for (int j = 0; j < NC; j++) {
@@ -2971,11 +2957,12 @@ template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP
     if (!dw_wl()) return dw_back_x_run<VW, false>(R, gx, gy, p, DY, W, DX);
     const float *Wt = dw_wt(R, W, gx.C);
     if (!Wt) return -1;
-    switch (dw_tcol_frames(dw_ints(gx, gy, p), true, true)) {
-    case 2: return dw_back_x_tcol<2, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
-    case 4: return dw_back_x_tcol<4, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
-    case 8: return dw_back_x_tcol<8, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
-    case 16: return dw_back_x_tcol<16, VW>(R, gx, dw_ints(gx, gy, p), DY, Wt, DX);
+    const DwI di = dw_ints(gx, gy, p);
+    switch (dw_tcol_frames(di, true, true)) {
+    case 2: return dw_back_x_tcol<2, VW>(R, gx, di, DY, Wt, DX);
+    case 4: return dw_back_x_tcol<4, VW>(R, gx, di, DY, Wt, DX);
+    case 8: return dw_back_x_tcol<8, VW>(R, gx, di, DY, Wt, DX);
+    case 16: return dw_back_x_tcol<16, VW>(R, gx, di, DY, Wt, DX);
     default: return dw_back_x_run<VW, true>(R, gx, gy, p, DY, Wt, DX);
     }
 }
@@ -4432,8 +4419,8 @@ int op_attention_back(Run &R, scvrl_tensor *t) {
     switch (att_kind(R.C->prec, a.d, a.Nq, a.Nk)) {
     case ATT_BF16: {      // with the forward's statistics where this compute's forward kept them (compute_lse)
         auto it = t->src[4] ? R.C->lse_of.find(t->src[4]) : R.C->lse_of.end();
-        AttStats st = { it == R.C->lse_of.end() ? nullptr : it->second, it == R.C->lse_of.end() ? nullptr : F(R, t->src[4]),
-                        it != R.C->lse_of.end() && HF(R, t->src[4]) };
+        AttStats st = { nullptr, nullptr, false };
+        if (it != R.C->lse_of.end()) st = AttStats{ it->second, F(R, t->src[4]), HF(R, t->src[4]) };
         return attn_flash_back(R, a, DO, DQ, DK, DV, &st);
     }
     case ATT_TF32: return attn_tf_back(R, a, DO, DQ, DK, DV);
