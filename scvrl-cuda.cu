@@ -61,6 +61,7 @@ extern "C" int scvrl_cuda_set_precision(scvrl_backend *be, int prec);
 extern "C" int scvrl_cuda_get_precision(scvrl_backend *be);
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 extern "C" int scvrl_cuda_bf16_nodes(scvrl_backend *be);
+extern "C" int scvrl_cuda_placed_nodes(scvrl_backend *be);
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
 extern "C" int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
@@ -122,6 +123,11 @@ struct DevParams {           // a parameter set kept on the device (scvrl_params
 struct LtPlan { cublasLtMatmulDesc_t op; cublasLtMatrixLayout_t a, b, c; cublasLtMatmulAlgo_t algo; int ok;
                 cublasLtMatmulAlgo_t cand[8]; int ncand, tuned; };
 
+// A node written into a concat's memory (plan_places): the outermost concat (root), the element
+// offset there and the strides of the node's own dims. For a concat that is not placed: root = the
+// concat itself, offset 0, its own strides. root -1: neither.
+struct Place { int root = -1; int64_t off = 0; int64_t st[SCVRL_MAX_DIMS] = {}; };
+
 struct Cuda {
     int device = 0;
     cudaStream_t stream = nullptr;
@@ -150,6 +156,9 @@ struct Cuda {
     struct Resident { const char *host; size_t bytes; char *dev; bool pinned; cudaEvent_t ready; };
     std::vector<Resident> resident;                   // host buffers kept on the device (scvrl_cuda_resident)
     cudaStream_t copy = nullptr;                      // scvrl_cuda_resident_async's uploads
+    std::vector<Place> place;                         // concat placement (plan_places): per node, where it writes
+    std::vector<int> birth;                           // the plan's step at which each node takes its memory (-1: none)
+    int placed_nodes = 0;                             // how many nodes the last compute wrote into a concat's memory
     char *lse = nullptr; size_t lse_cap = 0;          // the fused attentions' row statistics, forward -> backward
     std::unordered_map<const scvrl_tensor *, float *> lse_of;   // per ATTENTION node with them (this compute)
 };
@@ -1384,8 +1393,8 @@ __global__ void __launch_bounds__(128) k_dw_back_x_vec(int npos, int CV, DwI d, 
 // temporal taps (dx[it] += dy[ot] w[kt] with it = ot - 1 + kt): TT loads a spatial hit instead of
 // 3 TT. SS: the spatial stride (height = width) as a constant, 0: from d. Weights from the
 // transposed copy [27][C]; taps summed in (kh, kw, kt) order.
-template <int TT, int VW, int SS>
-__global__ void __launch_bounds__(128) k_dw_back_x_tcol(int npos, int CV, DwI d, const float *DY, const float *Wt, float *DX) {
+template <int TT, int VW, int SS, typename TO = float>
+__global__ void __launch_bounds__(128) k_dw_back_x_tcol(int npos, int CV, DwI d, const float *DY, const float *Wt, TO *DX) {
     typedef DwV<VW> V;
     const int tid = blockIdx.x * blockDim.x + threadIdx.x, c = (tid % CV) * VW, pstep = gridDim.x * blockDim.x / CV, C = CV * VW;
     const int sh = SS ? SS : d.sh, sw = SS ? SS : d.sw;
@@ -1415,7 +1424,7 @@ __global__ void __launch_bounds__(128) k_dw_back_x_tcol(int npos, int CV, DwI d,
                 }
             }
         }
-        float *xp = DX + n * d.xsN + ih * d.xsH + iw * d.xsW + c;
+        TO *xp = DX + n * d.xsN + ih * d.xsH + iw * d.xsW + c;
 #pragma unroll
         for (int t = 0; t < TT; t++) V::st(xp + t * d.xsT, acc[t]);
     }
@@ -2367,6 +2376,95 @@ int op_concat(Run &R, scvrl_tensor *t) {
     SC_LAUNCH();
     return 0;
 }
+// --- concat placement (plan_places): the copies that are left ---
+// One concat source S (contiguous [outer, len, inner]) into its block of a strided destination:
+// Y + o so + d sd + i (inner contiguous there). Four elements a thread when every size, stride and
+// both pointers allow, converted on the way as k_concat4.
+template <typename TS, typename TY>
+__global__ void k_copy_block4(int n4, FDiv fin, FDiv flen, int64_t so, int64_t sd, const TS *S, TY *Y) {
+    GRID_STRIDE_T(int, i, n4) {
+        int r = fdiv(i, fin), in = (i - r * (int)fin.d) * 4, o = fdiv(r, flen), d = r - o * (int)flen.d;
+        st4f(Y + o * so + d * sd + in, ld4f(S + 4 * (int64_t)i));
+    }
+}
+template <typename TS, typename TY>
+__global__ void k_copy_block(int64_t n, int64_t inner, int64_t len, int64_t so, int64_t sd, const TS *S, TY *Y) {
+    GRID_STRIDE(i, n) {
+        int64_t in = i % inner, r = i / inner, d = r % len, o = r / len;
+        stf(Y + o * so + d * sd + in, ldf(S + i));
+    }
+}
+// A concat's geometry in a placement: st (its dims' strides) must address [outer, n, inner] as
+// o so + d sd + i: the outer dims one stride apart, the inner ones contiguous.
+bool cat_geom(const scvrl_tensor *t, const int64_t *st, int64_t *outer, int64_t *inner, int64_t *so, int64_t *sd) {
+    int dim = (int)t->ip[0], nd = t->ndim;
+    int64_t o = 1, in = 1, want = 1;
+    for (int j = nd - 1; j > dim; j--) { if (t->ne[j] != 1 && st[j] != want) return false; want *= t->ne[j]; in *= t->ne[j]; }
+    *so = 0;
+    int64_t run = -1;
+    for (int j = dim - 1; j >= 0; j--) {
+        if (t->ne[j] == 1) continue;
+        if (run < 0) *so = st[j];
+        else if (st[j] != run) return false;
+        run = st[j] * t->ne[j];
+        o *= t->ne[j];
+    }
+    *outer = o; *inner = in; *sd = st[dim];
+    return true;
+}
+int copy_block(Run &R, const scvrl_tensor *s, char *Y, bool yh, int64_t outer, int64_t len, int64_t inner, int64_t so, int64_t sd) {
+    int64_t n = outer * len * inner;
+    if (!n) return 0;
+    return with_io(HF(R, s), yh, [&](auto ts, auto ty) {
+        const TY(ts) *S = (const TY(ts) *)P(R, s);
+        TY(ty) *D = (TY(ty) *)Y;
+        const size_t sa = sizeof(TY(ts)) * 4 - 1, ya = sizeof(TY(ty)) * 4 - 1;
+        if (inner % 4 == 0 && so % 4 == 0 && sd % 4 == 0 && n < ((int64_t)1 << 31) && inner / 4 < ((int64_t)1 << 31) && len < ((int64_t)1 << 31) &&
+            !((uintptr_t)S & sa) && !((uintptr_t)D & ya))
+            k_copy_block4<<<grid_for(n / 4), 256, 0, R.s>>>((int)(n / 4), fdiv_of((uint32_t)(inner / 4)), fdiv_of((uint32_t)len), so, sd, S, D);
+        else
+            k_copy_block<<<grid_for(n), 256, 0, R.s>>>(n, inner, len, so, sd, S, D);
+        SC_LAUNCH();
+        return 0;
+    });
+}
+bool placed_into(const Cuda *C, const scvrl_tensor *s, int root) {      // s's memory is a node placed into root's
+    scvrl_tensor *b = scvrl_view_base(s, nullptr);
+    return b->id >= 0 && b->id < (int)C->place.size() && C->place[b->id].root == root && b->id != root && b->op != SCVRL_OP_LEAF;
+}
+// A concat in a placement (its own memory, or its block of an outer concat's): each source not
+// written there by its producer is copied into its block.
+int op_concat_placed(Run &R, scvrl_tensor *t) {
+    const Place &pl = R.C->place[t->id];
+    int dim = (int)t->ip[0];
+    int64_t outer, inner, so, sd;
+    if (!cat_geom(t, pl.st, &outer, &inner, &so, &sd)) { seterr(R.err, R.errlen, "cuda: concat placement: bad geometry"); return -1; }
+    const bool yh = HF(R, t);
+    const size_t ye = yh ? 2 : 4;
+    int64_t start = 0;
+    for (int k = 0; k < 2; k++) {
+        const scvrl_tensor *s = t->src[k];
+        int64_t len = s->ne[dim];
+        if (!placed_into(R.C, s, pl.root) && copy_block(R, s, (char *)P(R, t) + start * sd * (int64_t)ye, yh, outer, len, inner, so, sd)) return -1;
+        start += len;
+    }
+    return 0;
+}
+// A CONT placed into a concat: the strided copy into its block (its placement's strides).
+template <typename I, typename TI, typename TO> __global__ void k_copy_cvt2(I n, DimsT<I> D, const TI *X, TO *Y) {
+    GRID_STRIDE_T(I, i, n) { I oa, ob; offsT(i, D, &oa, &ob); stf(Y + ob, ldf(X + oa)); }
+}
+int op_cont_placed(Run &R, scvrl_tensor *t) {
+    int64_t n = scvrl_nelements(t);
+    if (!n) return 0;
+    Dims D = dims1(t, t->src[0]);
+    for (int i = 0; i < t->ndim; i++) D.sb[i] = R.C->place[t->id].st[i];
+    return with_io(HF(R, t->src[0]), HF(R, t), [&](auto ti, auto to) {
+        auto k32 = k_copy_cvt2<uint32_t, TY(ti), TY(to)>; auto k64 = k_copy_cvt2<int64_t, TY(ti), TY(to)>;
+        LAUNCH_DIMS(k32, k64, D, n, (const TY(ti) *)P(R, t->src[0]), (TY(to) *)P(R, t));
+        return 0;
+    });
+}
 int op_slice_back(Run &R, scvrl_tensor *t) {
     int dim = (int)t->ip[0];
     int64_t outer, inner, n = scvrl_nelements(t);
@@ -2943,28 +3041,37 @@ template <int VW, bool WL> int dw_back_x_run(Run &R, const G5 &gx, const G5 &gy,
     else k_dw_back_x_vec<3, 3, 3, VW, 0, 0, WL><<<g, 128, 0, R.s>>>(npos, CV, di, DY, W, DX);
     return 0;
 }
-// The time-column backward-x (dw_tcol_frames applies), spatial strides 1 and 2 as constants.
-template <int TT, int VW> int dw_back_x_tcol(Run &R, const G5 &gx, const DwI &di, const float *DY, const float *Wt, float *DX) {
+// The time-column backward-x (dw_tcol_frames applies), spatial strides 1 and 2 as constants; DX
+// float, or bf16 when a bf16 concat's placement has it write there (dx_half).
+template <int TT, int VW, typename TO> int dw_back_x_tcol(Run &R, const G5 &gx, const DwI &di, const float *DY, const float *Wt, TO *DX) {
     int npos = (int)(gx.N * gx.H * gx.W), CV = (int)(gx.C / VW);
-    dim3 g = dw_gridv(npos, CV, wave_blocks<k_dw_back_x_tcol<TT, VW, 2>, 128>());
+    dim3 g = dw_gridv(npos, CV, wave_blocks<k_dw_back_x_tcol<TT, VW, 2, TO>, 128>());
     if (di.sh == di.sw && di.sh == 1) k_dw_back_x_tcol<TT, VW, 1><<<g, 128, 0, R.s>>>(npos, CV, di, DY, Wt, DX);
     else if (di.sh == di.sw && di.sh == 2) k_dw_back_x_tcol<TT, VW, 2><<<g, 128, 0, R.s>>>(npos, CV, di, DY, Wt, DX);
     else k_dw_back_x_tcol<TT, VW, 0><<<g, 128, 0, R.s>>>(npos, CV, di, DY, Wt, DX);
     SC_LAUNCH();
     return 0;
 }
-template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX) {
+template <int TT, int VW> int dw_back_x_tcol_io(Run &R, const G5 &gx, const DwI &di, const float *DY, const float *Wt, float *DX, bool dx_half) {
+    return dx_half ? dw_back_x_tcol<TT, VW>(R, gx, di, DY, Wt, (bf16 *)DX) : dw_back_x_tcol<TT, VW>(R, gx, di, DY, Wt, DX);
+}
+template <int VW> int dw_back_x_vec(Run &R, const G5 &gx, const G5 &gy, const CP &p, const float *DY, const float *W, float *DX,
+                                    bool dx_half = false) {
     if (!dw_wl()) return dw_back_x_run<VW, false>(R, gx, gy, p, DY, W, DX);
     const float *Wt = dw_wt(R, W, gx.C);
     if (!Wt) return -1;
     const DwI di = dw_ints(gx, gy, p);
     switch (dw_tcol_frames(di, true, true)) {
-    case 2: return dw_back_x_tcol<2, VW>(R, gx, di, DY, Wt, DX);
-    case 4: return dw_back_x_tcol<4, VW>(R, gx, di, DY, Wt, DX);
-    case 8: return dw_back_x_tcol<8, VW>(R, gx, di, DY, Wt, DX);
-    case 16: return dw_back_x_tcol<16, VW>(R, gx, di, DY, Wt, DX);
+    case 2: return dw_back_x_tcol_io<2, VW>(R, gx, di, DY, Wt, DX, dx_half);
+    case 4: return dw_back_x_tcol_io<4, VW>(R, gx, di, DY, Wt, DX, dx_half);
+    case 8: return dw_back_x_tcol_io<8, VW>(R, gx, di, DY, Wt, DX, dx_half);
+    case 16: return dw_back_x_tcol_io<16, VW>(R, gx, di, DY, Wt, DX, dx_half);
     default: return dw_back_x_run<VW, true>(R, gx, gy, p, DY, Wt, DX);
     }
+}
+// The backward-x writes bf16 (a bf16 concat's placement, plan_places) only on the time-column kernels.
+bool dw_back_x_half_ok(const CP &p, const G5 &gx, const G5 &gy) {
+    return is_dw_last(p, gx, gy) && dw_reg(p, gx, gy) && dw_wl() && dw_tcol_frames(dw_ints(gx, gy, p), true, true) != 0;
 }
 // Applies: the 3x3x3 weight-gradient conditions and the time-column ones.
 int dw_w_tcol_frames(const CP &p, const G5 &gx, const G5 &gy) {
@@ -3002,8 +3109,9 @@ int op_conv_back_x(Run &R, scvrl_tensor *t) {
     if (!nx) return 0;
     if (is_dw_last(p, gx, gy)) {
         if (dw_reg(p, gx, gy)) {
-            if (dw_v4(gx, gy, DY, DX)) { if (dw_back_x_vec<4>(R, gx, gy, p, DY, W, DX)) return -1; }
-            else if (dw_back_x_vec<1>(R, gx, gy, p, DY, W, DX)) return -1;
+            const bool xh = HF(R, t);       // only where dw_back_x_half_ok (plan_places)
+            if (dw_v4(gx, gy, DY, DX)) { if (dw_back_x_vec<4>(R, gx, gy, p, DY, W, DX, xh)) return -1; }
+            else if (dw_back_x_vec<1>(R, gx, gy, p, DY, W, DX, xh)) return -1;
         } else if (nx < ((int64_t)1 << 31)) {
             k_dw_back_x<uint32_t><<<grid_for(nx), 256, 0, R.s>>>((uint32_t)nx, gx, gy, p, DY, W, DX);
         } else {
@@ -4609,6 +4717,149 @@ void plan_half(Cuda *C, scvrl_graph *g, const int64_t *offs) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Concat placement (SCVRL_CUDA_CATPLACE=0: off). MViT joins the CLS row to each pooled grid (q, k,
+// v and the skip path's max pool) with a CONCAT, and its backward joins the gradients of those
+// parts (CLS row + grid, then q, k and v of one projection) with more: each a full copy. A concat
+// source that nothing else reads, whose producer can write its output at any strides (a depthwise
+// conv or its backward-x, a max pool, a CONT, another concat), is written by that producer straight
+// into the concat's memory, recursively into the outermost concat's ("root"), and the concats copy
+// only their other sources. The plan gives the root its memory at the first such producer's step
+// (scvrl_graph_plan_placed) and the placed nodes none; they take the root's storage (bf16 / fp32):
+// the same bits as the copies, except where a node stored as bf16 went into an fp32 concat (the
+// CLS row of the skip path's concat, the CLS row's gradient into an fp32 gradient): that node is
+// now written at fp32, one bf16 rounding fewer (MViT-B's bf16 forward vs the float64 fixture:
+// 5.95e-3 -> 5.46e-3).
+// ---------------------------------------------------------------------------------------------
+bool cat_place_env() { const char *e = getenv("SCVRL_CUDA_CATPLACE"); return !(e && *e == '0'); }
+
+// Strides ns for shape nn (nd dims) addressing the same elements in the same order as shape on (od
+// dims) at strides os (a reshape of a strided block); false where none can (dims merged across a
+// gap). Walks the chunks of dims that are contiguous among themselves from the innermost.
+bool reshape_strides(int od, const int64_t *on, const int64_t *os, int nd, const int64_t *nn, int64_t *ns) {
+    int v = nd - 1;
+    int64_t base = os[od - 1], tn = 1, vn = 1;
+    for (int d = od - 1; d >= 0; d--) {
+        tn *= on[d];
+        if (d > 0 && (on[d - 1] == 1 || os[d - 1] == tn * base)) continue;     // the chunk goes on
+        while (v >= 0 && (vn < tn || nn[v] == 1)) { ns[v] = vn * base; vn *= nn[v]; v--; }
+        if (vn != tn) return false;
+        if (d > 0) { base = os[d - 1]; tn = 1; vn = 1; }
+    }
+    while (v >= 0 && nn[v] == 1) { ns[v] = base; v--; }
+    return v == -1;
+}
+
+// Can node x write its output at strides st (into a root stored as bf16 when half)? The same path
+// tests as its op's, on the placed geometry.
+bool can_place(const Cuda *C, scvrl_tensor *x, const int64_t *st, bool half) {
+    int64_t keep[SCVRL_MAX_DIMS];
+    memcpy(keep, x->st, sizeof keep);
+    memcpy(x->st, st, sizeof keep);
+    bool ok = false;
+    switch (x->op) {
+    case SCVRL_OP_CONCAT: { int64_t o, i, so, sd; ok = cat_geom(x, st, &o, &i, &so, &sd); break; }
+    case SCVRL_OP_CONT: ok = x->src[0]->type == SCVRL_DT_F32; break;
+    case SCVRL_OP_CONV3D: {
+        CP p = conv_params(x, x->src[1]);
+        G5 gx = geom5(x->src[0], p.layout), gy = geom5(x, p.layout);
+        ok = is_dw_last(p, gx, gy) && dw_reg(p, gx, gy);
+        break;
+    }
+    case SCVRL_OP_CONV3D_BACK_X: {
+        CP p = conv_params(x, x->src[1]);
+        G5 gx = geom5(x, p.layout), gy = geom5(x->src[0], p.layout);
+        ok = is_dw_last(p, gx, gy) && dw_reg(p, gx, gy) && (!half || dw_back_x_half_ok(p, gx, gy));
+        break;
+    }
+    case SCVRL_OP_MAXPOOL3D: ok = !half; break;
+    default: break;
+    }
+    (void)C;
+    memcpy(x->st, keep, sizeof keep);
+    return ok;
+}
+
+bool is_placed(const Cuda *C, int i) { return i < (int)C->place.size() && C->place[i].root >= 0 && C->place[i].root != i; }
+
+// C->place, C->birth (after plan_half); the placed nodes take their root's storage.
+void plan_places(Cuda *C, scvrl_graph *g) {
+    int n = g->n;
+    C->place.assign((size_t)n, Place());
+    C->birth.clear();
+    C->placed_nodes = 0;
+    if (!cat_place_env()) return;
+    auto base = [&](const scvrl_tensor *t, int64_t *o) {
+        scvrl_tensor *b = scvrl_view_base(t, o);
+        return b->id >= 0 && b->id < n && g->nodes[b->id] == b ? b->id : -1;
+    };
+    std::vector<int> reads((size_t)n, 0);          // source slots of non-view nodes, by base
+    for (int i = 0; i < n; i++) {
+        scvrl_tensor *t = g->nodes[i];
+        if (t->flags & SCVRL_F_OUTPUT) { int b = base(t, nullptr); if (b >= 0) reads[b] += 2; }
+        if (t->view_src) continue;
+        for (int k = 0; k < SCVRL_MAX_SRC; k++) if (t->src[k]) { int b = base(t->src[k], nullptr); if (b >= 0) reads[b]++; }
+    }
+    for (int i = n - 1; i >= 0; i--) {            // outer concats first: their placement is known before their sources'
+        scvrl_tensor *c = g->nodes[i];
+        if (c->op != SCVRL_OP_CONCAT || c->view_src || !scvrl_nelements(c) || c->type != SCVRL_DT_F32) continue;
+        Place &pc = C->place[i];
+        if (pc.root < 0) { pc.root = i; pc.off = 0; memcpy(pc.st, c->st, sizeof pc.st); }
+        const int dim = (int)c->ip[0];
+        int64_t start = 0;
+        for (int k = 0; k < 2; k++) {
+            scvrl_tensor *s = c->src[k];
+            int64_t o = 0, off = pc.off + start * pc.st[dim];
+            int b = base(s, &o);
+            start += s->ne[dim];
+            if (b < 0 || b == i) continue;
+            scvrl_tensor *x = g->nodes[b];
+            if (o || reads[b] != 1 || x->op == SCVRL_OP_LEAF || (x->flags & SCVRL_F_EXTERNAL) || x->type != SCVRL_DT_F32 ||
+                scvrl_nelements(x) != scvrl_nelements(s) || !scvrl_is_contiguous(s) || C->place[b].root >= 0) continue;
+            int64_t st[SCVRL_MAX_DIMS] = {};
+            if (!reshape_strides(s->ndim, s->ne, pc.st, x->ndim, x->ne, st) || !can_place(C, x, st, C->half.size() && C->half[pc.root])) continue;
+            Place &px = C->place[b];
+            px.root = pc.root; px.off = off;
+            memcpy(px.st, st, sizeof st);
+            C->placed_nodes++;
+        }
+    }
+    std::vector<char> used((size_t)n, 0);         // roots something is placed into; the other concats run as before
+    for (int i = 0; i < n; i++) if (is_placed(C, i)) used[C->place[i].root] = 1;
+    for (int i = 0; i < n; i++) if (C->place[i].root == i && !used[i]) C->place[i].root = -1;
+    if (!C->placed_nodes) return;
+    C->birth.resize((size_t)n);
+    for (int i = 0; i < n; i++) C->birth[i] = i;
+    for (int i = 0; i < n; i++) {
+        int r = C->place[i].root;
+        if (r < 0 || r == i) continue;
+        C->birth[i] = -1;
+        if (C->birth[r] > i) C->birth[r] = i;
+        if (!C->half.empty()) C->half[i] = C->half[r];
+    }
+    if (!C->half.empty()) {                        // views share their base's storage; recount (placed nodes included)
+        C->half_nodes = 0;
+        for (int i = 0; i < n; i++) {
+            if (g->nodes[i]->view_src) { int b = base(g->nodes[i], nullptr); C->half[i] = b >= 0 ? C->half[b] : 0; }
+            else C->half_nodes += C->half[i];
+        }
+    }
+}
+// Runs node t at its placement: a placed producer with its output strides set to the placement's
+// for the call, a concat copying the sources not placed into it.
+int run_placed(Run &R, scvrl_tensor *t) {
+    const Cuda *C = R.C;
+    if (t->op == SCVRL_OP_CONCAT && t->id < (int)C->place.size() && C->place[t->id].root >= 0) return op_concat_placed(R, t);
+    if (!is_placed(C, t->id)) return run_node(R, t);
+    if (t->op == SCVRL_OP_CONT) return op_cont_placed(R, t);
+    int64_t keep[SCVRL_MAX_DIMS];
+    memcpy(keep, t->st, sizeof keep);
+    memcpy(t->st, C->place[t->id].st, sizeof keep);
+    int rc = run_node(R, t);
+    memcpy(t->st, keep, sizeof keep);
+    return rc;
+}
+
 // One compute, in six steps (each a function below): the plan (where each node lives), the mirror
 // (leaves and external nodes by host pointer), scratch, device pointers, upload + run, downloads.
 // 0. the activation plan; BF16 mode: which nodes are stored as bf16, then the plan again at their
@@ -4618,11 +4869,12 @@ int compute_plan(Cuda *C, scvrl_graph *g, const int64_t **offs, char *err, size_
     int n = g->n;
     *offs = scvrl_graph_plan(g, &act_bytes);
     plan_half(C, g, *offs);
-    if (C->half_nodes) {
+    plan_places(C, g);
+    if (C->half_nodes || C->placed_nodes) {
         C->elem.assign((size_t)n, 0);
-        for (int i = 0; i < n; i++) if (C->half[i] && !g->nodes[i]->view_src) C->elem[i] = 2;
+        for (int i = 0; i < n; i++) if (!C->half.empty() && C->half[i] && !g->nodes[i]->view_src) C->elem[i] = 2;
         C->offs_h.resize((size_t)n + 1);
-        act_bytes = scvrl_graph_plan_sized(g, C->elem.data(), C->offs_h.data());
+        act_bytes = scvrl_graph_plan_placed(g, C->elem.data(), C->placed_nodes ? C->birth.data() : nullptr, C->offs_h.data());
         *offs = C->offs_h.data();
     }
     return grow(C, &C->act, &C->act_cap, act_bytes, "the activation arena", err, errlen);
@@ -4718,8 +4970,16 @@ int compute_pointers(Cuda *C, scvrl_graph *g, const int64_t *offs, const std::ve
                      const std::vector<char *> &bptr, char *err, size_t errlen) {
     int n = g->n;
     C->dptr.assign((size_t)n, nullptr);
+    if (C->placed_nodes)           // placed nodes: in their root's memory (the root is no view and has its own)
+        for (int i = 0; i < n; i++) {
+            if (!is_placed(C, i)) continue;
+            int r = C->place[i].root;
+            if (offs[r] < 0) { seterr(err, errlen, "cuda: concat placement: '%s' has no memory", g->nodes[r]->name); return -1; }
+            C->dptr[i] = C->act + offs[r] + C->place[i].off * (C->half.size() && C->half[r] ? 2 : 4);
+        }
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
+        if (C->dptr[i]) continue;
         if (t->view_src) {
             int64_t o;
             scvrl_tensor *b = scvrl_view_base(t, &o);
@@ -4763,7 +5023,7 @@ int compute_run(Cuda *C, scvrl_graph *g, int prof, char *err, size_t errlen) {
                 continue;
             }
         }
-        if (run_node(R, t)) {
+        if (C->placed_nodes ? run_placed(R, t) : run_node(R, t)) {
             size_t k = strlen(err ? err : "");
             if (err && k + 1 < errlen) snprintf(err + k, errlen - k, " (node %d '%s', op %s)", i, t->name, scvrl_op_name(t->op));
             return -1;
@@ -5173,6 +5433,10 @@ extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be) {
 extern "C" int scvrl_cuda_bf16_nodes(scvrl_backend *be) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
     return ((Cuda *)be->priv)->half_nodes;
+}
+extern "C" int scvrl_cuda_placed_nodes(scvrl_backend *be) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
+    return ((Cuda *)be->priv)->placed_nodes;
 }
 extern "C" int scvrl_cuda_get_precision(scvrl_backend *be) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;

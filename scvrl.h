@@ -282,6 +282,10 @@ const int64_t *scvrl_graph_plan(scvrl_graph *g, size_t *bytes);
 // that stores some nodes narrower (the CUDA backend's bf16 activations): offsets into offs (g->n
 // entries, -1 where scvrl_graph_plan has -1), returns the buffer size. Computed on every call.
 size_t scvrl_graph_plan_sized(scvrl_graph *g, const uint8_t *elem, int64_t *offs);
+// The same with birth[i] (NULL: every node's own step): the step at which node i takes its memory
+// (<= i: a backend that lets earlier nodes write into i's memory, the CUDA backend's concat
+// placement), or -1: node i takes none (it lives inside another node's memory; offs[i] = -1).
+size_t scvrl_graph_plan_placed(scvrl_graph *g, const uint8_t *elem, const int *birth, int64_t *offs);
 // For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR or a DROP_PATH) may run
 // with node i+1 (GELU of the LINEAR, or ADD of node i and a contiguous tensor of its shape) as one
 // kernel; see scvrl__fusable.
@@ -469,6 +473,9 @@ size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 /* BF16 mode: how many nodes the last compute stored as bf16 (intermediate activations whose every
  * reader has a bf16 path; SCVRL_CUDA_BF16_ACT=0: none). 0 for other backends and modes. */
 int scvrl_cuda_bf16_nodes(scvrl_backend *be);
+/* How many nodes the last compute wrote straight into a concat's memory (their producer writing at
+ * the concat's strides instead of a copy; SCVRL_CUDA_CATPLACE=0: none). 0 for other backends. */
+int scvrl_cuda_placed_nodes(scvrl_backend *be);
 /* Keep the host buffer [host, host + bytes) on the device: uploaded now (again when called again
  * with the same range, after the host contents changed), and input leaves whose data lies in it
  * are read from the device copy with no per-compute upload (as inputs made on the GPU). */
@@ -3665,10 +3672,11 @@ static int scvrl__fusable(const scvrl_graph *g, int i, const int *uses) {
 }
 
 // Lays out every allocated node in one buffer (offs[i], -1 for none) and returns its size: a node
-// takes memory from its step until its last reader (or forever if an output); a fused pair's
-// frees wait for the pair's second step. elem: bytes per element of each node (NULL or 0: its
-// dtype's), so that a backend storing some nodes narrower can plan them at their size.
-static size_t scvrl__plan_layout(scvrl_graph *g, const uint8_t *fuse, const uint8_t *elem, int64_t *offs) {
+// takes memory from its step (birth[i] when given: earlier, or -1 for none) until its last reader
+// (or forever if an output); a fused pair's frees wait for the pair's second step. elem: bytes per
+// element of each node (NULL or 0: its dtype's), so that a backend storing some nodes narrower can
+// plan them at their size.
+static size_t scvrl__plan_layout(scvrl_graph *g, const uint8_t *fuse, const uint8_t *elem, const int *birth, int64_t *offs) {
     int n = g->n;
     for (int i = 0; i < n; i++) offs[i] = -1;
     int *last = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
@@ -3687,18 +3695,25 @@ static size_t scvrl__plan_layout(scvrl_graph *g, const uint8_t *fuse, const uint
     }
     // free lists: at step i, release the bases whose last use is i
     int *order = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int)), *head = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
-    for (int i = 0; i <= n; i++) head[i] = -1;
+    int *border = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int)), *bhead = (int *)scvrl__xmalloc(((size_t)n + 1) * sizeof(int));
+    for (int i = 0; i <= n; i++) head[i] = bhead[i] = -1;
     for (int i = 0; i < n; i++) { order[i] = head[last[i]]; head[last[i]] = i; }
+    for (int i = n - 1; i >= 0; i--) {          // the nodes taking their memory at each step, in node order
+        int b = birth ? birth[i] : i;
+        if (b >= 0 && b <= i) { border[i] = bhead[b]; bhead[b] = i; }
+    }
     scvrl__blk *fl = (scvrl__blk *)scvrl__xmalloc(((size_t)n + 1) * sizeof(scvrl__blk));
     int nfl = 0;
     size_t top = 0;
 #define SCVRL__NODE_BYTES(u, k) \
     ((((size_t)scvrl_nelements(u) * (elem && elem[k] ? (size_t)elem[k] : scvrl_dtype_size((u)->type)) + 63) & ~(size_t)63))
     for (int i = 0; i < n; i++) {
-        scvrl_tensor *t = g->nodes[i];
-        if (scvrl__needs_alloc(t)) {
-            size_t sz = SCVRL__NODE_BYTES(t, i);
-            offs[i] = (int64_t)scvrl__plan_alloc(fl, &nfl, &top, sz ? sz : 64);
+        for (int j = bhead[i]; j >= 0; j = border[j]) {
+            scvrl_tensor *u = g->nodes[j];
+            if (scvrl__needs_alloc(u)) {
+                size_t sz = SCVRL__NODE_BYTES(u, j);
+                offs[j] = (int64_t)scvrl__plan_alloc(fl, &nfl, &top, sz ? sz : 64);
+            }
         }
         if (fuse[i]) continue;                     // step i's frees wait for step i+1
         for (int step = i > 0 && fuse[i - 1] ? i - 1 : i; step <= i; step++)
@@ -3711,7 +3726,7 @@ static size_t scvrl__plan_layout(scvrl_graph *g, const uint8_t *fuse, const uint
             }
     }
 #undef SCVRL__NODE_BYTES
-    SCVRL_FREE(last); SCVRL_FREE(order); SCVRL_FREE(head); SCVRL_FREE(fl);
+    SCVRL_FREE(last); SCVRL_FREE(order); SCVRL_FREE(head); SCVRL_FREE(border); SCVRL_FREE(bhead); SCVRL_FREE(fl);
     return top;
 }
 
@@ -3733,7 +3748,7 @@ static void scvrl__graph_plan(scvrl_graph *g) {
         }
     for (int i = 0; i < n; i++) P->fuse[i] = (uint8_t)scvrl__fusable(g, i, uses);
     SCVRL_FREE(uses);
-    P->bytes = scvrl__plan_layout(g, P->fuse, NULL, P->offs);
+    P->bytes = scvrl__plan_layout(g, P->fuse, NULL, NULL, P->offs);
     P->planned_n = n;
 }
 
@@ -3750,7 +3765,13 @@ size_t scvrl_graph_plan_sized(scvrl_graph *g, const uint8_t *elem, int64_t *offs
     scvrl__plan *P = (scvrl__plan *)g->plan;
     if (P->planned_n != g->n) scvrl__graph_plan(g);
     for (int i = 0; i < g->n; i++) g->nodes[i]->id = i;
-    return scvrl__plan_layout(g, P->fuse, elem, offs);
+    return scvrl__plan_layout(g, P->fuse, elem, NULL, offs);
+}
+size_t scvrl_graph_plan_placed(scvrl_graph *g, const uint8_t *elem, const int *birth, int64_t *offs) {
+    scvrl__plan *P = (scvrl__plan *)g->plan;
+    if (P->planned_n != g->n) scvrl__graph_plan(g);
+    for (int i = 0; i < g->n; i++) g->nodes[i]->id = i;
+    return scvrl__plan_layout(g, P->fuse, elem, birth, offs);
 }
 // LINEAR + GELU/ADD and DROP_PATH + ADD fusion (scvrl__fusable), for every backend: -1 until read from SCVRL_NO_FUSE (=1: off).
 static int scvrl__fuse = -1;

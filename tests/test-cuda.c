@@ -1014,6 +1014,85 @@ static void test_bf16_act(void) {
     run_bf16_mvit("mvit-b", 8, 64, 1, 5e-2);
 }
 
+// Concat placement: producers (depthwise conv and its backward-x, max pool, copies, inner concats)
+// writing straight into a concat's memory. The graph's output and every parameter gradient with
+// placement on and off (SCVRL_CUDA_CATPLACE=0) must agree to tol (0: in every bit; fp32: the same
+// sums and roundings either way; BF16 mode: a bf16 node placed into an fp32 concat is no longer
+// rounded, so bf16 tolerances), with at least min_placed nodes placed when on and none when off.
+static scvrl_tensor *ch_mvit_train(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *logits, *x = bp(c, P, 5, chain_clip, 1.0f);
+    mvit_forward(c, chain_model, x, 1, 1000, &logits);
+    return logits;
+}
+static void place_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, int min_placed, double tol) {
+    char err[512], label[320];
+    scvrl_ctx *ctx = scvrl_ctx_new(0);
+    plist P = { { 0 }, 0 };
+    scvrl_tensor *y = build(ctx, &P);
+    scvrl_mark_output(y);
+    scvrl_tensor *r = scvrl_new_data(ctx, SCVRL_DT_F32, y->ndim, y->ne);
+    fill_input(scvrl_f32(r), scvrl_nelements(r), 999);
+    scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, y, r));
+    scvrl_graph *g = scvrl_graph_new();
+    g->seed = 5;
+    scvrl_graph_expand(g, loss);
+    scvrl_graph_expand(g, y);
+    scvrl_graph_backward(ctx, g, loss);
+    // the chain's own parameters' gradients, then the model's (a chain over chain_model)
+    scvrl_params *mp = build == ch_mvit_train ? &chain_model->P : NULL;
+    int64_t ny = scvrl_nelements(y), ng = mp ? mp->n_elems : 0;
+    for (int i = 0; i < P.n; i++) ng += scvrl_nelements(P.t[i]);
+    float *res[2] = { (float *)malloc((size_t)(ny + ng) * 4), (float *)malloc((size_t)(ny + ng) * 4) };
+    int placed[2] = { -1, -1 }, old = scvrl_cuda_set_precision(gpu, prec), rc = 0;
+    for (int on = 1; on >= 0 && !rc; on--) {
+        if (on) unsetenv("SCVRL_CUDA_CATPLACE"); else setenv("SCVRL_CUDA_CATPLACE", "0", 1);
+        for (int i = 0; i < P.n; i++) memset(P.t[i]->grad_data, 0, (size_t)scvrl_nelements(P.t[i]) * 4);
+        if (mp) scvrl_params_zero_grad(mp);
+        if ((rc = scvrl_graph_compute(g, gpu, err, sizeof err)) != 0) { test_fail(name, "gpu: %s", err); break; }
+        placed[on] = scvrl_cuda_placed_nodes(gpu);
+        memcpy(res[on], y->data, (size_t)ny * 4);
+        int64_t o = ny;
+        for (int i = 0; i < P.n; o += scvrl_nelements(P.t[i]), i++)
+            memcpy(res[on] + o, P.t[i]->grad_data, (size_t)scvrl_nelements(P.t[i]) * 4);
+        if (mp) memcpy(res[on] + o, mp->g, (size_t)mp->n_elems * 4);
+    }
+    unsetenv("SCVRL_CUDA_CATPLACE");
+    scvrl_cuda_set_precision(gpu, old);
+    if (!rc) {
+        double e = tol > 0 ? rel_err(res[1], res[0], ny + ng) : 0;
+        int same = !memcmp(res[0], res[1], (size_t)(ny + ng) * 4);
+        snprintf(label, sizeof label, "cuda concat placement %s fwd+bwd %s: %d nodes placed (off: %d), output and gradients %s (%.1e)", name,
+                 prec == SCVRL_PREC_BF16 ? "bf16" : prec == SCVRL_PREC_TF32 ? "tf32" : "fp32", placed[1], placed[0],
+                 same ? "equal in every bit" : "differ", e);
+        test_check(placed[1] >= min_placed && placed[0] == 0 && (tol > 0 ? e <= tol : same), label,
+                   placed[1] < min_placed ? "too few nodes placed" : placed[0] ? "placed with SCVRL_CUDA_CATPLACE=0" : "on and off differ");
+    }
+    for (int i = 0; i < P.n; i++) free(P.t[i]->grad_data);
+    free(res[0]); free(res[1]);
+    scvrl_graph_free(g);
+    scvrl_ctx_free(ctx);
+}
+static void test_cat_place(void) {
+    for (int k = 0; k < 2; k++) {
+        int prec = k ? SCVRL_PREC_FP32 : SCVRL_PREC_BF16;
+        place_pair("pool", ch_pool, prec, 2, k ? 0 : 2e-2);
+        place_pair("attn", ch_attn, prec, 8, k ? 0 : 2e-2);
+    }
+    char err[512];
+    mvit_config cfg;
+    mvit_model m;
+    mvit_preset("mvit-tiny", &cfg);
+    cfg.frames = 8; cfg.size = 64; cfg.num_classes = 10;
+    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail("mvit-tiny", "%s", err); return; }
+    mvit_fixture_weights(&m, 1234);
+    chain_model = &m;
+    chain_clip[0] = 2; chain_clip[1] = 3; chain_clip[2] = 8; chain_clip[3] = 64; chain_clip[4] = 64;
+    // the skip path's max-pool backward adds with atomics: the last bits may differ run to run
+    place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 4 * cfg.depth, 2e-2);
+    place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 4 * cfg.depth, 1e-6);
+    mvit_free(&m);
+}
+
 // LINEAR + GELU in one cuBLASLt call (BF16 mode, no-grad graphs: the plan's fusion; the epilogue's
 // GELU is the tanh form): y = GELU(x W^T + b) over [3, 41, 96] -> 384 with pre-activations spread
 // over [-6, 6], against the CPU's erf GELU; SCVRL_CUDA_GELU=erf runs the two kernels instead, whose
@@ -1421,6 +1500,7 @@ int main(int argc, char **argv) {
     test_linear_gelu_fused();
     test_grad_acc_init();
     test_bf16_act();
+    test_cat_place();
     test_params_ops();
     test_params_train();
     test_resident();
