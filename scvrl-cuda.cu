@@ -368,6 +368,25 @@ __device__ __forceinline__ float ldf(const float *p) { return *p; }
 __device__ __forceinline__ float ldf(const bf16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void stf(float *p, float v) { *p = v; }
 __device__ __forceinline__ void stf(bf16 *p, float v) { *p = __float2bfloat16_rn(v); }
+// Tensor-core helpers (shared memory addresses, ldmatrix, mma.sync bf16, cp.async): the fused
+// attention kernels and the implicit-GEMM stem.
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+// D += A B: m16n8k16, A row-major bf16 (4 regs), B col-major bf16 (2 regs), fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float *c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
 __device__ __forceinline__ float bf_lo(uint32_t u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 __device__ __forceinline__ uint32_t bf_pack(float lo, float hi) {
@@ -2957,6 +2976,182 @@ size_t scratch_conv(const scvrl_tensor *t) {
     return (size_t)conv_chunk(gx.N, P * K) * (size_t)(P * K) * 4 + (size_t)gy.C * (size_t)(K + 8) * 2 + 512;
 }
 
+// --- the stem as an implicit GEMM (BF16 mode) ---
+// A dense channels-last conv with few input rows a position (C_in kt kh = 42 or 63 rows of kh = 7,
+// kw <= 8 taps: MViT's patch embedding, 3 x kt x 7 x 7 at stride (2, 4, 4)) and C_out = 32, 64,
+// 96 or 128, without im2col columns: a block keeps the weights [C_out][K8P 8] as bf16 in shared
+// memory (k = j 8 + e, j = (ci kt + a) kh + b, e < 8 the width tap, zero past kw and past K8) and
+// walks tiles of RW output rows of one (sample, frame). Per tile it stages the input rows those read
+// as bf16 strips (strip (ci kt + a) SR + rr: input frame to st - pt + a, row h0 sh - ph + rr, columns
+// from -pw; zero outside the input; a warp a strip, 16-byte loads where the strides allow), and its
+// warps, 16 output positions each, multiply them with mma.sync m16n8k16 (fp32 accumulators): the A
+// fragments straight from the strips (taps e, e + 1 of a row are adjacent bf16), the B fragments by
+// ldmatrix; then the bias and the tile's rows stored at the output's strides (fp32 or bf16). Same
+// bf16 operands as the im2col path, fp32 sums in another order. SCVRL_CUDA_STEM=im2col keeps the
+// columns and the GEMM.
+struct StemG {
+    int Ci, T, H, W, To, Ho, Wo, nhb, st, sh, sw, pt, ph, pw, kt, kw, RW, SR, LDS, nstrip, vec;
+    int64_t xsN, xsC, xsT, xsH, ysN, ysT, ysH, ysW;
+};
+template <int K8> struct StemK { static constexpr int K8P = (K8 + 1) / 2 * 2, LDW = K8P * 8 + 8; };
+template <int K8, int NT, typename TO>
+__global__ void __launch_bounds__(256) k_stem_mma(StemG G, int ntile, const float *X, const float *Wt, const float *bias, TO *Y) {
+    constexpr int KH = 7, K8P = StemK<K8>::K8P, LDW = StemK<K8>::LDW;
+    extern __shared__ __align__(16) unsigned char st_smem[];
+    bf16 *Ws = (bf16 *)st_smem, *Xs = Ws + NT * 8 * LDW, *Zs = Xs + G.nstrip * G.LDS;
+    const int tid = threadIdx.x, nth = blockDim.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3, nw = nth >> 5;
+    for (int i = tid; i < NT * 8 * K8P * 8; i += nth) {        // W [Co][Ci kt KH][kw] -> Ws [Co][K8P 8]
+        int n = i / (K8P * 8), k = i - n * (K8P * 8), j = k >> 3, e = k & 7;
+        Ws[n * LDW + k] = __float2bfloat16_rn(j < K8 && e < G.kw ? Wt[((int64_t)n * K8 + j) * G.kw + e] : 0.0f);
+    }
+    for (int i = tid; i < G.LDS; i += nth) Zs[i] = __float2bfloat16_rn(0.0f);
+    // this thread's two output positions of the warp's 16 (rows g and g + 8): row offset in the strips, column
+    const int M = G.RW * G.Wo, m0 = warp * 16 + g, m1 = m0 + 8;
+    const int r0 = m0 < M ? m0 / G.Wo : 0, w0 = m0 < M ? m0 - (m0 / G.Wo) * G.Wo : 0;
+    const int r1 = m1 < M ? m1 / G.Wo : 0, w1 = m1 < M ? m1 - (m1 / G.Wo) * G.Wo : 0;
+    const int ro0 = r0 * G.sh * G.LDS, ro1 = r1 * G.sh * G.LDS, co0 = G.sw * w0 + 2 * q, co1 = G.sw * w1 + 2 * q;
+    const int kr = (lane & 7) + (lane >> 4) * 8, kc = ((lane >> 3) & 1) * 8;
+    for (int tile = blockIdx.x; tile < ntile; tile += gridDim.x) {
+        const int hb = tile % G.nhb, rest = tile / G.nhb, to = rest % G.To, n = rest / G.To, h0 = hb * G.RW;
+        __syncthreads();                                       // the last tile's strips are read
+        // a warp a strip: its input row (if inside the clip) and the row's address
+        auto strip_row = [&](int s) -> const float * {
+            const int ca = s / G.SR, rr = s - ca * G.SR, c = ca / G.kt, a = ca - c * G.kt;
+            const int ti = to * G.st - G.pt + a, hi = h0 * G.sh - G.ph + rr;
+            if ((unsigned)ti >= (unsigned)G.T || (unsigned)hi >= (unsigned)G.H) return nullptr;
+            return X + n * G.xsN + c * G.xsC + (int64_t)ti * G.xsT + (int64_t)hi * G.xsH;
+        };
+        if (G.vec) {          // 16-byte loads, two strips (four loads a lane) in flight; W <= 256
+            const int W4 = G.W >> 2;
+            for (int s0 = warp; s0 < G.nstrip; s0 += 2 * nw) {
+                float4 v[2][2];
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    const int s = s0 + u * nw;
+                    const float *xr = s < G.nstrip ? strip_row(s) : nullptr;
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int q4 = lane + 32 * h;
+                        v[u][h] = xr && q4 < W4 ? *(const float4 *)(xr + 4 * q4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    const int s = s0 + u * nw;
+                    if (s >= G.nstrip) break;
+                    bf16 *d = Xs + s * G.LDS;
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int col = G.pw + 4 * (lane + 32 * h);
+                        if (lane + 32 * h >= W4) continue;
+                        const float4 x = v[u][h];
+                        if (col < G.LDS) d[col] = __float2bfloat16_rn(x.x);
+                        if (col + 1 < G.LDS) d[col + 1] = __float2bfloat16_rn(x.y);
+                        if (col + 2 < G.LDS) d[col + 2] = __float2bfloat16_rn(x.z);
+                        if (col + 3 < G.LDS) d[col + 3] = __float2bfloat16_rn(x.w);
+                    }
+                    if (lane < G.pw) d[lane] = __float2bfloat16_rn(0.0f);
+                    for (int col = G.pw + G.W + lane; col < G.LDS; col += 32) d[col] = __float2bfloat16_rn(0.0f);
+                }
+            }
+        } else {
+            for (int s = warp; s < G.nstrip; s += nw) {
+                const float *xr = strip_row(s);
+                bf16 *d = Xs + s * G.LDS;
+                for (int col = lane; col < G.LDS; col += 32) {
+                    const int xi = col - G.pw;
+                    d[col] = __float2bfloat16_rn(xr && (unsigned)xi < (unsigned)G.W ? xr[xi] : 0.0f);
+                }
+            }
+        }
+        __syncthreads();
+        float acc[NT][4];
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < K8P / 2; kk++) {
+            uint32_t af[4];
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * kk + h;
+                const bf16 *sp = j < K8 ? Xs + ((j / KH) * G.SR + j % KH) * G.LDS : Zs;
+                af[2 * h] = *(const uint32_t *)(sp + (j < K8 ? ro0 : 0) + co0);
+                af[2 * h + 1] = *(const uint32_t *)(sp + (j < K8 ? ro1 : 0) + co1);
+            }
+#pragma unroll
+            for (int np = 0; np < NT / 2; np++) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4(b0, b1, b2, b3, smem_u32(Ws + (np * 16 + kr) * LDW + kk * 16 + kc));
+                mma_bf16(acc[2 * np], af[0], af[1], af[2], af[3], b0, b1);
+                mma_bf16(acc[2 * np + 1], af[0], af[1], af[2], af[3], b2, b3);
+            }
+        }
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {                          // rows g, g + 8
+            const int m = hh ? m1 : m0, r = hh ? r1 : r0, w = hh ? w1 : w0;
+            if (m >= M || h0 + r >= G.Ho) continue;
+            TO *yp = Y + n * G.ysN + to * G.ysT + (int64_t)(h0 + r) * G.ysH + w * G.ysW;
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const int co = t * 8 + 2 * q;
+                stf(yp + co, acc[t][2 * hh] + (bias ? bias[co] : 0.0f));
+                stf(yp + co + 1, acc[t][2 * hh + 1] + (bias ? bias[co + 1] : 0.0f));
+            }
+        }
+    }
+}
+bool stem_env() { const char *e = getenv("SCVRL_CUDA_STEM"); return !(e && !strcmp(e, "im2col")); }
+// The implicit-GEMM stem applies (BF16 mode, the shapes above, an even width stride: 4-byte A
+// fragments; int offsets; output rows of <= 128 positions).
+bool stem_ok(int prec, const CP &p, const G5 &gx, const G5 &gy) {
+    const int64_t k8 = gx.C * p.kt * p.kh;
+    return prec == SCVRL_PREC_BF16 && stem_env() && !conv_old() && p.groups == 1 && p.layout == SCVRL_LAYOUT_NDHWC && gx.sW == 1 && p.sw % 2 == 0 &&
+           gy.sC == 1 && p.kh == 7 && p.kw <= 8 && (k8 == 42 || k8 == 63) && (gy.C == 32 || gy.C == 64 || gy.C == 96 || gy.C == 128) &&
+           gy.W <= 128 && gy.W >= 1 && g5_span(gx) < ((int64_t)1 << 31) && g5_span(gy) < ((int64_t)1 << 31);
+}
+template <int K8, int NT, typename TO> int stem_launch(Run &R, const StemG &G, int ntile, int threads, const float *X, const float *W,
+                                                       const float *B, TO *Y) {
+    const size_t sm = (size_t)NT * 8 * StemK<K8>::LDW * 2 + (size_t)(G.nstrip + 1) * G.LDS * 2;
+    auto k = k_stem_mma<K8, NT, TO>;
+    SC_CU(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+    int dev = 0, sms = 132, nb = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 132;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k, threads, sm) != cudaSuccess || nb < 1) nb = 1;
+    const int grid = ntile < sms * nb ? ntile : sms * nb;
+    k<<<grid, threads, sm, R.s>>>(G, ntile, X, W, B, Y);
+    SC_LAUNCH();
+    return 0;
+}
+int stem_run(Run &R, const scvrl_tensor *t, const CP &p, const G5 &gx, const G5 &gy, const float *X, const float *W, const float *B) {
+    StemG G;
+    G.Ci = (int)gx.C; G.T = (int)gx.T; G.H = (int)gx.H; G.W = (int)gx.W; G.To = (int)gy.T; G.Ho = (int)gy.H; G.Wo = (int)gy.W;
+    G.st = (int)p.st; G.sh = (int)p.sh; G.sw = (int)p.sw; G.pt = (int)p.pt; G.ph = (int)p.ph; G.pw = (int)p.pw; G.kt = (int)p.kt; G.kw = (int)p.kw;
+    G.RW = 128 / G.Wo < 1 ? 1 : 128 / G.Wo;
+    if (G.RW > G.Ho) G.RW = G.Ho;
+    G.nhb = (G.Ho + G.RW - 1) / G.RW;
+    G.SR = G.sh * (G.RW - 1) + 7;
+    G.LDS = (G.sw * (G.Wo - 1) + 8 + 1) / 2 * 2;
+    G.nstrip = G.Ci * G.kt * G.SR;
+    G.xsN = gx.sN; G.xsC = gx.sC; G.xsT = gx.sT; G.xsH = gx.sH;
+    G.ysN = gy.sN; G.ysT = gy.sT; G.ysH = gy.sH; G.ysW = gy.sW;
+    G.vec = G.W % 4 == 0 && G.W <= 256 && G.pw < 32 && !((gx.sN | gx.sC | gx.sT | gx.sH) & 3) && !((uintptr_t)X & 15);
+    const int64_t nt = gy.N * gy.T * G.nhb;
+    if (nt <= 0) return 0;
+    if (nt >= ((int64_t)1 << 31)) { seterr(R.err, R.errlen, "cuda stem: %lld tiles", (long long)nt); return -1; }
+    const int threads = (G.RW * G.Wo + 15) / 16 * 32, k8 = (int)(gx.C * p.kt * p.kh);
+    return with_io(false, HF(R, t), [&](auto, auto to) {
+        TY(to) *Y = (TY(to) *)P(R, t);
+#define STEM_NT(K8_) switch (gy.C) { \
+        case 32: return stem_launch<K8_, 4>(R, G, (int)nt, threads, X, W, B, Y); \
+        case 64: return stem_launch<K8_, 8>(R, G, (int)nt, threads, X, W, B, Y); \
+        case 96: return stem_launch<K8_, 12>(R, G, (int)nt, threads, X, W, B, Y); \
+        default: return stem_launch<K8_, 16>(R, G, (int)nt, threads, X, W, B, Y); }
+        if (k8 == 42) STEM_NT(42)
+        STEM_NT(63)
+#undef STEM_NT
+    });
+}
+
 int op_conv(Run &R, scvrl_tensor *t) {
     const scvrl_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     CP p = conv_params(t, w);
@@ -2991,6 +3186,7 @@ int op_conv(Run &R, scvrl_tensor *t) {
         SC_LAUNCH();
         return 0;
     }
+    if (stem_ok(R.C->prec, p, gx, gy)) return stem_run(R, t, p, gx, gy, X, W, B);
     int64_t K = gx.C * p.kt * p.kh * p.kw, Pp = gy.T * gy.H * gy.W, Co = gy.C;
     int64_t per = conv_chunk(gx.N, Pp * K);
     const bool bf = R.C->prec == SCVRL_PREC_BF16;        // bf16 columns
@@ -3481,23 +3677,6 @@ __device__ __forceinline__ float4 ld4h(const float *p, int64_t i, bool al, bool 
 int64_t att_nkp(int64_t Nk) { return (Nk + FA_BK - 1) / FA_BK * FA_BK; }
 size_t scratch_flash(int64_t BH, int64_t Nk, int64_t d) { return (size_t)(2 * BH * att_nkp(Nk) * d) * 2 + 256; }
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, uint32_t a) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
-}
-// D += A B: m16n8k16, A row-major bf16 (4 regs), B col-major bf16 (2 regs), fp32 accumulators.
-__device__ __forceinline__ void mma_bf16(float *c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
 
 // The head sizes the fused kernels take; FA_CALL(D) is the call for one of them.
 #define FA_SWITCH_D(d) \
@@ -4763,7 +4942,7 @@ bool can_place(const Cuda *C, scvrl_tensor *x, const int64_t *st, bool half) {
     case SCVRL_OP_CONV3D: {
         CP p = conv_params(x, x->src[1]);
         G5 gx = geom5(x->src[0], p.layout), gy = geom5(x, p.layout);
-        ok = is_dw_last(p, gx, gy) && dw_reg(p, gx, gy);
+        ok = (is_dw_last(p, gx, gy) && dw_reg(p, gx, gy)) || stem_ok(C->prec, p, gx, gy);
         break;
     }
     case SCVRL_OP_CONV3D_BACK_X: {
@@ -4775,7 +4954,6 @@ bool can_place(const Cuda *C, scvrl_tensor *x, const int64_t *st, bool half) {
     case SCVRL_OP_MAXPOOL3D: ok = !half; break;
     default: break;
     }
-    (void)C;
     memcpy(x->st, keep, sizeof keep);
     return ok;
 }

@@ -880,6 +880,18 @@ static scvrl_tensor *ch_conv(scvrl_ctx *c, plist *P) {
     return scvrl_conv3d(c, scvrl_permute(c, y, cl), bp(c, P, 5, NE(6, 5, 3, 3, 3), 0.2f), bp(c, P, 1, NE(6), 0.1f), st, pad, 1,
                         SCVRL_LAYOUT_NDHWC);
 }
+// The patch embedding on the implicit-GEMM stem (BF16 mode): a clip read channels-last, 3 x kt x 7 x
+// 7 at stride (2, 4, 4). a: kt 3 (63 kernel rows, odd: the zero strip), 96 channels, 16 outputs a
+// row (8 rows a tile; 18 rows: a partial last tile); b: kt 2 (42 rows), 56 outputs a row (MViT-B's
+// 224 wide), 32 channels, a frame of 6 rows (3 tiles of 2)
+static scvrl_tensor *ch_stem(scvrl_ctx *c, plist *P, int kt, int co, const int64_t *xne) {
+    int st[3] = { 2, 4, 4 }, pad[3] = { kt == 2 ? 0 : 1, 3, 3 }, cl[5] = { 0, 2, 3, 4, 1 };
+    scvrl_tensor *x = bp(c, P, 5, xne, 1.0f);
+    return scvrl_conv3d(c, scvrl_permute(c, x, cl), bp(c, P, 5, NE(co, 3, kt, 7, 7), 0.1f), bp(c, P, 1, NE(co), 0.1f), st, pad, 1,
+                        SCVRL_LAYOUT_NDHWC);
+}
+static scvrl_tensor *ch_stem_a(scvrl_ctx *c, plist *P) { return ch_stem(c, P, 3, 96, NE(2, 3, 8, 72, 64)); }
+static scvrl_tensor *ch_stem_b(scvrl_ctx *c, plist *P) { return ch_stem(c, P, 2, 32, NE(1, 3, 4, 24, 224)); }
 // MViT's pooling: a depthwise 3x3x3 conv over a channels-last view of a projection (12 channels at
 // an offset of 12: the one-channel kernels), the CLS row copied, concat, layer norm
 static scvrl_tensor *ch_pool(scvrl_ctx *c, plist *P) {
@@ -1071,6 +1083,42 @@ static void place_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, pli
     free(res[0]); free(res[1]);
     scvrl_graph_free(g);
     scvrl_ctx_free(ctx);
+}
+// The stem's two paths in BF16 mode: the implicit GEMM (default) and im2col + GEMM (SCVRL_CUDA_STEM=
+// im2col): each within bf16 tolerance of the CPU (run_bf16_chain, forward and gradients), and their
+// outputs differ in bits (the sums run in another order: the implicit path ran).
+static void test_stem(void) {
+    static const struct { const char *name; scvrl_tensor *(*f)(scvrl_ctx *, plist *); } ch[] = { { "stem_a", ch_stem_a }, { "stem_b", ch_stem_b } };
+    for (int i = 0; i < 2; i++) {
+        char err[512], label[200];
+        run_bf16_chain(ch[i].name, ch[i].f, 1, 0, 2e-2);
+        scvrl_ctx *ctx = scvrl_ctx_new(0);
+        plist P = { { 0 }, 0 };
+        scvrl_tensor *y = ch[i].f(ctx, &P);
+        scvrl_mark_output(y);
+        scvrl_graph *g = scvrl_graph_new();
+        scvrl_graph_expand(g, y);
+        int64_t n = scvrl_nelements(y);
+        float *r[2] = { (float *)malloc((size_t)n * 4), (float *)malloc((size_t)n * 4) };
+        int old = scvrl_cuda_set_precision(gpu, SCVRL_PREC_BF16), rc = 0;
+        for (int k = 0; k < 2 && !rc; k++) {
+            if (k) setenv("SCVRL_CUDA_STEM", "im2col", 1);
+            rc = scvrl_graph_compute(g, gpu, err, sizeof err);
+            if (!rc) memcpy(r[k], y->data, (size_t)n * 4);
+        }
+        unsetenv("SCVRL_CUDA_STEM");
+        scvrl_cuda_set_precision(gpu, old);
+        if (rc) test_fail(ch[i].name, "gpu: %s", err);
+        else {
+            double e = rel_err(r[0], r[1], n);
+            snprintf(label, sizeof label, "cuda bf16 %s: implicit-GEMM stem vs im2col path %.2e apart, not equal in bits", ch[i].name, e);
+            test_check(e <= 1e-2 && memcmp(r[0], r[1], (size_t)n * 4) != 0, label, e > 1e-2 ? "too far apart" : "identical: the implicit path did not run");
+        }
+        for (int j = 0; j < P.n; j++) free(P.t[j]->grad_data);
+        free(r[0]); free(r[1]);
+        scvrl_graph_free(g);
+        scvrl_ctx_free(ctx);
+    }
 }
 static void test_cat_place(void) {
     for (int k = 0; k < 2; k++) {
@@ -1501,6 +1549,7 @@ int main(int argc, char **argv) {
     test_grad_acc_init();
     test_bf16_act();
     test_cat_place();
+    test_stem();
     test_params_ops();
     test_params_train();
     test_resident();
