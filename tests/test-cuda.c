@@ -1036,8 +1036,29 @@ static scvrl_tensor *ch_mvit_train(scvrl_ctx *c, plist *P) {
     mvit_forward(c, chain_model, x, 1, 1000, &logits);
     return logits;
 }
+// The graph's output and gradients (res[0]: with var=val, res[1]: var unset), placed[]: the placed
+// node counts; 0, or -1 after a failure (reported).
+static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, const char *var, const char *val,
+                    float **res_out, int64_t *n_out, int *placed);
 static void place_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, int min_placed, double tol) {
-    char err[512], label[320];
+    char label[320];
+    float *res[2] = { NULL, NULL };
+    int64_t n = 0;
+    int placed[2] = { -1, -1 };
+    if (env_pair(name, build, prec, "SCVRL_CUDA_CATPLACE", "0", res, &n, placed) == 0) {
+        double e = tol > 0 ? rel_err(res[1], res[0], n) : 0;
+        int same = !memcmp(res[0], res[1], (size_t)n * 4);
+        snprintf(label, sizeof label, "cuda concat placement %s fwd+bwd %s: %d nodes placed (off: %d), output and gradients %s (%.1e)", name,
+                 prec == SCVRL_PREC_BF16 ? "bf16" : prec == SCVRL_PREC_TF32 ? "tf32" : "fp32", placed[1], placed[0],
+                 same ? "equal in every bit" : "differ", e);
+        test_check(placed[1] >= min_placed && placed[0] == 0 && (tol > 0 ? e <= tol : same), label,
+                   placed[1] < min_placed ? "too few nodes placed" : placed[0] ? "placed with SCVRL_CUDA_CATPLACE=0" : "on and off differ");
+    }
+    free(res[0]); free(res[1]);
+}
+static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, const char *var, const char *val,
+                    float **res_out, int64_t *n_out, int *placed) {
+    char err[512];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     plist P = { { 0 }, 0 };
     scvrl_tensor *y = build(ctx, &P);
@@ -1054,10 +1075,12 @@ static void place_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, pli
     scvrl_params *mp = build == ch_mvit_train ? &chain_model->P : NULL;
     int64_t ny = scvrl_nelements(y), ng = mp ? mp->n_elems : 0;
     for (int i = 0; i < P.n; i++) ng += scvrl_nelements(P.t[i]);
-    float *res[2] = { (float *)malloc((size_t)(ny + ng) * 4), (float *)malloc((size_t)(ny + ng) * 4) };
-    int placed[2] = { -1, -1 }, old = scvrl_cuda_set_precision(gpu, prec), rc = 0;
+    float **res = res_out;
+    res[0] = (float *)malloc((size_t)(ny + ng) * 4); res[1] = (float *)malloc((size_t)(ny + ng) * 4);
+    *n_out = ny + ng;
+    int old = scvrl_cuda_set_precision(gpu, prec), rc = 0;
     for (int on = 1; on >= 0 && !rc; on--) {
-        if (on) unsetenv("SCVRL_CUDA_CATPLACE"); else setenv("SCVRL_CUDA_CATPLACE", "0", 1);
+        if (on) unsetenv(var); else setenv(var, val, 1);
         for (int i = 0; i < P.n; i++) memset(P.t[i]->grad_data, 0, (size_t)scvrl_nelements(P.t[i]) * 4);
         if (mp) scvrl_params_zero_grad(mp);
         if ((rc = scvrl_graph_compute(g, gpu, err, sizeof err)) != 0) { test_fail(name, "gpu: %s", err); break; }
@@ -1068,21 +1091,12 @@ static void place_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, pli
             memcpy(res[on] + o, P.t[i]->grad_data, (size_t)scvrl_nelements(P.t[i]) * 4);
         if (mp) memcpy(res[on] + o, mp->g, (size_t)mp->n_elems * 4);
     }
-    unsetenv("SCVRL_CUDA_CATPLACE");
+    unsetenv(var);
     scvrl_cuda_set_precision(gpu, old);
-    if (!rc) {
-        double e = tol > 0 ? rel_err(res[1], res[0], ny + ng) : 0;
-        int same = !memcmp(res[0], res[1], (size_t)(ny + ng) * 4);
-        snprintf(label, sizeof label, "cuda concat placement %s fwd+bwd %s: %d nodes placed (off: %d), output and gradients %s (%.1e)", name,
-                 prec == SCVRL_PREC_BF16 ? "bf16" : prec == SCVRL_PREC_TF32 ? "tf32" : "fp32", placed[1], placed[0],
-                 same ? "equal in every bit" : "differ", e);
-        test_check(placed[1] >= min_placed && placed[0] == 0 && (tol > 0 ? e <= tol : same), label,
-                   placed[1] < min_placed ? "too few nodes placed" : placed[0] ? "placed with SCVRL_CUDA_CATPLACE=0" : "on and off differ");
-    }
     for (int i = 0; i < P.n; i++) free(P.t[i]->grad_data);
-    free(res[0]); free(res[1]);
     scvrl_graph_free(g);
     scvrl_ctx_free(ctx);
+    return rc ? -1 : 0;
 }
 // The stem's two paths in BF16 mode: the implicit GEMM (default) and im2col + GEMM (SCVRL_CUDA_STEM=
 // im2col): each within bf16 tolerance of the CPU (run_bf16_chain, forward and gradients), and their
