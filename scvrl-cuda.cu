@@ -34,6 +34,8 @@
 // 4096 indices.
 // Fusion: a LINEAR whose only reader is the next node, a residual ADD (scvrl_graph_fusable), runs as
 // one cuBLASLt call with beta = 1 into the ADD's buffer (SCVRL_NO_FUSE=1: off, as on the CPU).
+// Concat placement (plan_places): producers that can write at any strides write their output
+// straight into the concat that is their only reader (the plan gives it memory from their step).
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
 
 #ifndef SCVRL_CUDA
