@@ -934,22 +934,26 @@ static scvrl_tensor *ch_cat_mixed(scvrl_ctx *c, plist *P) {
     return scvrl_add(c, y, bp(c, P, 3, NE(3, 10, 16), 0.5f));
 }
 
+// The graph of y and of loss = sum(y r) (r random) with its backward: the chains' gradients.
+static scvrl_graph *loss_graph(scvrl_ctx *ctx, scvrl_tensor *y) {
+    scvrl_tensor *r = scvrl_new_data(ctx, SCVRL_DT_F32, y->ndim, y->ne);
+    fill_input(scvrl_f32(r), scvrl_nelements(r), 999);
+    scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, y, r));
+    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph_expand(g, loss);
+    scvrl_graph_expand(g, y);
+    scvrl_graph_backward(ctx, g, loss);
+    return g;
+}
 static void run_bf16_chain(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int backward, int min_half, double tol) {
     char err[512], label[320];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     plist P = { { 0 }, 0 };
     scvrl_tensor *y = build(ctx, &P);
     scvrl_mark_output(y);
-    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph *g = backward ? loss_graph(ctx, y) : scvrl_graph_new();
     g->seed = 5;
-    if (backward) {
-        scvrl_tensor *r = scvrl_new_data(ctx, SCVRL_DT_F32, y->ndim, y->ne);
-        fill_input(scvrl_f32(r), scvrl_nelements(r), 999);
-        scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, y, r));
-        scvrl_graph_expand(g, loss);
-        scvrl_graph_expand(g, y);
-        scvrl_graph_backward(ctx, g, loss);
-    } else scvrl_graph_expand(g, y);
+    if (!backward) scvrl_graph_expand(g, y);
     int64_t ny = scvrl_nelements(y), ng = 0;
     for (int i = 0; i < P.n; i++) ng += scvrl_nelements(P.t[i]);
     float *ry = (float *)malloc((size_t)ny * 4), *rg = (float *)calloc((size_t)ng + 1, 4);
@@ -1063,14 +1067,8 @@ static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist 
     plist P = { { 0 }, 0 };
     scvrl_tensor *y = build(ctx, &P);
     scvrl_mark_output(y);
-    scvrl_tensor *r = scvrl_new_data(ctx, SCVRL_DT_F32, y->ndim, y->ne);
-    fill_input(scvrl_f32(r), scvrl_nelements(r), 999);
-    scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, y, r));
-    scvrl_graph *g = scvrl_graph_new();
+    scvrl_graph *g = loss_graph(ctx, y);
     g->seed = 5;
-    scvrl_graph_expand(g, loss);
-    scvrl_graph_expand(g, y);
-    scvrl_graph_backward(ctx, g, loss);
     // the chain's own parameters' gradients, then the model's (a chain over chain_model)
     scvrl_params *mp = build == ch_mvit_train ? &chain_model->P : NULL;
     int64_t ny = scvrl_nelements(y), ng = mp ? mp->n_elems : 0;
