@@ -2451,7 +2451,7 @@ int copy_block(Run &R, const scvrl_tensor *s, char *Y, bool yh, int64_t outer, i
 }
 bool placed_into(const Cuda *C, const scvrl_tensor *s, int root) {      // s's memory is a node placed into root's
     scvrl_tensor *b = scvrl_view_base(s, nullptr);
-    return b->id >= 0 && b->id < (int)C->place.size() && C->place[b->id].root == root && b->id != root && b->op != SCVRL_OP_LEAF;
+    return b->id >= 0 && b->id < (int)C->place.size() && C->place[b->id].root == root && b->id != root;
 }
 // A concat in a placement (its own memory, or its block of an outer concat's): each source not
 // written there by its producer is copied into its block.
@@ -2471,8 +2471,9 @@ int op_concat_placed(Run &R, scvrl_tensor *t) {
     }
     return 0;
 }
-// A CONT placed into a concat: the strided copy into its block (its placement's strides).
-template <typename I, typename TI, typename TO> __global__ void k_copy_cvt2(I n, DimsT<I> D, const TI *X, TO *Y) {
+// A CONT placed into a concat: the strided copy into its block (its placement's strides): k_copy_cvt
+// with the destination's strides too.
+template <typename I, typename TI, typename TO> __global__ void k_copy_cvt_to(I n, DimsT<I> D, const TI *X, TO *Y) {
     GRID_STRIDE_T(I, i, n) { I oa, ob; offsT(i, D, &oa, &ob); stf(Y + ob, ldf(X + oa)); }
 }
 int op_cont_placed(Run &R, scvrl_tensor *t) {
@@ -2481,7 +2482,7 @@ int op_cont_placed(Run &R, scvrl_tensor *t) {
     Dims D = dims1(t, t->src[0]);
     for (int i = 0; i < t->ndim; i++) D.sb[i] = R.C->place[t->id].st[i];
     return with_io(HF(R, t->src[0]), HF(R, t), [&](auto ti, auto to) {
-        auto k32 = k_copy_cvt2<uint32_t, TY(ti), TY(to)>; auto k64 = k_copy_cvt2<int64_t, TY(ti), TY(to)>;
+        auto k32 = k_copy_cvt_to<uint32_t, TY(ti), TY(to)>; auto k64 = k_copy_cvt_to<int64_t, TY(ti), TY(to)>;
         LAUNCH_DIMS(k32, k64, D, n, (const TY(ti) *)P(R, t->src[0]), (TY(to) *)P(R, t));
         return 0;
     });
@@ -2859,12 +2860,20 @@ bool dw_v4(const G5 &gx, const G5 &gy, const void *a, const void *b) {
 // over the work, so a partial second wave would only add a tail). Asked once per kernel (a static,
 // initialised thread-safely on first use), not on every launch; a grid-stride loop stays correct
 // whatever the count.
+// The current device's multiprocessors (132 if it cannot be asked), asked once.
+int sm_count() {
+    static const int n = [] {
+        int dev = 0, sms = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms < 1) sms = 132;
+        return sms;
+    }();
+    return n;
+}
 template <auto K, int THREADS> int64_t wave_blocks() {
     static const int64_t n = [] {
-        int dev = 0, sms = 0, nb = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 132;
+        int nb = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, K, THREADS, 0) != cudaSuccess || nb < 1) nb = 1;
-        return (int64_t)sms * nb;
+        return (int64_t)sm_count() * nb;
     }();
     return n;
 }
@@ -3116,10 +3125,9 @@ template <int K8, int NT, typename TO> int stem_launch(Run &R, const StemG &G, i
     const size_t sm = (size_t)NT * 8 * StemK<K8>::LDW * 2 + (size_t)(G.nstrip + 1) * G.LDS * 2;
     auto k = k_stem_mma<K8, NT, TO>;
     SC_CU(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-    int dev = 0, sms = 132, nb = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) sms = 132;
+    int nb = 0;        // one wave of blocks at this shape's shared memory
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k, threads, sm) != cudaSuccess || nb < 1) nb = 1;
-    const int grid = ntile < sms * nb ? ntile : sms * nb;
+    const int grid = ntile < sm_count() * nb ? ntile : sm_count() * nb;
     k<<<grid, threads, sm, R.s>>>(G, ntile, X, W, B, Y);
     SC_LAUNCH();
     return 0;
