@@ -286,9 +286,9 @@ size_t scvrl_graph_plan_sized(scvrl_graph *g, const uint8_t *elem, int64_t *offs
 // (<= i: a backend that lets earlier nodes write into i's memory, the CUDA backend's concat
 // placement), or -1: node i takes none (it lives inside another node's memory; offs[i] = -1).
 size_t scvrl_graph_plan_placed(scvrl_graph *g, const uint8_t *elem, const int *birth, int64_t *offs);
-// For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR or a DROP_PATH) may run
-// with node i+1 (GELU of the LINEAR, or ADD of node i and a contiguous tensor of its shape) as one
-// kernel; see scvrl__fusable.
+// For backends, after scvrl_graph_plan: fuse[i] != 0 where node i (a LINEAR, a DROP_PATH or a
+// LAYER_NORM_BACK) may run with node i+1 (GELU of the LINEAR, or ADD of node i and a contiguous
+// tensor of its shape: a residual, or the residual's gradient) as one kernel; see scvrl__fusable.
 // NULL when fusion is off (SCVRL_NO_FUSE=1 in the environment, for every backend).
 const uint8_t *scvrl_graph_fusable(const scvrl_graph *g);
 // For backends: the tensor whose memory a view uses, and the element offset into it.
@@ -476,6 +476,17 @@ int scvrl_cuda_bf16_nodes(scvrl_backend *be);
 /* How many nodes the last compute wrote straight into a concat's memory (their producer writing at
  * the concat's strides instead of a copy; SCVRL_CUDA_CATPLACE=0: none). 0 for other backends. */
 int scvrl_cuda_placed_nodes(scvrl_backend *be);
+/* How many fused pairs (scvrl_graph_fusable: LINEAR + ADD or GELU, DROP_PATH + ADD, LAYER_NORM_BACK
+ * + ADD) the last compute ran as one kernel. 0 for other backends. */
+int scvrl_cuda_fused_pairs(scvrl_backend *be);
+/* CUDA graph replay: a graph computed again with everything its kernels are launched with unchanged
+ * (shapes, memory, parameters, precision, the SCVRL_* environment) is captured on its second compute
+ * and replayed from then on as one cudaGraphLaunch; inputs, weights and the graph's seed reach the
+ * kernels through device memory, so they may change. On by default (SCVRL_CUDA_GRAPH=0 in the
+ * environment: off). on: 1 or 0; returns the previous setting, -1 if be is not the CUDA backend. */
+int scvrl_cuda_set_graphs(scvrl_backend *be, int on);
+/* How many computes on this backend so far were replays of a captured graph. */
+int64_t scvrl_cuda_graph_replays(scvrl_backend *be);
 /* Keep the host buffer [host, host + bytes) on the device: uploaded now (again when called again
  * with the same range, after the host contents changed), and input leaves whose data lies in it
  * are read from the device copy with no per-compute upload (as inputs made on the GPU). */
@@ -2866,12 +2877,13 @@ static void scvrl__cpu_LAYER_NORM(scvrl_tensor *t, const scvrl_graph *g) {
 }
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w.
-static void scvrl__cpu_LAYER_NORM_BACK(scvrl_tensor *t, const scvrl_graph *g) {
-    (void)g;
+// dx of LAYER_NORM_BACK t into DX, plus RES (the other operand of a fused gradient ADD) if not NULL:
+// RES[i] + dx[i], the same float as the separate ADD.
+static void scvrl__ln_back_rows(const scvrl_tensor *t, const float *RES, float *DX) {
     const scvrl_tensor *dy = t->src[0], *x = t->src[1], *w = t->src[2];
     int64_t D, R = scvrl__rows(t, &D);
     const float *DY = (const float *)dy->data, *X = (const float *)x->data, *Wt = w ? (const float *)w->data : NULL;
-    float *DX = (float *)t->data, eps = t->fp[0];
+    float eps = t->fp[0];
     #pragma omp parallel for schedule(static) if (R * D > 32768)
     for (int64_t r = 0; r < R; r++) {
         const float *xr = X + r * D, *dr = DY + r * D;
@@ -2883,11 +2895,17 @@ static void scvrl__cpu_LAYER_NORM_BACK(scvrl_tensor *t, const scvrl_graph *g) {
             sg += gi; sgx += (double)gi * xh;
         }
         float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
+        const float *res = RES ? RES + r * D : NULL;
         for (int64_t i = 0; i < D; i++) {
-            float gi = dr[i] * (Wt ? Wt[i] : 1.0f), xh = (xr[i] - mu) * rs;
-            o[i] = rs * (gi - mg - xh * mgx);
+            float gi = dr[i] * (Wt ? Wt[i] : 1.0f), xh = (xr[i] - mu) * rs, v = rs * (gi - mg - xh * mgx);
+            o[i] = res ? res[i] + v : v;
         }
     }
+}
+static void scvrl__cpu_LAYER_NORM_BACK(scvrl_tensor *t, const scvrl_graph *g) { (void)g; scvrl__ln_back_rows(t, NULL, (float *)t->data); }
+// LAYER_NORM_BACK t and its only reader u = ADD(t, r) (the plan's fusion): u = r + dx in one pass.
+static void scvrl__cpu_ln_back_add(scvrl_tensor *t, scvrl_tensor *u) {
+    scvrl__ln_back_rows(t, (const float *)(u->src[0] == t ? u->src[1] : u->src[0])->data, (float *)u->data);
 }
 
 // [2, D]: row 0 = sum_r dy * xhat (dw), row 1 = sum_r dy (db); fixed 64-row blocks in double.
@@ -3651,18 +3669,19 @@ static int scvrl__needs_alloc(const scvrl_tensor *t) {
     return !(t->flags & SCVRL_F_EXTERNAL) && !t->view_src && t->op != SCVRL_OP_LEAF;
 }
 
-// Node i (a LINEAR or a DROP_PATH) and node i+1 may run as one kernel (scvrl__cpu_linear_fused,
-// scvrl__cpu_drop_path_add) when i's output is read by nothing but i+1 (uses: source slots of all
-// nodes, views included, that reach i) and is no graph output, and i+1 is GELU of it (LINEAR
-// only) or ADD of it and a contiguous tensor of its shape (the residual adds of a transformer
-// block, with drop-path between them in training).
+// Node i (a LINEAR, a DROP_PATH or a LAYER_NORM_BACK) and node i+1 may run as one kernel
+// (scvrl__cpu_linear_fused, scvrl__cpu_drop_path_add, scvrl__cpu_ln_back_add) when i's output is
+// read by nothing but i+1 (uses: source slots of all nodes, views included, that reach i) and is
+// no graph output, and i+1 is GELU of it (LINEAR only) or ADD of it and a contiguous tensor of its
+// shape (the residual adds of a transformer block, with drop-path between them in training; in the
+// backward, a layer norm's input gradient added to the residual stream's: scvrl__grad_sum's ADD).
 // The plan then keeps the buffers freed at step i alive through step i+1, so that i+1's buffer
-// never overlaps i's inputs (a valid plan for every backend; only the CPU one fuses).
+// never overlaps i's inputs (a valid plan for every backend; the CPU and CUDA backends fuse).
 static int scvrl__fusable(const scvrl_graph *g, int i, const int *uses) {
     if (i + 1 >= g->n) return 0;
     const scvrl_tensor *t = g->nodes[i], *u = g->nodes[i + 1];
-    if ((t->op != SCVRL_OP_LINEAR && t->op != SCVRL_OP_DROP_PATH) || t->view_src || (t->flags & (SCVRL_F_OUTPUT | SCVRL_F_EXTERNAL)) ||
-        uses[i] != 1) return 0;
+    if (t->op != SCVRL_OP_LINEAR && t->op != SCVRL_OP_DROP_PATH && t->op != SCVRL_OP_LAYER_NORM_BACK) return 0;
+    if (t->view_src || (t->flags & (SCVRL_F_OUTPUT | SCVRL_F_EXTERNAL)) || uses[i] != 1) return 0;
     if (t->type != SCVRL_DT_F32 || u->type != SCVRL_DT_F32 || u->view_src || (u->flags & SCVRL_F_EXTERNAL)) return 0;
     if (!scvrl__same_shape(t, u)) return 0;
     if (u->op == SCVRL_OP_GELU) return t->op == SCVRL_OP_LINEAR && u->src[0] == t;
@@ -3857,6 +3876,7 @@ static int scvrl__cpu_compute(scvrl_backend *be, scvrl_graph *g, char *err, size
         double t0 = prof ? scvrl__now() : 0;
         if (fuse && fuse[i]) {
             if (t->op == SCVRL_OP_DROP_PATH) scvrl__cpu_drop_path_add(t, g->nodes[i + 1], g);
+            else if (t->op == SCVRL_OP_LAYER_NORM_BACK) scvrl__cpu_ln_back_add(t, g->nodes[i + 1]);
             else scvrl__cpu_linear_fused(t, g->nodes[i + 1]);
             if (prof == 2) fprintf(stderr, "node (fused with %s)\n", scvrl_op_name(g->nodes[i + 1]->op));
             i++;                          // (t stays the LINEAR in the profile)

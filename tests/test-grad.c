@@ -80,6 +80,8 @@ static scvrl_tensor *b_pool_view(scvrl_ctx *c, scvrl_tensor **x) {
     return scvrl_maxpool3d(c, scvrl_reshape(c, v, 5, g5), k, s, p, SCVRL_LAYOUT_NDHWC);
 }
 static scvrl_tensor *b_ln(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_layer_norm(c, x[0], x[1], x[2], 1e-6f); }
+// x + LN(x): the layer norm's input gradient joins the residual's (LAYER_NORM_BACK + ADD, fused)
+static scvrl_tensor *b_ln_res(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_add(c, x[0], scvrl_layer_norm(c, x[0], x[1], x[2], 1e-6f)); }
 static scvrl_tensor *b_softmax(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_softmax(c, x[0]); }
 static scvrl_tensor *b_logsm(scvrl_ctx *c, scvrl_tensor **x) { return scvrl_log_softmax(c, x[0]); }
 static scvrl_tensor *b_attn(scvrl_ctx *c, scvrl_tensor **x) {
@@ -147,6 +149,7 @@ static const gcase cases[] = {
     { "maxpool3d_ncdhw", SCVRL_OP_MAXPOOL3D, 1, { 5 }, { { 1, 2, 3, 5, 4 } }, 1, b_pool_cf, 2e-3 },
     { "maxpool3d_view", SCVRL_OP_MAXPOOL3D, 1, { 3 }, { { 2, 41, 6 } }, 1, b_pool_view, 2e-3 },
     { "layer_norm", SCVRL_OP_LAYER_NORM, 3, { 3, 1, 1 }, { { 2, 3, 6 }, { 6 }, { 6 } }, 7, b_ln, 2e-3 },
+    { "layer_norm + residual", SCVRL_OP_LAYER_NORM, 3, { 3, 1, 1 }, { { 2, 3, 8 }, { 8 }, { 8 } }, 7, b_ln_res, 2e-3 },
     { "softmax", SCVRL_OP_SOFTMAX, 1, { 2 }, { { 3, 6 } }, 1, b_softmax, 2e-3 },
     { "log_softmax", SCVRL_OP_LOG_SOFTMAX, 1, { 2 }, { { 3, 6 } }, 1, b_logsm, 2e-3 },
     { "attention", SCVRL_OP_ATTENTION, 3, { 4, 4, 4 }, { { 2, 5, 2, 3 }, { 2, 2, 4, 3 }, { 2, 2, 4, 3 } }, 7, b_attn, 2e-3 },

@@ -753,6 +753,47 @@ static void test_nan_propagates(scvrl_ctx *ctx) {
     }
 }
 
+// LAYER_NORM_BACK fused with the gradient ADD that joins it to the residual stream's (CPU backend):
+// two residual blocks (y = x + f(LN(x)), out = y + g(LN(y))) whose backward has a layer norm's input
+// gradient added to the residual gradient twice: both pairs fused in the plan, and the parameter
+// gradients the same bytes as the separate kernels; rows of 96 and of 37 (odd) values.
+static void test_fusion_ln_back(void) {
+    for (int k = 0; k < 2; k++) {
+        int64_t D = k ? 37 : 96, nx[3] = { 3, 29, D }, nw[2] = { D, D }, nd[1] = { D };
+        float *out[2];
+        int nfused = 0;
+        int64_t nx_ = 3 * 29 * D, tot = nx_ + 2 * D * D + 6 * D;
+        for (int pass = 0; pass < 2; pass++) {
+            scvrl__fuse = pass == 0;
+            scvrl_ctx *ctx = scvrl_ctx_new(0);
+            scvrl_tensor *in[8] = { input(ctx, 3, nx, 130), input(ctx, 2, nw, 131), input(ctx, 1, nd, 132), input(ctx, 2, nw, 133),
+                                    input(ctx, 1, nd, 134), input(ctx, 1, nd, 135), input(ctx, 1, nd, 136), input(ctx, 1, nd, 137) };
+            float *gb = (float *)calloc((size_t)tot, sizeof(float));
+            for (int i = 0, o = 0; i < 8; o += (int)scvrl_nelements(in[i]), i++) { scvrl_mark_param(in[i]); in[i]->grad_data = gb + o; }
+            scvrl_tensor *x = in[0];
+            scvrl_tensor *y = scvrl_add(ctx, x, scvrl_linear(ctx, scvrl_layer_norm(ctx, x, in[4], in[5], 1e-6f), in[1], in[2]));
+            scvrl_tensor *z = scvrl_add(ctx, y, scvrl_linear(ctx, scvrl_layer_norm(ctx, y, in[6], in[7], 1e-6f), in[3], NULL));
+            scvrl_tensor *r = input(ctx, 3, nx, 138);
+            scvrl_tensor *loss = scvrl_sum_all(ctx, scvrl_mul(ctx, z, r));
+            scvrl_graph *g = scvrl_graph_new();
+            scvrl_graph_expand(g, loss);
+            scvrl_graph_backward(ctx, g, loss);
+            scvrl_graph_compute(g, NULL, NULL, 0);
+            const scvrl__plan *P = (const scvrl__plan *)g->plan;
+            if (pass == 0) for (int i = 0; i < g->n; i++) nfused += P->fuse[i] && g->nodes[i]->op == SCVRL_OP_LAYER_NORM_BACK;
+            out[pass] = gb;
+            scvrl_graph_free(g);
+            scvrl_ctx_free(ctx);
+        }
+        scvrl__fuse = -1;
+        char name[160];
+        snprintf(name, sizeof name, "layer_norm_back + residual gradient add fused (%d pairs, rows of %lld): same bytes as separate",
+                 nfused, (long long)D);
+        test_check(nfused == 2 && !memcmp(out[0], out[1], (size_t)tot * 4), name, nfused != 2 ? "not fused" : "gradients differ");
+        free(out[0]); free(out[1]);
+    }
+}
+
 int main(void) {
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     test_binary(ctx);
@@ -771,6 +812,7 @@ int main(void) {
     test_nan_propagates(ctx);
     test_fusion(ctx);
     test_fusion_drop_path(ctx);
+    test_fusion_ln_back();
     test_determinism_and_plan();
     test_rng();
     scvrl_ctx_free(ctx);
