@@ -52,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <map>
 #include <algorithm>
 #include <type_traits>
@@ -64,6 +65,9 @@ extern "C" int scvrl_cuda_get_precision(scvrl_backend *be);
 extern "C" size_t scvrl_cuda_device_bytes(scvrl_backend *be);
 extern "C" int scvrl_cuda_bf16_nodes(scvrl_backend *be);
 extern "C" int scvrl_cuda_placed_nodes(scvrl_backend *be);
+extern "C" int scvrl_cuda_fused_pairs(scvrl_backend *be);
+extern "C" int scvrl_cuda_set_graphs(scvrl_backend *be, int on);
+extern "C" int64_t scvrl_cuda_graph_replays(scvrl_backend *be);
 extern "C" int scvrl_cuda_resident(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
 extern "C" void scvrl_cuda_resident_release(scvrl_backend *be, const void *host);
 extern "C" int scvrl_cuda_resident_async(scvrl_backend *be, const void *host, size_t bytes, char *err, size_t errlen);
@@ -163,6 +167,17 @@ struct Cuda {
     int placed_nodes = 0;                             // how many nodes the last compute wrote into a concat's memory
     char *lse = nullptr; size_t lse_cap = 0;          // the fused attentions' row statistics, forward -> backward
     std::unordered_map<const scvrl_tensor *, float *> lse_of;   // per ATTENTION node with them (this compute)
+    struct PoolNorm { int v, c, l; bool raw; };       // a depthwise pool conv v, its CLS concat c and per-head norm l (plan_pool_norm)
+    std::vector<PoolNorm> pnorm;                      // this compute's
+    std::vector<int> pn_at;                           // per node: its entry in pnorm (the conv's), else -1
+    std::vector<char> pn_done;                        // per node: run by a fused pool norm (this run)
+    const uint64_t *seed = nullptr;                   // the graph's seed on the device (a word of the mirror)
+    size_t seed_off = 0;                              // its offset in the mirror and the staging buffer
+    int fused_pairs = 0;                              // fused pairs the last compute ran as one kernel
+    struct Exec { cudaGraphExec_t exec; int state; int fused; uint64_t used; };   // state 0: seen once, 1: captured, -1: not capturable
+    std::unordered_map<uint64_t, Exec> execs;         // CUDA graphs by run signature (run_signature)
+    int graphs = -1;                                  // replay on / off (-1: SCVRL_CUDA_GRAPH, default on)
+    int64_t replays = 0;                              // computes that were replays
 };
 
 // Frees a resident range: waits for its upload, unpins the host side, frees the device copy.
@@ -353,6 +368,10 @@ __device__ __forceinline__ uint64_t d_mix64(uint64_t z) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+// A random stream's key, read on the device: mix64(seed ^ mix64(stream)) (rng_key on the host, the
+// CPU's formula) with the graph's seed from device memory, so a replayed CUDA graph draws new masks.
+struct RngKey { const uint64_t *seed; uint64_t sk; };
+__device__ __forceinline__ uint64_t d_key(RngKey k) { return d_mix64(*k.seed ^ k.sk); }
 __device__ __forceinline__ float d_uniform(uint64_t key, uint64_t i) {
     return (float)(d_mix64(key + i) >> 40) * 0x1.0p-24f;
 }
@@ -535,10 +554,12 @@ template <typename I> __global__ void k_acc(I n, DimsT<I> D, const float *X, flo
     GRID_STRIDE_T(I, i, n) Y[i] += X[offs1T(i, D)];
 }
 
-__global__ void k_dropout(int64_t n, const float *X, float *Y, uint64_t key, float p, float s) {
+__global__ void k_dropout(int64_t n, const float *X, float *Y, RngKey rk, float p, float s) {
+    const uint64_t key = d_key(rk);
     GRID_STRIDE(i, n) Y[i] = d_uniform(key, (uint64_t)i) < p ? 0.0f : X[i] * s;
 }
-template <typename TO> __global__ void k_drop_path(int64_t n, int64_t inner, const float *X, TO *Y, uint64_t key, float p, float s) {
+template <typename TO> __global__ void k_drop_path(int64_t n, int64_t inner, const float *X, TO *Y, RngKey rk, float p, float s) {
+    const uint64_t key = d_key(rk);
     GRID_STRIDE(i, n) {
         int64_t r = i / inner;
         float f = d_uniform(key, (uint64_t)r) < p ? 0.0f : s;
@@ -548,18 +569,21 @@ template <typename TO> __global__ void k_drop_path(int64_t n, int64_t inner, con
 
 // bias add: Y[i] += b[(i / inner) % C]
 // DROP_PATH fused with the ADD that reads it: Y = O + X * (row kept ? s : 0), the same bits as the two kernels.
-__global__ void k_drop_path_add(int64_t n, int64_t inner, const float *X, const float *O, float *Y, uint64_t key, float p, float s) {
+__global__ void k_drop_path_add(int64_t n, int64_t inner, const float *X, const float *O, float *Y, RngKey rk, float p, float s) {
+    const uint64_t key = d_key(rk);
     GRID_STRIDE(i, n) Y[i] = __fadd_rn(O[i], __fmul_rn(X[i], d_uniform(key, (uint64_t)(i / inner)) < p ? 0.0f : s));
 }
 // The two above four elements at a time (rows of 4k elements, 16-byte aligned): the same bits.
-template <typename TO> __global__ void k_drop_path_v4(int64_t n4, int64_t inner4, const float4 *X, TO *Y, uint64_t key, float p, float s) {
+template <typename TO> __global__ void k_drop_path_v4(int64_t n4, int64_t inner4, const float4 *X, TO *Y, RngKey rk, float p, float s) {
+    const uint64_t key = d_key(rk);
     GRID_STRIDE(i, n4) {
         float f = d_uniform(key, (uint64_t)(i / inner4)) < p ? 0.0f : s;
         float4 x = X[i];
         st4f(Y + 4 * i, make_float4(x.x * f, x.y * f, x.z * f, x.w * f));
     }
 }
-__global__ void k_drop_path_add_v4(int64_t n4, int64_t inner4, const float4 *X, const float4 *O, float4 *Y, uint64_t key, float p, float s) {
+__global__ void k_drop_path_add_v4(int64_t n4, int64_t inner4, const float4 *X, const float4 *O, float4 *Y, RngKey rk, float p, float s) {
+    const uint64_t key = d_key(rk);
     GRID_STRIDE(i, n4) {
         float f = d_uniform(key, (uint64_t)(i / inner4)) < p ? 0.0f : s;
         float4 x = X[i], o = O[i];
@@ -846,8 +870,10 @@ __device__ __forceinline__ void ln_load_xg(const TX *x, const float *dy, int D4,
     }
 }
 // The input gradient of such rows: x and dy read once each, four at a time (k_layer_norm_back_w's formulas).
+// RES (the residual gradient of a fused LAYER_NORM_BACK + ADD, or null): DX = RES + dx, rounded as
+// the separate ADD (no multiply-add contraction).
 template <int NC, typename TX>
-__global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, const TX *X, const float *W, float *DX, float eps) {
+__global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, const TX *X, const float *W, const float *RES, float *DX, float eps) {
     int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
     if (r >= rows) return;
     const int lane = threadIdx.x & 31, D = 4 * D4;
@@ -873,8 +899,13 @@ __global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, cons
     for (int j = 0; j < NC; j++) {
         int c = lane + 32 * j;
         if (c >= D4) continue;
-        st4f(DX + r * D + 4 * c, make_float4(rs * (gv[j].x - mg - xv[j].x * mgx), rs * (gv[j].y - mg - xv[j].y * mgx),
-                                             rs * (gv[j].z - mg - xv[j].z * mgx), rs * (gv[j].w - mg - xv[j].w * mgx)));
+        float4 v = make_float4(rs * (gv[j].x - mg - xv[j].x * mgx), rs * (gv[j].y - mg - xv[j].y * mgx),
+                               rs * (gv[j].z - mg - xv[j].z * mgx), rs * (gv[j].w - mg - xv[j].w * mgx));
+        if (RES) {
+            float4 q = ld4f(RES + r * D + 4 * c);
+            v = make_float4(__fadd_rn(q.x, v.x), __fadd_rn(q.y, v.y), __fadd_rn(q.z, v.z), __fadd_rn(q.w, v.w));
+        }
+        st4f(DX + r * D + 4 * c, v);
     }
 }
 template <typename TX>
@@ -1369,6 +1400,117 @@ __global__ void __launch_bounds__(128) k_dw_fwd_tcol(int npos, int CV, DwI d, co
         TO *yp = Y + n * d.ysN + oh * d.ysH + ow * d.ysW + c;
 #pragma unroll
         for (int t = 0; t < TT; t++) V::st(yp + t * d.ysT, acc[t]);
+    }
+}
+// MViT's pool, LN_d(concat(CLS, conv(x))) per head, in one kernel (op_pool_norm): the time-column
+// depthwise conv above (a thread owns a column's TT frames for four channels) with the layer norm
+// over each head's d channels done in the block. A block holds P columns x all C channels (CV = C/4
+// threads a column); each output is rounded to the concat's storage type TY as the separate conv
+// stores it, written there when Raw is set (training: the norm's backward reads the concat), and
+// every (frame, column, head) row is normalised with double statistics (mean, then the squares
+// about it, as k_layer_norm_v4) summed from per-thread partials in a fixed order in shared memory.
+// Y: the norm's output at the first grid row (the CLS row is k_cls_norm's), strides ys*.
+template <typename T> __device__ __forceinline__ float4 round_as(float4 v) { return v; }
+template <> __device__ __forceinline__ float4 round_as<bf16>(float4 v) {
+    uint2 u = make_uint2(bf_pack(v.x, v.y), bf_pack(v.z, v.w));
+    return make_float4(bf_lo(u.x), bf_hi(u.x), bf_lo(u.y), bf_hi(u.y));
+}
+struct PoolNormY { int64_t sN, sT, sH, sW; };
+template <int TT, typename TY>
+__global__ void __launch_bounds__(256) k_dw_pool_norm(int npos, int CV, int d4, DwI d, const TY *X, const float *Wt, TY *Raw,
+                                                      const float *LW, const float *LB, float eps, TY *Y, PoolNormY ys) {
+    extern __shared__ double pn_sm[];
+    const int P = blockDim.x / CV, pl = threadIdx.x / CV, cg = threadIdx.x % CV, c = 4 * cg, C = 4 * CV, nh = CV / d4;
+    double *part = pn_sm;                                          // [P][TT][CV]
+    float *mu = (float *)(pn_sm + P * TT * CV), *rs = mu + P * TT * nh;   // [P][TT][heads]
+    const int q = blockIdx.x * P + pl;
+    const bool live = pl < P && q < npos;
+    float4 acc[TT];
+#pragma unroll
+    for (int t = 0; t < TT; t++) acc[t] = make_float4(0.f, 0.f, 0.f, 0.f);
+    int n = 0, oh = 0, ow = 0;
+    if (live) {
+        int r = fdiv(q, d.fYW);
+        ow = q - r * d.YW; n = fdiv(r, d.fYH); oh = r - n * d.YH;
+        const int ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
+        const TY *xn = X + n * d.xsN + c;
+#pragma unroll
+        for (int b = 0; b < 3; b++) {
+            if ((unsigned)(ih0 + b) >= (unsigned)d.XH) continue;
+#pragma unroll
+            for (int e = 0; e < 3; e++) {
+                if ((unsigned)(iw0 + e) >= (unsigned)d.XW) continue;
+                const float4 w0 = ld4f(Wt + (b * 3 + e) * C + c), w1 = ld4f(Wt + (9 + b * 3 + e) * C + c), w2 = ld4f(Wt + (18 + b * 3 + e) * C + c);
+                const TY *xp = xn + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW;
+#pragma unroll
+                for (int it = 0; it < TT; it++) {
+                    const float4 v = ld4f(xp + it * d.xsT);
+                    if (it + 1 < TT) DwV<4>::fma(acc[it + 1], v, w0);
+                    DwV<4>::fma(acc[it], v, w1);
+                    if (it >= 1) DwV<4>::fma(acc[it - 1], v, w2);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < TT; t++) {
+        acc[t] = round_as<TY>(acc[t]);
+        if (live && Raw) st4f(Raw + n * d.ysN + t * d.ysT + oh * d.ysH + ow * d.ysW + c, acc[t]);
+        if (pl < P) part[(pl * TT + t) * CV + cg] = (double)acc[t].x + (double)acc[t].y + (double)acc[t].z + (double)acc[t].w;
+    }
+    __syncthreads();
+    for (int k = threadIdx.x; k < P * TT * nh; k += blockDim.x) {      // k = (pl, t, head)
+        const double *pp = part + (k / nh) * CV + (k % nh) * d4;
+        double sum = 0.0;
+        for (int j = 0; j < d4; j++) sum += pp[j];
+        mu[k] = (float)(sum / (double)(4 * d4));
+    }
+    __syncthreads();
+    const int hd = cg / d4;
+#pragma unroll
+    for (int t = 0; t < TT; t++)
+        if (pl < P) {
+            const double m = mu[(pl * TT + t) * nh + hd], a = (double)acc[t].x - m, b = (double)acc[t].y - m, e = (double)acc[t].z - m,
+                         f = (double)acc[t].w - m;
+            part[(pl * TT + t) * CV + cg] = a * a + b * b + e * e + f * f;
+        }
+    __syncthreads();
+    for (int k = threadIdx.x; k < P * TT * nh; k += blockDim.x) {
+        const double *pp = part + (k / nh) * CV + (k % nh) * d4;
+        double sq = 0.0;
+        for (int j = 0; j < d4; j++) sq += pp[j];
+        rs[k] = (float)(1.0 / sqrt(sq / (double)(4 * d4) + (double)eps));
+    }
+    __syncthreads();
+    if (!live) return;
+    const int cw = 4 * (cg % d4);
+    const float4 w = LW ? ld4f(LW + cw) : make_float4(1.f, 1.f, 1.f, 1.f), b = LB ? ld4f(LB + cw) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int t = 0; t < TT; t++) {
+        const float m = mu[(pl * TT + t) * nh + hd], r = rs[(pl * TT + t) * nh + hd];
+        const float4 v = acc[t];
+        st4f(Y + n * ys.sN + t * ys.sT + oh * ys.sH + ow * ys.sW + c,
+             make_float4((v.x - m) * r * w.x + b.x, (v.y - m) * r * w.y + b.y, (v.z - m) * r * w.z + b.z, (v.w - m) * r * w.w + b.w));
+    }
+}
+// The CLS rows of such a pool: a warp per (sample, head) reads the row (X + n xsN, d values of each
+// head side by side), rounds it to TY as the concat's copy does, writes it to Raw (when set) and
+// its layer norm to Y (row strides rsN and ysN), double statistics as k_layer_norm_v4.
+template <typename TY>
+__global__ void k_cls_norm(int rows, int nh, int d, const TY *X, int64_t xsN, TY *Raw, int64_t rsN, const float *LW, const float *LB,
+                           float eps, TY *Y, int64_t ysN) {
+    const int r = blockIdx.x * 8 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const int n = r / nh, c0 = (r % nh) * d;
+    double s = 0.0, q = 0.0;
+    for (int i = lane; i < d; i += 32) s += (double)ldf(X + n * xsN + c0 + i);
+    const float m = (float)(warp_sumd(s) / (double)d);
+    for (int i = lane; i < d; i += 32) { double a = (double)ldf(X + n * xsN + c0 + i) - m; q += a * a; }
+    const float rsd = (float)(1.0 / sqrt(warp_sumd(q) / (double)d + (double)eps));
+    for (int i = lane; i < d; i += 32) {
+        const float v = ldf(X + n * xsN + c0 + i);
+        if (Raw) stf(Raw + n * rsN + c0 + i, v);
+        stf(Y + n * ysN + c0 + i, (v - m) * rsd * (LW ? LW[i] : 1.0f) + (LB ? LB[i] : 0.0f));
     }
 }
 // ST, SS: the temporal and spatial (height = width) strides as constants (divisions become shifts);
@@ -2550,12 +2692,12 @@ int op_index_add(Run &R, scvrl_tensor *t) {
     return 0;
 }
 
-uint64_t rng_key(uint64_t seed, uint64_t stream) { return scvrl_mix64(seed ^ scvrl_mix64(stream)); }
+RngKey rng_key(const Run &R, uint64_t stream) { return RngKey{ R.C->seed, scvrl_mix64(stream) }; }
 int op_dropout(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t);
     if (!n) return 0;
     float p = t->fp[0];
-    k_dropout<<<grid_for(n), 256, 0, R.s>>>(n, F(R, t->src[0]), F(R, t), rng_key(R.g->seed, (uint64_t)t->ip[0]), p, 1.0f / (1.0f - p));
+    k_dropout<<<grid_for(n), 256, 0, R.s>>>(n, F(R, t->src[0]), F(R, t), rng_key(R, (uint64_t)t->ip[0]), p, 1.0f / (1.0f - p));
     SC_LAUNCH();
     return 0;
 }
@@ -2566,7 +2708,7 @@ int op_drop_path_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
     int64_t n = scvrl_nelements(t), rows = t->ne[0];
     if (!n || !rows || !F(R, o)) return 0;
     float p = t->fp[0];
-    uint64_t key = rng_key(R.g->seed, (uint64_t)t->ip[0]);
+    RngKey key = rng_key(R, (uint64_t)t->ip[0]);
     if ((n / rows) % 4 == 0 && al16p(F(R, t->src[0]), F(R, o), F(R, u)))
         k_drop_path_add_v4<<<grid_for(n / 4), 256, 0, R.s>>>(n / 4, n / rows / 4, (const float4 *)F(R, t->src[0]), (const float4 *)F(R, o),
                                                              (float4 *)F(R, u), key, p, 1.0f / (1.0f - p));
@@ -2579,7 +2721,7 @@ int op_drop_path(Run &R, scvrl_tensor *t) {
     int64_t n = scvrl_nelements(t), rows = t->ne[0];
     if (!n) return 0;
     float p = t->fp[0];
-    uint64_t key = rng_key(R.g->seed, (uint64_t)t->ip[0]);
+    RngKey key = rng_key(R, (uint64_t)t->ip[0]);
     bool v4 = (n / rows) % 4 == 0 && al16p(F(R, t->src[0]), P(R, t));
     if (HF(R, t) && v4) k_drop_path_v4<<<grid_for(n / 4), 256, 0, R.s>>>(n / 4, n / rows / 4, (const float4 *)F(R, t->src[0]), (bf16 *)P(R, t), key, p, 1.0f / (1.0f - p));
     else if (HF(R, t)) k_drop_path<<<grid_for(n), 256, 0, R.s>>>(n, n / rows, F(R, t->src[0]), (bf16 *)P(R, t), key, p, 1.0f / (1.0f - p));
@@ -2696,7 +2838,7 @@ int op_layer_norm_back(Run &R, scvrl_tensor *t) {
             unsigned g = (unsigned)((Rn + 7) / 8);
             int D4 = (int)(D / 4);
             float *DX = F(R, t);
-            by_nc(D4, [&](auto nc) { k_layer_norm_back_v4<decltype(nc)::value><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, DX, t->fp[0]); });
+            by_nc(D4, [&](auto nc) { k_layer_norm_back_v4<decltype(nc)::value><<<g, 256, 0, R.s>>>(Rn, D4, DY, X, W, nullptr, DX, t->fp[0]); });
             SC_LAUNCH();
             return 0;
         }
@@ -2708,6 +2850,28 @@ int op_layer_norm_back(Run &R, scvrl_tensor *t) {
         ROW_LAUNCH(k_layer_norm_back, Rn, D, D, F(R, t->src[0]), X, w ? F(R, w) : nullptr, F(R, t), t->fp[0]);
         return 0;
     });
+}
+// LAYER_NORM_BACK t and its only reader u = ADD(t, r) (the plan's fusion, scvrl_graph_fusable): u =
+// r + dx in one pass over the rows (rows of D % 4 == 0 up to 1024, fp32 r and u; else not taken).
+// SCVRL_CUDA_LNADD=0 keeps the two kernels. 1: done, 0: not taken, -1: error.
+int op_ln_back_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
+    const char *e = getenv("SCVRL_CUDA_LNADD");
+    if (e && *e == '0') return 0;
+    const scvrl_tensor *o = u->src[0] == t ? u->src[1] : u->src[0], *w = t->src[2];
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D || D > 1024 || D % 4 || (Rn + 7) / 8 >= ((int64_t)1 << 31) || HF(R, o) || HF(R, u) || !F(R, o)) return 0;
+    const float *DY = F(R, t->src[0]), *W = w ? F(R, w) : nullptr, *RES = F(R, o);
+    float *DX = F(R, u);
+    if (!al16p(P(R, t->src[1]), DY, W) || !al16p(RES, DX)) return 0;
+    if (with_io(HF(R, t->src[1]), false, [&](auto tx, auto) {
+            const TY(tx) *X = (const TY(tx) *)P(R, t->src[1]);
+            by_nc((int)(D / 4), [&](auto nc) {
+                k_layer_norm_back_v4<decltype(nc)::value><<<(unsigned)((Rn + 7) / 8), 256, 0, R.s>>>(Rn, (int)(D / 4), DY, X, W, RES, DX, t->fp[0]);
+            });
+            SC_LAUNCH();
+            return 0;
+        })) return -1;
+    return 1;
 }
 size_t scratch_ln_wb(const scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t->src[1], &D);
@@ -5033,6 +5197,105 @@ void plan_places(Cuda *C, scvrl_graph *g) {
         }
     }
 }
+// ---------------------------------------------------------------------------------------------
+// Pool + norm fusion (SCVRL_CUDA_POOLNORM=0: off). MViT pools q, k and v as LN_d(concat(CLS,
+// conv(x))) per head: with the conv placed into the concat, one kernel (k_dw_pool_norm, plus
+// k_cls_norm for the CLS rows) computes the conv, writes it into the concat only when something
+// other than the norm reads the concat (training: the norm's backward), and writes the norm; the
+// concat and the norm are then not run. The norm's output takes its memory from the conv's step.
+// Taken where the conv is 3x3x3 depthwise channels-last without bias, temporal stride 1 and padding
+// 1 over 2, 4, 8 or 16 frames (the time-column kernel's case), C = 4k <= 1024 channels in heads of
+// d = 4k, and x, the concat and the norm are stored alike (all fp32 or all bf16).
+// ---------------------------------------------------------------------------------------------
+bool pool_norm_env() { const char *e = getenv("SCVRL_CUDA_POOLNORM"); return !(e && *e == '0'); }
+void plan_pool_norm(Cuda *C, scvrl_graph *g) {
+    C->pnorm.clear();
+    C->pn_at.assign((size_t)g->n, -1);
+    if (!C->placed_nodes || !pool_norm_env() || !dw_wl()) return;
+    const int n = g->n;
+    auto base = [&](const scvrl_tensor *t, int64_t *o) {
+        scvrl_tensor *b = scvrl_view_base(t, o);
+        return b->id >= 0 && b->id < n && g->nodes[b->id] == b ? b->id : -1;
+    };
+    auto hf = [&](int i) { return i >= 0 && !C->half.empty() && C->half[i]; };
+    std::vector<int> readers((size_t)n, 0);
+    for (int i = 0; i < n; i++) {
+        const scvrl_tensor *t = g->nodes[i];
+        if (t->flags & SCVRL_F_OUTPUT) { int b = base(t, nullptr); if (b >= 0) readers[b] += 2; }
+        if (!t->view_src) for (int k = 0; k < SCVRL_MAX_SRC; k++) if (t->src[k]) { int b = base(t->src[k], nullptr); if (b >= 0) readers[b]++; }
+    }
+    for (int l = 0; l < n; l++) {
+        scvrl_tensor *tl = g->nodes[l];
+        if (tl->op != SCVRL_OP_LAYER_NORM || tl->view_src || tl->type != SCVRL_DT_F32 || !scvrl_is_contiguous(tl->src[0])) continue;
+        int64_t o = 0;
+        const int c = base(tl->src[0], &o);
+        if (c < 0 || o || C->place[c].root != c || scvrl_nelements(g->nodes[c]) != scvrl_nelements(tl)) continue;
+        const scvrl_tensor *tc = g->nodes[c];
+        if (tc->op != SCVRL_OP_CONCAT || tc->ndim != 3 || tc->ip[0] != 1 || tc->src[0]->ne[1] != 1 || tc->src[0]->st[2] != 1) continue;
+        const int v = base(tc->src[1], nullptr), x = v >= 0 ? base(g->nodes[v]->src[0], nullptr) : -1, cls = base(tc->src[0], nullptr);
+        if (v < 0 || !is_placed(C, v) || C->place[v].root != c) continue;
+        const scvrl_tensor *tv = g->nodes[v];
+        if (tv->op != SCVRL_OP_CONV3D || tv->src[2]) continue;
+        CP p = conv_params(tv, tv->src[1]);
+        G5 gx = geom5(tv->src[0], p.layout), gy = geom5(tv, p.layout);
+        const int64_t Cc = tc->ne[2], d = tl->ne[tl->ndim - 1];
+        if (!is_dw_last(p, gx, gy) || !dw_reg(p, gx, gy) || p.st != 1 || p.pt != 1 || gx.T != gy.T ||
+            (gy.T != 2 && gy.T != 4 && gy.T != 8 && gy.T != 16) || gx.C != Cc || Cc % 4 || Cc > 1024 || d % 4 || Cc % d) continue;
+        const bool h = hf(c);
+        if (hf(l) != h || hf(x) != h || hf(cls) != h) continue;
+        C->pn_at[v] = (int)C->pnorm.size();
+        C->pnorm.push_back(Cuda::PoolNorm{ v, c, l, readers[c] > 1 });
+        if (C->birth[l] > v) C->birth[l] = v;          // the norm is written at the conv's step
+    }
+}
+// The fused pool of entry e at its conv's step. 1: done (the concat and the norm are then not
+// run), 0: not taken (alignment: the nodes run as usual), -1: error.
+int op_pool_norm(Run &R, const Cuda::PoolNorm &e) {
+    Cuda *C = R.C;
+    char *err = R.err;                             // for SC_LAUNCH here
+    size_t errlen = R.errlen;
+    scvrl_tensor *tv = R.g->nodes[e.v], *tc = R.g->nodes[e.c], *tl = R.g->nodes[e.l];
+    const scvrl_tensor *x = tv->src[0], *cls = tc->src[0];
+    int64_t keep[SCVRL_MAX_DIMS];
+    memcpy(keep, tv->st, sizeof keep);
+    memcpy(tv->st, C->place[e.v].st, sizeof keep);
+    CP p = conv_params(tv, tv->src[1]);
+    G5 gx = geom5(x, p.layout), gy = geom5(tv, p.layout);
+    memcpy(tv->st, keep, sizeof keep);
+    const int64_t Cc = gx.C, d = tl->ne[tl->ndim - 1], rows1 = tc->ne[1];
+    const int CV = (int)(Cc / 4), d4 = (int)(d / 4), nh = (int)(Cc / d), TT = (int)gy.T, PB = CV >= 256 ? 1 : 256 / CV;
+    const size_t smem = (size_t)PB * TT * CV * 8 + (size_t)2 * PB * TT * nh * 4;
+    const int64_t cols = gy.N * gy.H * gy.W;
+    // the CLS rows: a view read in place (the concat would copy it: written here when raw), or a
+    // copy placed into the concat's first row by its own step (read there at the concat's strides)
+    const bool cls_placed = is_placed(C, cls->id);
+    const int64_t csN = cls_placed ? C->place[cls->id].st[0] : cls->st[0];
+    if (cls_placed && C->place[cls->id].st[2] != 1) return 0;
+    if (smem > 48 * 1024 || !dw_v4(gx, gy, P(R, x), P(R, tv)) || cols >= ((int64_t)1 << 31) || ((uintptr_t)P(R, tl) & 15) ||
+        (tl->src[1] && ((uintptr_t)F(R, tl->src[1]) & 15)) || (tl->src[2] && ((uintptr_t)F(R, tl->src[2]) & 15))) return 0;
+    const DwI di = dw_ints(gx, gy, p);
+    const float *Wt = dw_wt(R, F(R, tv->src[1]), Cc), *LW = tl->src[1] ? F(R, tl->src[1]) : nullptr, *LB = tl->src[2] ? F(R, tl->src[2]) : nullptr;
+    if (!Wt) return -1;
+    const PoolNormY ys{ rows1 * Cc, gy.H * gy.W * Cc, gy.W * Cc, Cc };
+    const unsigned grid = (unsigned)((cols + PB - 1) / PB);
+    if (with_io(HF(R, tc), HF(R, tc), [&](auto ty, auto) {
+            typedef TY(ty) T;
+            T *Y = (T *)P(R, tl), *Raw = e.raw ? (T *)P(R, tv) : nullptr;
+            const T *X = (const T *)P(R, x);
+#define PN_LAUNCH(TT_) k_dw_pool_norm<TT_, T><<<grid, (unsigned)(PB * CV), smem, R.s>>>((int)cols, CV, d4, di, X, Wt, Raw, LW, LB, tl->fp[0], Y + Cc, ys)
+            switch (TT) { case 2: PN_LAUNCH(2); break; case 4: PN_LAUNCH(4); break; case 8: PN_LAUNCH(8); break; default: PN_LAUNCH(16); break; }
+#undef PN_LAUNCH
+            SC_LAUNCH();
+            const int rows = (int)(gy.N * nh);
+            k_cls_norm<T><<<(unsigned)((rows + 7) / 8), 256, 0, R.s>>>(rows, nh, (int)d, (const T *)P(R, cls), csN,
+                                                                      e.raw && !cls_placed ? (T *)P(R, tc) : nullptr, tc->st[0], LW, LB,
+                                                                      tl->fp[0], Y, rows1 * Cc);
+            SC_LAUNCH();
+            return 0;
+        })) return -1;
+    return 1;
+}
+
 // Runs node t at its placement: a placed producer with its output strides set to the placement's
 // for the call, a concat copying the sources not placed into it.
 int run_placed(Run &R, scvrl_tensor *t) {
@@ -5058,6 +5321,7 @@ int compute_plan(Cuda *C, scvrl_graph *g, const int64_t **offs, char *err, size_
     *offs = scvrl_graph_plan(g, &act_bytes);
     plan_half(C, g, *offs);
     plan_places(C, g);
+    plan_pool_norm(C, g);
     if (C->half_nodes || C->placed_nodes) {
         C->elem.assign((size_t)n, 0);
         for (int i = 0; i < n; i++) if (!C->half.empty() && C->half[i] && !g->nodes[i]->view_src) C->elem[i] = 2;
@@ -5148,8 +5412,11 @@ int compute_mirror(Cuda *C, scvrl_graph *g, std::vector<int> &slot_id, std::vect
     }
     size_t mb = 0;
     for (auto &s : C->slots) { s.off = mb; mb += (s.bytes + 255) & ~(size_t)255; }
+    C->seed_off = mb;                              // the graph's seed: uploaded with the leaves
+    mb += 256;
     *mir_bytes = mb;
     if (grow(C, &C->mir, &C->mir_cap, mb, "the parameter/input mirror", err, errlen)) return -1;
+    C->seed = (const uint64_t *)(C->mir + C->seed_off);
     return pinned_grow(C, (void **)&C->stage, &C->stage_cap, mb, mb + mb / 8 + 256, false, "of staging", err, errlen);
 }
 
@@ -5195,18 +5462,28 @@ int compute_run(Cuda *C, scvrl_graph *g, int prof, char *err, size_t errlen) {
         while ((int)C->prof_ev.size() < n + 1) { cudaEvent_t e; SC_CU(cudaEventCreate(&e)); C->prof_ev.push_back(e); }
     }
     const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR / DROP_PATH + residual ADD pairs (NULL: SCVRL_NO_FUSE=1)
+    C->fused_pairs = 0;
+    C->pn_done.assign((size_t)n, 0);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (prof) SC_CU(cudaEventRecord(C->prof_ev[i], C->stream));
-        if (t->view_src || t->op == SCVRL_OP_LEAF) continue;
+        if (t->view_src || t->op == SCVRL_OP_LEAF || C->pn_done[i]) continue;
+        if (!C->pnorm.empty() && C->pn_at[i] >= 0) {   // the pool conv with its concat and norm (plan_pool_norm)
+            const Cuda::PoolNorm &e = C->pnorm[C->pn_at[i]];
+            int rc = op_pool_norm(R, e);
+            if (rc < 0) return -1;
+            if (rc > 0) { C->pn_done[e.c] = C->pn_done[e.l] = 1; C->fused_pairs++; continue; }
+        }
         if (!C->dptr[i] && scvrl_nelements(t) > 0) { seterr(err, errlen, "cuda: node '%s' (%s) has no memory", t->name, scvrl_op_name(t->op)); return -1; }
-        if (fuse && fuse[i] && C->dptr[i + 1]) {   // LINEAR or DROP_PATH + residual ADD, LINEAR + GELU (BF16 mode)
+        if (fuse && fuse[i] && C->dptr[i + 1]) {   // LINEAR, DROP_PATH or LAYER_NORM_BACK + (residual) ADD, LINEAR + GELU (BF16 mode)
             scvrl_tensor *u = g->nodes[i + 1];
             int rc = u->op == SCVRL_OP_GELU ? op_linear_gelu(R, t, u)
-                   : t->op == SCVRL_OP_DROP_PATH ? op_drop_path_add(R, t, u) : op_linear_add(R, t, u);
+                   : t->op == SCVRL_OP_DROP_PATH ? op_drop_path_add(R, t, u)
+                   : t->op == SCVRL_OP_LAYER_NORM_BACK ? op_ln_back_add(R, t, u) : op_linear_add(R, t, u);
             if (rc < 0) return -1;
             if (rc > 0) {
                 if (prof) SC_CU(cudaEventRecord(C->prof_ev[i + 1], C->stream));   // the ADD's / GELU's time is in the first node's
+                C->fused_pairs++;
                 i++;
                 continue;
             }
@@ -5300,6 +5577,106 @@ int compute_download(Cuda *C, scvrl_graph *g, const int64_t *offs, char *err, si
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// CUDA graph replay (scvrl_cuda_set_graphs; SCVRL_CUDA_GRAPH=0: off). Step 5 (the kernels) of a
+// compute whose run signature was seen before is captured once (cudaStreamBeginCapture around
+// compute_run) and replayed from then on with one cudaGraphLaunch; the first compute of a signature
+// runs as usual, so graphs computed once pay no capture. The signature hashes everything a launch
+// depends on: per node its op, dtype, shape, strides, parameters, flags, storage (bf16, placement,
+// fusion) and the device pointers of it and its sources; the backend's buffers and precision; the
+// SCVRL_* environment (the kernel switches). What changes from step to step reaches the kernels
+// through device memory (leaves and parameters in the mirror / bound buffers, the seed in the
+// mirror: RngKey). Host-side index checks run before each replay. A capture that fails (a buffer
+// that had to grow during the run, say) marks the signature as not capturable; it runs uncaptured.
+// ---------------------------------------------------------------------------------------------
+bool graphs_on(Cuda *C) {
+    if (C->graphs < 0) { const char *e = getenv("SCVRL_CUDA_GRAPH"); C->graphs = !(e && *e == '0'); }
+    return C->graphs == 1;
+}
+struct SigHash {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    void w(uint64_t v) { h = (h ^ v) * 0x100000001B3ull; h ^= h >> 29; }
+    void p(const void *q) { w((uint64_t)(uintptr_t)q); }
+    void bytes(const void *q, size_t n) {
+        const unsigned char *c = (const unsigned char *)q;
+        for (size_t i = 0; i < n; i += 8) { uint64_t v = 0; memcpy(&v, c + i, n - i < 8 ? n - i : 8); w(v); }
+    }
+};
+uint64_t run_signature(const Cuda *C, const scvrl_graph *g) {
+    SigHash H;
+    const int n = g->n;
+    const uint8_t *fuse = scvrl_graph_fusable(g);
+    H.w((uint64_t)n); H.w((uint64_t)C->prec);
+    H.p(C->act); H.p(C->mir); H.p(C->scratch); H.p(C->h16); H.p(C->lse); H.p(C->lt_ws);
+    for (char **e = environ; e && *e; e++) if (!strncmp(*e, "SCVRL_", 6)) H.bytes(*e, strlen(*e));
+    for (int i = 0; i < n; i++) {
+        const scvrl_tensor *t = g->nodes[i];
+        H.w(((uint64_t)t->op << 40) ^ ((uint64_t)t->type << 32) ^ ((uint64_t)t->ndim << 24) ^ t->flags);
+        H.bytes(t->ne, (size_t)t->ndim * 8); H.bytes(t->st, (size_t)t->ndim * 8);
+        H.bytes(t->ip, sizeof t->ip); H.bytes(t->fp, sizeof t->fp);
+        H.p(C->dptr[i]);
+        H.w(((uint64_t)(fuse ? fuse[i] : 0) << 8) | (uint64_t)(C->half.size() ? C->half[i] : 0));
+        if (i < (int)C->place.size() && C->place[i].root >= 0) { H.w((uint64_t)C->place[i].root); H.w((uint64_t)C->place[i].off); H.bytes(C->place[i].st, sizeof C->place[i].st); }
+        for (int k = 0; k < SCVRL_MAX_SRC; k++) {
+            const scvrl_tensor *s = t->src[k];
+            H.p(s && s->id >= 0 && s->id < n && g->nodes[s->id] == s ? C->dptr[s->id] : (const char *)s);
+        }
+        if (t->op == SCVRL_OP_ATTENTION) { auto it = C->lse_of.find(t); H.p(it == C->lse_of.end() ? nullptr : it->second); }
+    }
+    return H.h;
+}
+// The host-side index checks of the graph's INDEX_SELECT / INDEX_ADD nodes (a replay skips the ops' own).
+int replay_checks(Cuda *C, scvrl_graph *g, char *err, size_t errlen) {
+    Run R{C, g, err, errlen, C->stream};
+    for (int i = 0; i < g->n; i++) {
+        const scvrl_tensor *t = g->nodes[i];
+        if (t->op == SCVRL_OP_INDEX_SELECT && check_indices(R, t->src[1], t->ne[t->ip[0]], t->src[0]->ne[t->ip[0]], "index_select")) return -1;
+        if (t->op == SCVRL_OP_INDEX_ADD && check_indices(R, t->src[1], t->src[0]->ne[t->ip[0]], t->ne[t->ip[0]], "index_add")) return -1;
+    }
+    return 0;
+}
+// Captures compute_run into e; false (and e.state -1) where the run cannot be captured.
+bool capture(Cuda *C, scvrl_graph *g, Cuda::Exec &e, char *err, size_t errlen) {
+    cudaGraph_t graph = nullptr;
+    if (cudaStreamBeginCapture(C->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) { cudaGetLastError(); e.state = -1; return false; }
+    int rc = compute_run(C, g, 0, err, errlen);
+    cudaError_t ce = cudaStreamEndCapture(C->stream, &graph);
+    if (!rc && ce == cudaSuccess && graph) ce = cudaGraphInstantiate(&e.exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (rc || ce != cudaSuccess || !graph) {
+        cudaGetLastError();
+        if (err && errlen) err[0] = 0;
+        e.exec = nullptr; e.state = -1;
+        return false;
+    }
+    e.state = 1; e.fused = C->fused_pairs;
+    return true;
+}
+// 5 with replay: the kernels as a captured graph where possible, else compute_run.
+int compute_exec(Cuda *C, scvrl_graph *g, int prof, char *err, size_t errlen) {
+    if (prof || !graphs_on(C)) return compute_run(C, g, prof, err, errlen);
+    const uint64_t key = run_signature(C, g);
+    auto it = C->execs.find(key);
+    if (it == C->execs.end()) {                   // first sight: remember it (at most 32, the least recently used go)
+        if (C->execs.size() >= 32) {
+            auto old = C->execs.begin();
+            for (auto j = C->execs.begin(); j != C->execs.end(); ++j) if (j->second.used < old->second.used) old = j;
+            if (old->second.exec) SC_CU(cudaGraphExecDestroy(old->second.exec));
+            C->execs.erase(old);
+        }
+        C->execs[key] = Cuda::Exec{ nullptr, 0, 0, ++C->clock };
+        return compute_run(C, g, 0, err, errlen);
+    }
+    Cuda::Exec &e = it->second;
+    e.used = ++C->clock;
+    if (e.state < 0 || (e.state == 0 && !capture(C, g, e, err, errlen))) return compute_run(C, g, 0, err, errlen);
+    if (replay_checks(C, g, err, errlen)) return -1;
+    SC_CU(cudaGraphLaunch(e.exec, C->stream));
+    C->fused_pairs = e.fused;
+    C->replays++;
+    return 0;
+}
+
 int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     Cuda *C = (Cuda *)be->priv;
     const int prof = prof_on();
@@ -5320,9 +5697,10 @@ int cuda_compute(scvrl_backend *be, scvrl_graph *g, char *err, size_t errlen) {
     #pragma omp parallel for schedule(dynamic) if (mir_bytes > ((size_t)1 << 22))
     for (int s = 0; s < ns; s++)
         if (C->slots[s].upload) memcpy(C->stage + C->slots[s].off, C->slot_host[s], C->slots[s].bytes);
-    if (mir_bytes) SC_CU(cudaMemcpyAsync(C->mir, C->stage, mir_bytes, cudaMemcpyHostToDevice, C->stream));
+    memcpy(C->stage + C->seed_off, &g->seed, sizeof g->seed);
+    SC_CU(cudaMemcpyAsync(C->mir, C->stage, mir_bytes, cudaMemcpyHostToDevice, C->stream));
     if (prof) pt1 = prof_now_ms();
-    if (compute_run(C, g, prof, err, errlen)) return -1;
+    if (compute_exec(C, g, prof, err, errlen)) return -1;
     if (prof) {
         pt2 = prof_now_ms();
         if (compute_profile(C, g, err, errlen)) return -1;
@@ -5483,6 +5861,7 @@ void cuda_free(scvrl_backend *be) {
         if (C->scratch) cudaFree(C->scratch);
         if (C->lse) cudaFree(C->lse);
         if (C->stage) cudaFreeHost(C->stage);
+        for (auto &kv : C->execs) if (kv.second.exec) cudaGraphExecDestroy(kv.second.exec);
         for (cudaEvent_t e : C->prof_ev) cudaEventDestroy(e);
         for (auto &r : C->resident) resident_free(r);
         if (C->copy) cudaStreamDestroy(C->copy);
@@ -5625,6 +6004,21 @@ extern "C" int scvrl_cuda_bf16_nodes(scvrl_backend *be) {
 extern "C" int scvrl_cuda_placed_nodes(scvrl_backend *be) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
     return ((Cuda *)be->priv)->placed_nodes;
+}
+extern "C" int scvrl_cuda_fused_pairs(scvrl_backend *be) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
+    return ((Cuda *)be->priv)->fused_pairs;
+}
+extern "C" int scvrl_cuda_set_graphs(scvrl_backend *be, int on) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;
+    Cuda *C = (Cuda *)be->priv;
+    int old = graphs_on(C) ? 1 : 0;
+    C->graphs = on ? 1 : 0;
+    return old;
+}
+extern "C" int64_t scvrl_cuda_graph_replays(scvrl_backend *be) {
+    if (!be || !be->name || strcmp(be->name, "cuda") != 0) return 0;
+    return ((Cuda *)be->priv)->replays;
 }
 extern "C" int scvrl_cuda_get_precision(scvrl_backend *be) {
     if (!be || !be->name || strcmp(be->name, "cuda") != 0) return -1;

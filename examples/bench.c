@@ -439,6 +439,7 @@ typedef struct {
     char which[1100];
     size_t gpu_bytes;        // device memory the CUDA backend holds after the runs (0: CPU)
     int bf16_nodes;          // BF16 mode: nodes of the last graph stored as bf16
+    long long replays;       // computes replayed as captured CUDA graphs
 } mvit_figures;
 
 static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figures *r) {
@@ -473,9 +474,9 @@ static void mvit_report(const mvit_opts *o, const mvit_model *m, const mvit_figu
            "\"device\":\"%s\",\"inputs\":\"%s\",\"precision\":\"%s\",\"fwd_s_per_clip\":%.4f,\"fwdbwd_s_per_clip\":%s,\"fwd_best_s_per_clip\":%.4f,"
            "\"fwdbwd_best_s_per_clip\":%s,\"fwd_cpu_s_per_clip\":%.4f,\"fwdbwd_cpu_s_per_clip\":%s,\"fwd_clips_per_s\":%.2f,"
            "\"train_clips_per_s\":%s,\"peak_mb\":%.1f,\"peak_gpu_mb\":%.1f,\"rss_peak_mb\":%.1f,\"act_fwd_mb\":%.1f,\"act_train_mb\":%.1f,"
-           "\"max_rel_err\":%s,\"load1\":%.2f}\n", o->model, o->kt, o->frames, o->size, o->batch, scvrl_get_threads(), o->device, strcmp(o->device, "cpu") ? o->inputs : "host", prec,
+           "\"max_rel_err\":%s,\"graph_replays\":%lld,\"load1\":%.2f}\n", o->model, o->kt, o->frames, o->size, o->batch, scvrl_get_threads(), o->device, strcmp(o->device, "cpu") ? o->inputs : "host", prec,
            r->fwd, fb, r->fwd_best, fbb, r->fwd_cpu, fbc, 1.0 / r->fwd, tc, peak, (double)r->gpu_bytes / 1048576.0,
-           (double)rss / 1048576.0, (double)r->act_f / 1048576.0, (double)r->act_t / 1048576.0, e, o->load);
+           (double)rss / 1048576.0, (double)r->act_f / 1048576.0, (double)r->act_t / 1048576.0, e, r->replays, o->load);
 }
 
 // The input leaf x [B, 3, T, S, S] over xdata.
@@ -490,7 +491,7 @@ static scvrl_tensor *mvit_input(scvrl_ctx *ctx, const mvit_opts *o, float *xdata
 // Forward (eval) and the train step (drop-path, loss = mean of squared features, backward, AdamW).
 // xs: nx input sets, alternated between runs; the error is of a forward of set 0.
 static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, float *const *xs, int nx, const char *argv0) {
-    mvit_figures r = { 0, 0, 0, -1, -1, 0, -1, 0, 0, "", 0, 0 };
+    mvit_figures r = { 0, 0, 0, -1, -1, 0, -1, 0, 0, "", 0, 0, 0 };
     char err[512];
     if (scvrl_params_to_device(&m->P, be, err, sizeof err)) { fprintf(stderr, "bench mvit: %s\n", err); exit(1); }
     scvrl_ctx *ctx = scvrl_ctx_new(0);
@@ -525,6 +526,7 @@ static void mvit_measure(const mvit_opts *o, mvit_model *m, scvrl_backend *be, f
 #ifdef SCVRL_CUDA
     r.gpu_bytes = scvrl_cuda_device_bytes(be);
     r.bf16_nodes = scvrl_cuda_bf16_nodes(be);
+    r.replays = (long long)scvrl_cuda_graph_replays(be);
 #endif
     mvit_report(o, m, &r);
 }
@@ -762,8 +764,10 @@ static int cmd_scvrl(int argc, char **argv) {
     qsort(ts, (size_t)nts, sizeof(double), cmp_double);
     double med = nts % 2 ? ts[nts / 2] : 0.5 * (ts[nts / 2 - 1] + ts[nts / 2]);
     size_t gpu = 0;
+    long long replays = 0;
 #ifdef SCVRL_CUDA
     gpu = scvrl_cuda_device_bytes(be);
+    replays = (long long)scvrl_cuda_graph_replays(be);
 #endif
     printf("SCVRL step: %s kt %d, %dx%dx%d, batch %d, N_T %d, queue %lld, device %s (%s)\n", model, mc.kt, frames, size, size,
            batch, nt, (long long)queue, device, prec);
@@ -772,8 +776,8 @@ static int cmd_scvrl(int argc, char **argv) {
     if (gpu) printf("  GPU memory held by the backend (peak): %.1f MiB\n", (double)gpu / 1048576.0);
     printf("{\"bench\":\"scvrl\",\"model\":\"%s\",\"frames\":%d,\"size\":%d,\"batch\":%d,\"nt\":%d,\"queue\":%lld,"
            "\"device\":\"%s\",\"precision\":\"%s\",\"step_s\":%.4f,\"scvrl_samples_per_s\":%.3f,\"peak_gpu_mb\":%.1f,"
-           "\"load1\":%.2f}\n", model, frames, size, batch, nt, (long long)queue, device, prec, med, batch / med,
-           (double)gpu / 1048576.0, load);
+           "\"graph_replays\":%lld,\"load1\":%.2f}\n", model, frames, size, batch, nt, (long long)queue, device, prec, med, batch / med,
+           (double)gpu / 1048576.0, replays, load);
     scm_free_graphs(&G);
     scm_free(&S);
     if (strcmp(device, "cpu")) scvrl_backend_free(be);

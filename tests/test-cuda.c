@@ -1043,13 +1043,13 @@ static scvrl_tensor *ch_mvit_train(scvrl_ctx *c, plist *P) {
 // The graph's output and gradients (res[0]: with var=val, res[1]: var unset), placed[]: the placed
 // node counts; 0, or -1 after a failure (reported).
 static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, const char *var, const char *val,
-                    float **res_out, int64_t *n_out, int *placed);
+                    float **res_out, int64_t *n_out, int *placed, int *fused);
 static void place_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, int min_placed, double tol) {
     char label[320];
     float *res[2] = { NULL, NULL };
     int64_t n = 0;
     int placed[2] = { -1, -1 };
-    if (env_pair(name, build, prec, "SCVRL_CUDA_CATPLACE", "0", res, &n, placed) == 0) {
+    if (env_pair(name, build, prec, "SCVRL_CUDA_CATPLACE", "0", res, &n, placed, NULL) == 0) {
         double e = tol > 0 ? rel_err(res[1], res[0], n) : 0;
         int same = !memcmp(res[0], res[1], (size_t)n * 4);
         snprintf(label, sizeof label, "cuda concat placement %s fwd+bwd %s: %d nodes placed (off: %d), output and gradients %s (%.1e)", name,
@@ -1061,7 +1061,7 @@ static void place_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, pli
     free(res[0]); free(res[1]);
 }
 static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, const char *var, const char *val,
-                    float **res_out, int64_t *n_out, int *placed) {
+                    float **res_out, int64_t *n_out, int *placed, int *fused) {
     char err[512];
     scvrl_ctx *ctx = scvrl_ctx_new(0);
     plist P = { { 0 }, 0 };
@@ -1083,6 +1083,7 @@ static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist 
         if (mp) scvrl_params_zero_grad(mp);
         if ((rc = scvrl_graph_compute(g, gpu, err, sizeof err)) != 0) { test_fail(name, "gpu: %s", err); break; }
         placed[on] = scvrl_cuda_placed_nodes(gpu);
+        if (fused) fused[on] = scvrl_cuda_fused_pairs(gpu);
         memcpy(res[on], y->data, (size_t)ny * 4);
         int64_t o = ny;
         for (int i = 0; i < P.n; o += scvrl_nelements(P.t[i]), i++)
@@ -1096,6 +1097,129 @@ static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist 
     scvrl_ctx_free(ctx);
     return rc ? -1 : 0;
 }
+// LAYER_NORM_BACK + the residual gradient's ADD as one kernel (the plan's fusion): two residual
+// blocks, y = x + MLP(LN(x)), out = y + LN(y) W, whose backward joins each layer norm's input
+// gradient to the residual stream's. Fused (default) and separate (SCVRL_CUDA_LNADD=0): output and
+// every gradient equal in every bit (the fused kernel adds as the ADD kernel does), and two pairs
+// more fused when on.
+static scvrl_tensor *ch_ln_res(scvrl_ctx *c, plist *P) {
+    scvrl_tensor *x = bp(c, P, 3, NE(3, 37, 96), 1.0f);
+    scvrl_tensor *h = scvrl_layer_norm(c, x, bp(c, P, 1, NE(96), 1.0f), bp(c, P, 1, NE(96), 0.2f), 1e-6f);
+    h = scvrl_gelu(c, scvrl_linear(c, h, bp(c, P, 2, NE(128, 96), 0.1f), bp(c, P, 1, NE(128), 0.1f)));
+    scvrl_tensor *y = scvrl_add(c, x, scvrl_linear(c, h, bp(c, P, 2, NE(96, 128), 0.1f), bp(c, P, 1, NE(96), 0.1f)));
+    scvrl_tensor *z = scvrl_layer_norm(c, y, bp(c, P, 1, NE(96), 1.0f), bp(c, P, 1, NE(96), 0.2f), 1e-6f);
+    return scvrl_add(c, y, scvrl_linear(c, z, bp(c, P, 2, NE(96, 96), 0.1f), NULL));
+}
+static void test_ln_back_add(void) {
+    for (int k = 0; k < 2; k++) {
+        int prec = k ? SCVRL_PREC_FP32 : SCVRL_PREC_BF16, placed[2], fused[2] = { -1, -1 };
+        float *res[2] = { NULL, NULL };
+        int64_t n = 0;
+        char label[256];
+        if (env_pair("ln_res", ch_ln_res, prec, "SCVRL_CUDA_LNADD", "0", res, &n, placed, fused) == 0) {
+            int same = !memcmp(res[0], res[1], (size_t)n * 4);
+            snprintf(label, sizeof label, "cuda layer_norm_back + residual add fused %s: %d pairs fused (SCVRL_CUDA_LNADD=0: %d), "
+                     "output and gradients %s", k ? "fp32" : "bf16", fused[1], fused[0], same ? "equal in every bit" : "differ");
+            test_check(same && fused[1] - fused[0] == 2, label, same ? "not two more pairs fused" : "fused and separate differ");
+        }
+        free(res[0]); free(res[1]);
+    }
+}
+
+// MViT's pool as one kernel (the conv into the concat, the per-head norm in the block) against the
+// three nodes run apart (SCVRL_CUDA_POOLNORM=0): output and gradients within tol (the norm's sums
+// run in another order), and at least min_fused more fused groups when on.
+static void poolnorm_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, int min_fused, double tol) {
+    char label[320];
+    float *res[2] = { NULL, NULL };
+    int64_t n = 0;
+    int placed[2], fused[2] = { -1, -1 };
+    if (env_pair(name, build, prec, "SCVRL_CUDA_POOLNORM", "0", res, &n, placed, fused) == 0) {
+        double e = rel_err(res[1], res[0], n);
+        snprintf(label, sizeof label, "cuda pool conv + norm fused %s fwd+bwd %s: %d fused groups (SCVRL_CUDA_POOLNORM=0: %d), output and gradients %.1e apart",
+                 name, prec == SCVRL_PREC_BF16 ? "bf16" : "fp32", fused[1], fused[0], e);
+        test_check(fused[1] - fused[0] >= min_fused && e <= tol, label, e > tol ? "on and off differ" : "too few pools fused");
+    }
+    free(res[0]); free(res[1]);
+}
+static void test_pool_norm(void) {
+    for (int k = 0; k < 2; k++) {
+        int prec = k ? SCVRL_PREC_FP32 : SCVRL_PREC_BF16;
+        poolnorm_pair("pool", ch_pool, prec, k, k ? 1e-6 : 2e-2);     // bf16: the norm is the graph's fp32 output, not fused
+        poolnorm_pair("attn", ch_attn, prec, 3, k ? 1e-6 : 2e-2);
+    }
+    char err[512];
+    mvit_config cfg;
+    mvit_model m;
+    mvit_preset("mvit-tiny", &cfg);
+    cfg.frames = 8; cfg.size = 64; cfg.num_classes = 10;
+    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail("mvit-tiny", "%s", err); return; }
+    mvit_fixture_weights(&m, 1234);
+    chain_model = &m;
+    chain_clip[0] = 2; chain_clip[1] = 3; chain_clip[2] = 8; chain_clip[3] = 64; chain_clip[4] = 64;
+    poolnorm_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 2 * cfg.depth, 2e-2);
+    poolnorm_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 2 * cfg.depth, 1e-6);
+    mvit_free(&m);
+}
+
+// CUDA graph replay: MViT-tiny training steps (drop-path 0.5 at the last block, parameters on the
+// GPU, AdamW between steps; the input and the graph's seed change every step) computed with replay
+// off and on, side by side from the same weights: the features and the loss of every step agree
+// (a replay with the first seed's drop-path masks, the old input or old weights would not), and
+// the on side was replayed from its second step on (captured there, then launched: 3 of 4 steps).
+static void test_graph_replay(void) {
+    for (int k = 0; k < 2; k++) {
+        int prec = k ? SCVRL_PREC_FP32 : SCVRL_PREC_BF16, old = scvrl_cuda_set_precision(gpu, prec), og = scvrl_cuda_set_graphs(gpu, 1);
+        double tol = k ? 1e-5 : 2e-3, ef = 0, el = 0;
+        mvit_model m[2];
+        char err[512] = "", label[256];
+        if (tiny_model(&m[0], 7) || tiny_model(&m[1], 7)) return;
+        m[0].cfg.drop_path = m[1].cfg.drop_path = 0.5f;
+        scvrl_ctx *ctx = scvrl_ctx_new(0);
+        int64_t xne[5] = { 2, 3, 8, 64, 64 }, nf = 0;
+        scvrl_tensor *x = scvrl_new_data(ctx, SCVRL_DT_F32, 5, xne), *f[2], *loss[2];
+        scvrl_mark_input(x);
+        scvrl_graph *g[2];
+        for (int s = 0; s < 2; s++) {
+            f[s] = mvit_forward(ctx, &m[s], x, 1, 300, NULL);
+            loss[s] = scvrl_mean_all(ctx, scvrl_mul(ctx, f[s], f[s]));
+            scvrl_mark_output(f[s]); scvrl_mark_output(loss[s]);
+            g[s] = scvrl_graph_new();
+            scvrl_graph_expand(g[s], loss[s]);
+            scvrl_graph_backward(ctx, g[s], loss[s]);
+        }
+        nf = scvrl_nelements(f[0]);
+        float *f0 = (float *)malloc((size_t)nf * 4);
+        scvrl_adamw_cfg opt = scvrl_adamw_default();
+        opt.lr = 1e-3f; opt.eps = 1e-3f;
+        int rc = scvrl_params_to_device(&m[0].P, gpu, err, sizeof err) || scvrl_params_to_device(&m[1].P, gpu, err, sizeof err);
+        int64_t r0 = scvrl_cuda_graph_replays(gpu);
+        for (int step = 0; step < 4 && !rc; step++) {
+            fill_sym(scvrl_f32(x), scvrl_nelements(x), 60 + step, "input");
+            for (int s = 0; s < 2 && !rc; s++) {
+                g[s]->seed = 1000 + 17 * (uint64_t)step;
+                scvrl_cuda_set_graphs(gpu, s);
+                scvrl_params_zero_grad(&m[s].P);
+                rc = scvrl_graph_compute(g[s], gpu, err, sizeof err) || scvrl_adamw_step(&m[s].P, &opt, err, sizeof err);
+                if (!rc && !s) memcpy(f0, f[0]->data, (size_t)nf * 4);
+            }
+            if (rc) break;
+            ef = fmax(ef, rel_err(scvrl_f32(f[1]), f0, nf));
+            el = fmax(el, fabs(scvrl_f32(loss[1])[0] - scvrl_f32(loss[0])[0]) / fabs(scvrl_f32(loss[0])[0]));
+        }
+        int64_t nrep = scvrl_cuda_graph_replays(gpu) - r0;
+        snprintf(label, sizeof label, "cuda graph replay %s: 4 mvit-tiny train steps (new input and seed each), replay on vs off: "
+                 "features %.1e, loss %.1e apart, %lld replays", k ? "fp32" : "bf16", ef, el, (long long)nrep);
+        test_check(!rc && ef <= tol && el <= tol && nrep == 3, label, "%s", rc ? err : nrep != 3 ? "not replayed from the second step" : "above tolerance");
+        scvrl_cuda_set_graphs(gpu, og);
+        scvrl_cuda_set_precision(gpu, old);
+        free(f0);
+        scvrl_graph_free(g[0]); scvrl_graph_free(g[1]);
+        scvrl_ctx_free(ctx);
+        mvit_free(&m[0]); mvit_free(&m[1]);
+    }
+}
+
 // The stem's two paths in BF16 mode: the implicit GEMM (default) and im2col + GEMM (SCVRL_CUDA_STEM=
 // im2col): each within bf16 tolerance of the CPU (run_bf16_chain, forward and gradients), and their
 // outputs differ in bits (the sums run in another order: the implicit path ran).
@@ -1133,6 +1257,7 @@ static void test_stem(void) {
     }
 }
 static void test_cat_place(void) {
+    setenv("SCVRL_CUDA_POOLNORM", "0", 1);    // placement alone (the fused pool needs it: test_pool_norm)
     for (int k = 0; k < 2; k++) {
         int prec = k ? SCVRL_PREC_FP32 : SCVRL_PREC_BF16;
         place_pair("pool", ch_pool, prec, 2, k ? 0 : 2e-2);
@@ -1143,7 +1268,7 @@ static void test_cat_place(void) {
     mvit_model m;
     mvit_preset("mvit-tiny", &cfg);
     cfg.frames = 8; cfg.size = 64; cfg.num_classes = 10;
-    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail("mvit-tiny", "%s", err); return; }
+    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail("mvit-tiny", "%s", err); unsetenv("SCVRL_CUDA_POOLNORM"); return; }
     mvit_fixture_weights(&m, 1234);
     chain_model = &m;
     chain_clip[0] = 2; chain_clip[1] = 3; chain_clip[2] = 8; chain_clip[3] = 64; chain_clip[4] = 64;
@@ -1151,6 +1276,7 @@ static void test_cat_place(void) {
     place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 4 * cfg.depth, 2e-2);
     place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 4 * cfg.depth, 1e-6);
     mvit_free(&m);
+    unsetenv("SCVRL_CUDA_POOLNORM");
 }
 
 // LINEAR + GELU in one cuBLASLt call (BF16 mode, no-grad graphs: the plan's fusion; the epilogue's
@@ -1561,6 +1687,9 @@ int main(int argc, char **argv) {
     test_grad_acc_init();
     test_bf16_act();
     test_cat_place();
+    test_ln_back_add();
+    test_pool_norm();
+    test_graph_replay();
     test_stem();
     test_params_ops();
     test_params_train();
