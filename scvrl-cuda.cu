@@ -5248,6 +5248,9 @@ void plan_pool_norm(Cuda *C, scvrl_graph *g) {
         if (C->birth[l] > v) C->birth[l] = v;          // the norm is written at the conv's step
     }
 }
+// Threads a block aims at (SCVRL_CUDA_PN_THREADS, default 128): fewer columns a block, more blocks
+// over the SMs at small batches (a training step's stage-1 pools have ~800 columns).
+int pn_threads() { const char *e = getenv("SCVRL_CUDA_PN_THREADS"); int v = e ? atoi(e) : 0; return v >= 32 && v <= 256 ? v : 128; }
 // The fused pool of entry e at its conv's step. 1: done (the concat and the norm are then not
 // run), 0: not taken (alignment: the nodes run as usual), -1: error.
 int op_pool_norm(Run &R, const Cuda::PoolNorm &e) {
@@ -5263,7 +5266,7 @@ int op_pool_norm(Run &R, const Cuda::PoolNorm &e) {
     G5 gx = geom5(x, p.layout), gy = geom5(tv, p.layout);
     memcpy(tv->st, keep, sizeof keep);
     const int64_t Cc = gx.C, d = tl->ne[tl->ndim - 1], rows1 = tc->ne[1];
-    const int CV = (int)(Cc / 4), d4 = (int)(d / 4), nh = (int)(Cc / d), TT = (int)gy.T, PB = CV >= 256 ? 1 : 256 / CV;
+    const int CV = (int)(Cc / 4), d4 = (int)(d / 4), nh = (int)(Cc / d), TT = (int)gy.T, PB = CV >= pn_threads() ? 1 : pn_threads() / CV;
     const size_t smem = (size_t)PB * TT * CV * 8 + (size_t)2 * PB * TT * nh * 4;
     const int64_t cols = gy.N * gy.H * gy.W;
     // the CLS rows: a view read in place (the concat would copy it: written here when raw), or a
