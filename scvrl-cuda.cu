@@ -34,8 +34,12 @@
 // 4096 indices.
 // Fusion: a LINEAR whose only reader is the next node, a residual ADD (scvrl_graph_fusable), runs as
 // one cuBLASLt call with beta = 1 into the ADD's buffer (SCVRL_NO_FUSE=1: off, as on the CPU).
+// LAYER_NORM_BACK + the residual gradient's ADD likewise run as one kernel (op_ln_back_add).
 // Concat placement (plan_places): producers that can write at any strides write their output
 // straight into the concat that is their only reader (the plan gives it memory from their step).
+// MViT's pool (plan_pool_norm): depthwise conv, CLS concat and per-head layer norm in one kernel.
+// CUDA graphs (compute_exec): a compute repeated with the same launches is captured once and
+// replayed; inputs, weights and the seed reach the kernels through device memory.
 // Errors: every CUDA/cuBLAS call is checked; the message names the statement, file and line.
 
 #ifndef SCVRL_CUDA
