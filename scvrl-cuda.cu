@@ -1364,6 +1364,32 @@ __global__ void __launch_bounds__(128) k_dw_fwd_vec(int npos, int CV, DwI d, con
         V::st(Y + n * d.ysN + ot * d.ysT + oh * d.ysH + ow * d.ysW + c, acc);
     }
 }
+// The 27 taps of a time column (one sample, row, column and channel group, all TT frames): each
+// input plane loaded once feeds the three outputs it + 1 - kt it touches, weights from the
+// transposed copy [27][C], per output the taps summed in (kh, kw, kt) order.
+template <int TT, int VW, typename TI>
+__device__ __forceinline__ void dw_tcol_taps(typename DwV<VW>::T (&acc)[TT], const TI *xn, const float *Wt, int C, int c, int ih0, int iw0,
+                                             const DwI &d) {
+    typedef DwV<VW> V;
+#pragma unroll
+    for (int b = 0; b < 3; b++) {
+        if ((unsigned)(ih0 + b) >= (unsigned)d.XH) continue;
+#pragma unroll
+        for (int e = 0; e < 3; e++) {
+            if ((unsigned)(iw0 + e) >= (unsigned)d.XW) continue;
+            const typename V::T w0 = V::ld(Wt + (b * 3 + e) * C + c), w1 = V::ld(Wt + (9 + b * 3 + e) * C + c),
+                                w2 = V::ld(Wt + (18 + b * 3 + e) * C + c);
+            const TI *xp = xn + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW;
+#pragma unroll
+            for (int it = 0; it < TT; it++) {
+                const typename V::T v = V::ld(xp + it * d.xsT);
+                if (it + 1 < TT) V::fma(acc[it + 1], v, w0);
+                V::fma(acc[it], v, w1);
+                if (it >= 1) V::fma(acc[it - 1], v, w2);
+            }
+        }
+    }
+}
 // The same conv for 3x3x3 taps with temporal stride 1, padding 1 and TT frames in and out (MViT's
 // pools: T = 8 at 16 frames): a thread owns one (sample, row, column, channel group) and all TT
 // outputs along time, so that each input plane it reads feeds the three outputs it + 1 - kt (kt =
@@ -1383,24 +1409,7 @@ __global__ void __launch_bounds__(128) k_dw_fwd_tcol(int npos, int CV, DwI d, co
         typename V::T acc[TT];
 #pragma unroll
         for (int t = 0; t < TT; t++) acc[t] = b0;
-#pragma unroll
-        for (int b = 0; b < 3; b++) {
-            if ((unsigned)(ih0 + b) >= (unsigned)d.XH) continue;
-#pragma unroll
-            for (int e = 0; e < 3; e++) {
-                if ((unsigned)(iw0 + e) >= (unsigned)d.XW) continue;
-                const typename V::T w0 = V::ld(Wt + (b * 3 + e) * C + c), w1 = V::ld(Wt + (9 + b * 3 + e) * C + c),
-                                    w2 = V::ld(Wt + (18 + b * 3 + e) * C + c);
-                const TI *xp = xn + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW;
-#pragma unroll
-                for (int it = 0; it < TT; it++) {
-                    const typename V::T v = V::ld(xp + it * d.xsT);
-                    if (it + 1 < TT) V::fma(acc[it + 1], v, w0);
-                    V::fma(acc[it], v, w1);
-                    if (it >= 1) V::fma(acc[it - 1], v, w2);
-                }
-            }
-        }
+        dw_tcol_taps<TT, VW>(acc, xn, Wt, C, c, ih0, iw0, d);
         TO *yp = Y + n * d.ysN + oh * d.ysH + ow * d.ysW + c;
 #pragma unroll
         for (int t = 0; t < TT; t++) V::st(yp + t * d.ysT, acc[t]);
@@ -1437,24 +1446,7 @@ __global__ void __launch_bounds__(256) k_dw_pool_norm(int npos, int CV, int d4, 
         int r = fdiv(q, d.fYW);
         ow = q - r * d.YW; n = fdiv(r, d.fYH); oh = r - n * d.YH;
         const int ih0 = oh * d.sh - d.ph, iw0 = ow * d.sw - d.pw;
-        const TY *xn = X + n * d.xsN + c;
-#pragma unroll
-        for (int b = 0; b < 3; b++) {
-            if ((unsigned)(ih0 + b) >= (unsigned)d.XH) continue;
-#pragma unroll
-            for (int e = 0; e < 3; e++) {
-                if ((unsigned)(iw0 + e) >= (unsigned)d.XW) continue;
-                const float4 w0 = ld4f(Wt + (b * 3 + e) * C + c), w1 = ld4f(Wt + (9 + b * 3 + e) * C + c), w2 = ld4f(Wt + (18 + b * 3 + e) * C + c);
-                const TY *xp = xn + (ih0 + b) * d.xsH + (iw0 + e) * d.xsW;
-#pragma unroll
-                for (int it = 0; it < TT; it++) {
-                    const float4 v = ld4f(xp + it * d.xsT);
-                    if (it + 1 < TT) DwV<4>::fma(acc[it + 1], v, w0);
-                    DwV<4>::fma(acc[it], v, w1);
-                    if (it >= 1) DwV<4>::fma(acc[it - 1], v, w2);
-                }
-            }
-        }
+        dw_tcol_taps<TT, 4>(acc, X + n * d.xsN + c, Wt, C, c, ih0, iw0, d);
     }
 #pragma unroll
     for (int t = 0; t < TT; t++) {

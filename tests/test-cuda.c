@@ -1040,6 +1040,18 @@ static scvrl_tensor *ch_mvit_train(scvrl_ctx *c, plist *P) {
     mvit_forward(c, chain_model, x, 1, 1000, &logits);
     return logits;
 }
+// mvit-tiny 8x64 with the fixture weights as the chain model, clips of batch 2; 0, or -1 (reported)
+static int chain_tiny(mvit_model *m) {
+    char err[512];
+    mvit_config cfg;
+    mvit_preset("mvit-tiny", &cfg);
+    cfg.frames = 8; cfg.size = 64; cfg.num_classes = 10;
+    if (mvit_init(m, &cfg, err, sizeof err)) { test_fail("mvit-tiny", "%s", err); return -1; }
+    mvit_fixture_weights(m, 1234);
+    chain_model = m;
+    chain_clip[0] = 2; chain_clip[1] = 3; chain_clip[2] = 8; chain_clip[3] = 64; chain_clip[4] = 64;
+    return 0;
+}
 // The graph's output and gradients (res[0]: with var=val, res[1]: var unset), placed[]: the placed
 // node counts; 0, or -1 after a failure (reported).
 static int env_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, const char *var, const char *val,
@@ -1148,17 +1160,10 @@ static void test_pool_norm(void) {
         poolnorm_pair("pool", ch_pool, prec, k, k ? 1e-6 : 2e-2);     // bf16: the norm is the graph's fp32 output, not fused
         poolnorm_pair("attn", ch_attn, prec, 3, k ? 1e-6 : 2e-2);
     }
-    char err[512];
-    mvit_config cfg;
     mvit_model m;
-    mvit_preset("mvit-tiny", &cfg);
-    cfg.frames = 8; cfg.size = 64; cfg.num_classes = 10;
-    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail("mvit-tiny", "%s", err); return; }
-    mvit_fixture_weights(&m, 1234);
-    chain_model = &m;
-    chain_clip[0] = 2; chain_clip[1] = 3; chain_clip[2] = 8; chain_clip[3] = 64; chain_clip[4] = 64;
-    poolnorm_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 2 * cfg.depth, 2e-2);
-    poolnorm_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 2 * cfg.depth, 1e-6);
+    if (chain_tiny(&m)) return;
+    poolnorm_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 2 * m.cfg.depth, 2e-2);
+    poolnorm_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 2 * m.cfg.depth, 1e-6);
     mvit_free(&m);
 }
 
@@ -1263,18 +1268,11 @@ static void test_cat_place(void) {
         place_pair("pool", ch_pool, prec, 2, k ? 0 : 2e-2);
         place_pair("attn", ch_attn, prec, 8, k ? 0 : 2e-2);
     }
-    char err[512];
-    mvit_config cfg;
     mvit_model m;
-    mvit_preset("mvit-tiny", &cfg);
-    cfg.frames = 8; cfg.size = 64; cfg.num_classes = 10;
-    if (mvit_init(&m, &cfg, err, sizeof err)) { test_fail("mvit-tiny", "%s", err); unsetenv("SCVRL_CUDA_POOLNORM"); return; }
-    mvit_fixture_weights(&m, 1234);
-    chain_model = &m;
-    chain_clip[0] = 2; chain_clip[1] = 3; chain_clip[2] = 8; chain_clip[3] = 64; chain_clip[4] = 64;
+    if (chain_tiny(&m)) { unsetenv("SCVRL_CUDA_POOLNORM"); return; }
     // the skip path's max-pool backward adds with atomics: the last bits may differ run to run
-    place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 4 * cfg.depth, 2e-2);
-    place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 4 * cfg.depth, 1e-6);
+    place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 4 * m.cfg.depth, 2e-2);
+    place_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 4 * m.cfg.depth, 1e-6);
     mvit_free(&m);
     unsetenv("SCVRL_CUDA_POOLNORM");
 }
