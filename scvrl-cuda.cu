@@ -174,7 +174,9 @@ struct Cuda {
     struct PoolNorm { int v, c, l; bool raw; };       // a depthwise pool conv v, its CLS concat c and per-head norm l (plan_pool_norm)
     std::vector<PoolNorm> pnorm;                      // this compute's
     std::vector<int> pn_at;                           // per node: its entry in pnorm (the conv's), else -1
-    std::vector<char> pn_done;                        // per node: run by a fused pool norm (this run)
+    std::vector<char> done;                        // per node: already run by a fused kernel at an earlier step (this run)
+    std::vector<int> lnwb_at;                         // per LAYER_NORM_BACK: its LAYER_NORM_BACK_WB (plan_ln_wb), else -1
+    int lnwb_pairs = 0;
     const uint64_t *seed = nullptr;                   // the graph's seed on the device (a word of the mirror)
     size_t seed_off = 0;                              // its offset in the mirror and the staging buffer
     int fused_pairs = 0;                              // fused pairs the last compute ran as one kernel
@@ -873,18 +875,14 @@ __device__ __forceinline__ void ln_load_xg(const TX *x, const float *dy, int D4,
         gv[j] = c < D4 ? ld4f(dy + 4 * c) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
 }
-// The input gradient of such rows: x and dy read once each, four at a time (k_layer_norm_back_w's formulas).
-// RES (the residual gradient of a fused LAYER_NORM_BACK + ADD, or null): DX = RES + dx, rounded as
-// the separate ADD (no multiply-add contraction).
-template <int NC, typename TX>
-__global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, const TX *X, const float *W, const float *RES, float *DX, float eps) {
-    int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
-    if (r >= rows) return;
+// dx of one row held in a warp's registers (x in xv, dy in gv, its statistics mu, rs):
+// rs (g - mean(g) - xhat mean(g xhat)), g = dy w (k_layer_norm_back_w's formulas), into the row DX;
+// RES (the residual gradient's row of a fused LAYER_NORM_BACK + ADD, or null): DX = RES + dx,
+// rounded as the separate ADD (no multiply-add contraction). Overwrites xv and gv.
+template <int NC>
+__device__ __forceinline__ void ln_back_dx_row(float4 (&xv)[NC], float4 (&gv)[NC], int D4, float mu, float rs, const float *W,
+                                               const float *RES, float *DX) {
     const int lane = threadIdx.x & 31, D = 4 * D4;
-    float4 xv[NC], gv[NC];
-    float mu, rs;
-    ln_load_xg<NC>(X + r * D, DY + r * D, D4, xv, gv);
-    ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
     double sg = 0.0, sgx = 0.0;
 #pragma unroll
     for (int j = 0; j < NC; j++) {
@@ -906,11 +904,23 @@ __global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, cons
         float4 v = make_float4(rs * (gv[j].x - mg - xv[j].x * mgx), rs * (gv[j].y - mg - xv[j].y * mgx),
                                rs * (gv[j].z - mg - xv[j].z * mgx), rs * (gv[j].w - mg - xv[j].w * mgx));
         if (RES) {
-            float4 q = ld4f(RES + r * D + 4 * c);
+            float4 q = ld4f(RES + 4 * c);
             v = make_float4(__fadd_rn(q.x, v.x), __fadd_rn(q.y, v.y), __fadd_rn(q.z, v.z), __fadd_rn(q.w, v.w));
         }
-        st4f(DX + r * D + 4 * c, v);
+        st4f(DX + 4 * c, v);
     }
+}
+// The input gradient of such rows: x and dy read once each, four at a time; RES as above.
+template <int NC, typename TX>
+__global__ void k_layer_norm_back_v4(int64_t rows, int D4, const float *DY, const TX *X, const float *W, const float *RES, float *DX, float eps) {
+    int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const int D = 4 * D4;
+    float4 xv[NC], gv[NC];
+    float mu, rs;
+    ln_load_xg<NC>(X + r * D, DY + r * D, D4, xv, gv);
+    ln_stats_v4<NC>(xv, D4, eps, &mu, &rs);
+    ln_back_dx_row<NC>(xv, gv, D4, mu, rs, W, RES ? RES + r * D : nullptr, DX + r * D);
 }
 template <typename TX>
 __global__ void k_layer_norm_back_w(int64_t rows, int D, const float *DY, const TX *X, const float *W, float *DX, float eps) {
@@ -2785,8 +2795,11 @@ int op_layer_norm(Run &R, scvrl_tensor *t) {
 // (x and dy, four at a time) with its statistics in registers; a lane sums dy xhat and dy of its
 // columns in float over its rows, then the warps add theirs in double in warp order into shared
 // memory and the block writes part[block][2D] (dw, db; a fixed order: deterministic).
-template <int NC, typename TX>
-__global__ void __launch_bounds__(256) k_ln_wb_v4(int64_t rows, int rpw, int D4, const float *DY, const TX *X, float eps, double *part) {
+// DXW: each row's input gradient too (ln_back_dx_row into DX, plus RES), from the same registers:
+// LAYER_NORM_BACK and its _WB in one pass over x and dy (op_ln_back_wb).
+template <int NC, typename TX, bool DXW = false>
+__global__ void __launch_bounds__(256) k_ln_wb_v4(int64_t rows, int rpw, int D4, const float *DY, const TX *X, float eps, double *part,
+                                                  const float *W = nullptr, const float *RES = nullptr, float *DX = nullptr) {
     __shared__ double red[2 * 1024];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, D = 4 * D4;
     float4 aw[NC], ab[NC];
@@ -2806,6 +2819,7 @@ __global__ void __launch_bounds__(256) k_ln_wb_v4(int64_t rows, int rpw, int D4,
             aw[j].z += gv[j].z * ((xv[j].z - mu) * rs); aw[j].w += gv[j].w * ((xv[j].w - mu) * rs);
             ab[j].x += gv[j].x; ab[j].y += gv[j].y; ab[j].z += gv[j].z; ab[j].w += gv[j].w;
         }
+        if (DXW) ln_back_dx_row<NC>(xv, gv, D4, mu, rs, W, RES ? RES + r * D : nullptr, DX + r * D);
     }
     for (int w = 0; w < 8; w++) {
         if (warp == w)
@@ -2868,6 +2882,36 @@ int op_ln_back_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
             return 0;
         })) return -1;
     return 1;
+}
+// LAYER_NORM_BACK t (and the residual ADD u it is fused with, or null) with its LAYER_NORM_BACK_WB
+// b (same dy and x; plan_ln_wb) in one pass: k_ln_wb_v4 writes each row's dx (into u with the
+// residual added, or t) and the weight and bias partials, then k_colsum_final32 b. The same bits as
+// the separate kernels. SCVRL_CUDA_LNBWB=0 off. 1: done (b is not run), 2: done with u too, 0: not
+// taken, -1: error.
+int op_ln_back_wb(Run &R, scvrl_tensor *t, scvrl_tensor *u, scvrl_tensor *b) {
+    const char *e = getenv("SCVRL_CUDA_LNBWB"), *e2 = getenv("SCVRL_CUDA_LNWB"), *e3 = getenv("SCVRL_CUDA_LNADD");
+    if ((e && *e == '0') || (e2 && !strcmp(e2, "old"))) return 0;
+    if (u && e3 && *e3 == '0') u = nullptr;
+    const scvrl_tensor *x = t->src[1], *w = t->src[2], *o = u ? (u->src[0] == t ? u->src[1] : u->src[0]) : nullptr;
+    int64_t D, Rn = rows_of(t, &D);
+    if (!Rn || !D || D > 1024 || D % 4 || ln_wb_blocks(Rn) >= ((int64_t)1 << 31) || HF(R, t) || (u && (HF(R, u) || HF(R, o) || !F(R, o))))
+        return 0;
+    const float *DY = F(R, t->src[0]), *W = w ? F(R, w) : nullptr, *RES = o ? F(R, o) : nullptr;
+    float *DX = F(R, u ? u : t);
+    if (!al16p(P(R, x), DY, W) || !al16p(RES, DX)) return 0;
+    const int64_t nb = ln_wb_blocks(Rn);
+    double *pw = (double *)R.C->scratch;
+    if (with_io(HF(R, x), false, [&](auto tx, auto) {
+            by_nc((int)(D / 4), [&](auto nc) {
+                k_ln_wb_v4<decltype(nc)::value, TY(tx), true><<<(unsigned)nb, 256, 0, R.s>>>(Rn, (int)ln_wb_rpw(Rn), (int)(D / 4), DY,
+                                                                                           (const TY(tx) *)P(R, x), t->fp[0], pw, W, RES, DX);
+            });
+            SC_LAUNCH();
+            return 0;
+        })) return -1;
+    k_colsum_final32<<<(unsigned)((2 * D + 31) / 32), dim3(32, 32), 0, R.s>>>(pw, nb, 2 * D, F(R, b));
+    SC_LAUNCH();
+    return u ? 2 : 1;
 }
 size_t scratch_ln_wb(const scvrl_tensor *t) {
     int64_t D, Rn = rows_of(t->src[1], &D);
@@ -5295,6 +5339,34 @@ int op_pool_norm(Run &R, const Cuda::PoolNorm &e) {
     return 1;
 }
 
+// LAYER_NORM_BACK + LAYER_NORM_BACK_WB (SCVRL_CUDA_LNBWB=0: off): a layer norm's input gradient
+// and its weight and bias gradients read the same dy and x; where the _WB comes later (always, in
+// the engine's backward graphs) both run at the LAYER_NORM_BACK's step in one pass (op_ln_back_wb)
+// and the _WB's output takes its memory from that step.
+void plan_ln_wb(Cuda *C, scvrl_graph *g) {
+    const int n = g->n;
+    C->lnwb_at.assign((size_t)n, -1);
+    C->lnwb_pairs = 0;
+    const char *e = getenv("SCVRL_CUDA_LNBWB");
+    if (e && *e == '0') return;
+    std::map<std::pair<const void *, const void *>, int> wb;
+    for (int i = 0; i < n; i++) {
+        const scvrl_tensor *t = g->nodes[i];
+        if (t->op == SCVRL_OP_LAYER_NORM_BACK_WB && !t->view_src) wb[{ t->src[0], t->src[1] }] = i;
+    }
+    if (wb.empty()) return;
+    if (!C->placed_nodes) { C->birth.resize((size_t)n); for (int i = 0; i < n; i++) C->birth[i] = i; }
+    for (int i = 0; i < n; i++) {
+        const scvrl_tensor *t = g->nodes[i];
+        if (t->op != SCVRL_OP_LAYER_NORM_BACK || t->view_src) continue;
+        auto it = wb.find({ t->src[0], t->src[1] });
+        if (it == wb.end() || it->second < i || g->nodes[it->second]->fp[0] != t->fp[0]) continue;
+        C->lnwb_at[i] = it->second;
+        if (C->birth[it->second] > i) C->birth[it->second] = i;
+        C->lnwb_pairs++;
+    }
+}
+
 // Runs node t at its placement: a placed producer with its output strides set to the placement's
 // for the call, a concat copying the sources not placed into it.
 int run_placed(Run &R, scvrl_tensor *t) {
@@ -5321,11 +5393,13 @@ int compute_plan(Cuda *C, scvrl_graph *g, const int64_t **offs, char *err, size_
     plan_half(C, g, *offs);
     plan_places(C, g);
     plan_pool_norm(C, g);
-    if (C->half_nodes || C->placed_nodes) {
+    plan_ln_wb(C, g);
+    const bool births = C->placed_nodes || C->lnwb_pairs;
+    if (C->half_nodes || births) {
         C->elem.assign((size_t)n, 0);
         for (int i = 0; i < n; i++) if (!C->half.empty() && C->half[i] && !g->nodes[i]->view_src) C->elem[i] = 2;
         C->offs_h.resize((size_t)n + 1);
-        act_bytes = scvrl_graph_plan_placed(g, C->elem.data(), C->placed_nodes ? C->birth.data() : nullptr, C->offs_h.data());
+        act_bytes = scvrl_graph_plan_placed(g, C->elem.data(), births ? C->birth.data() : nullptr, C->offs_h.data());
         *offs = C->offs_h.data();
     }
     return grow(C, &C->act, &C->act_cap, act_bytes, "the activation arena", err, errlen);
@@ -5462,16 +5536,31 @@ int compute_run(Cuda *C, scvrl_graph *g, int prof, char *err, size_t errlen) {
     }
     const uint8_t *fuse = scvrl_graph_fusable(g);   // LINEAR / DROP_PATH + residual ADD pairs (NULL: SCVRL_NO_FUSE=1)
     C->fused_pairs = 0;
-    C->pn_done.assign((size_t)n, 0);
+    C->done.assign((size_t)n, 0);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (prof) SC_CU(cudaEventRecord(C->prof_ev[i], C->stream));
-        if (t->view_src || t->op == SCVRL_OP_LEAF || C->pn_done[i]) continue;
+        if (t->view_src || t->op == SCVRL_OP_LEAF || C->done[i]) continue;
         if (!C->pnorm.empty() && C->pn_at[i] >= 0) {   // the pool conv with its concat and norm (plan_pool_norm)
             const Cuda::PoolNorm &e = C->pnorm[C->pn_at[i]];
             int rc = op_pool_norm(R, e);
             if (rc < 0) return -1;
-            if (rc > 0) { C->pn_done[e.c] = C->pn_done[e.l] = 1; C->fused_pairs++; continue; }
+            if (rc > 0) { C->done[e.c] = C->done[e.l] = 1; C->fused_pairs++; continue; }
+        }
+        if (C->lnwb_pairs && C->lnwb_at[i] >= 0) {      // LAYER_NORM_BACK (+ its residual ADD) with its _WB (plan_ln_wb)
+            scvrl_tensor *u = fuse && fuse[i] && C->dptr[i + 1] ? g->nodes[i + 1] : nullptr;
+            int rc = op_ln_back_wb(R, t, u, g->nodes[C->lnwb_at[i]]);
+            if (rc < 0) return -1;
+            if (rc > 0) {
+                C->done[C->lnwb_at[i]] = 1;
+                C->fused_pairs++;
+                if (rc == 2) {                             // the ADD was written too
+                    if (prof) SC_CU(cudaEventRecord(C->prof_ev[i + 1], C->stream));
+                    C->fused_pairs++;
+                    i++;
+                }
+                continue;
+            }
         }
         if (!C->dptr[i] && scvrl_nelements(t) > 0) { seterr(err, errlen, "cuda: node '%s' (%s) has no memory", t->name, scvrl_op_name(t->op)); return -1; }
         if (fuse && fuse[i] && C->dptr[i + 1]) {   // LINEAR, DROP_PATH or LAYER_NORM_BACK + (residual) ADD, LINEAR + GELU (BF16 mode)

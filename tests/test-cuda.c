@@ -1122,6 +1122,24 @@ static scvrl_tensor *ch_ln_res(scvrl_ctx *c, plist *P) {
     scvrl_tensor *z = scvrl_layer_norm(c, y, bp(c, P, 1, NE(96), 1.0f), bp(c, P, 1, NE(96), 0.2f), 1e-6f);
     return scvrl_add(c, y, scvrl_linear(c, z, bp(c, P, 2, NE(96, 96), 0.1f), NULL));
 }
+// The same chains and an mvit-tiny train step with each layer norm's input gradient and its weight
+// and bias gradients in one pass (default) and apart (SCVRL_CUDA_LNBWB=0): equal in every bit (the
+// chain; mvit-tiny: within the max-pool backward's atomics), and as many more fused kernels as the
+// graph has layer norms with both gradients (2; mvit-tiny: 19).
+static void lnwb_pair(const char *name, scvrl_tensor *(*build)(scvrl_ctx *, plist *), int prec, int want, double tol) {
+    float *res[2] = { NULL, NULL };
+    int64_t n = 0;
+    int placed[2], fused[2] = { -1, -1 };
+    char label[256];
+    if (env_pair(name, build, prec, "SCVRL_CUDA_LNBWB", "0", res, &n, placed, fused) == 0) {
+        int same = !memcmp(res[0], res[1], (size_t)n * 4);
+        double e = rel_err(res[1], res[0], n);
+        snprintf(label, sizeof label, "cuda layer_norm_back + _wb in one pass %s %s: %d fused kernels (SCVRL_CUDA_LNBWB=0: %d), output and gradients %s (%.1e)",
+                 name, prec == SCVRL_PREC_BF16 ? "bf16" : "fp32", fused[1], fused[0], same ? "equal in every bit" : "differ", e);
+        test_check((tol > 0 ? e <= tol : same) && fused[1] - fused[0] == want, label, fused[1] - fused[0] != want ? "not fused as expected" : "on and off differ");
+    }
+    free(res[0]); free(res[1]);
+}
 static void test_ln_back_add(void) {
     for (int k = 0; k < 2; k++) {
         int prec = k ? SCVRL_PREC_FP32 : SCVRL_PREC_BF16, placed[2], fused[2] = { -1, -1 };
@@ -1136,6 +1154,15 @@ static void test_ln_back_add(void) {
         }
         free(res[0]); free(res[1]);
     }
+}
+static void test_ln_back_wb(void) {
+    lnwb_pair("ln_res", ch_ln_res, SCVRL_PREC_FP32, 2, 0);
+    lnwb_pair("ln_res", ch_ln_res, SCVRL_PREC_BF16, 2, 0);
+    mvit_model m;
+    if (chain_tiny(&m)) return;
+    lnwb_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_FP32, 19, 1e-6);
+    lnwb_pair("mvit-tiny 8x64 batch 2 train", ch_mvit_train, SCVRL_PREC_BF16, 19, 2e-2);
+    mvit_free(&m);
 }
 
 // MViT's pool as one kernel (the conv into the concat, the per-head norm in the block) against the
@@ -1686,6 +1713,7 @@ int main(int argc, char **argv) {
     test_bf16_act();
     test_cat_place();
     test_ln_back_add();
+    test_ln_back_wb();
     test_pool_norm();
     test_graph_replay();
     test_stem();
