@@ -34,7 +34,8 @@
 // 4096 indices.
 // Fusion: a LINEAR whose only reader is the next node, a residual ADD (scvrl_graph_fusable), runs as
 // one cuBLASLt call with beta = 1 into the ADD's buffer (SCVRL_NO_FUSE=1: off, as on the CPU).
-// LAYER_NORM_BACK + the residual gradient's ADD likewise run as one kernel (op_ln_back_add).
+// LAYER_NORM_BACK + the residual gradient's ADD likewise run as one kernel (op_ln_back_add), with
+// the norm's LAYER_NORM_BACK_WB in the same pass where there is one (plan_ln_wb).
 // Concat placement (plan_places): producers that can write at any strides write their output
 // straight into the concat that is their only reader (the plan gives it memory from their step).
 // MViT's pool (plan_pool_norm): depthwise conv, CLS concat and per-head layer norm in one kernel.
