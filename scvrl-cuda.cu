@@ -169,15 +169,16 @@ struct Cuda {
     cudaStream_t copy = nullptr;                      // scvrl_cuda_resident_async's uploads
     std::vector<Place> place;                         // concat placement (plan_places): per node, where it writes
     std::vector<int> birth;                           // the plan's step at which each node takes its memory (-1: none)
+    std::vector<int> reads;                           // plan_places: source slots reading each node (outputs count 2)
     int placed_nodes = 0;                             // how many nodes the last compute wrote into a concat's memory
     char *lse = nullptr; size_t lse_cap = 0;          // the fused attentions' row statistics, forward -> backward
     std::unordered_map<const scvrl_tensor *, float *> lse_of;   // per ATTENTION node with them (this compute)
     struct PoolNorm { int v, c, l; bool raw; };       // a depthwise pool conv v, its CLS concat c and per-head norm l (plan_pool_norm)
     std::vector<PoolNorm> pnorm;                      // this compute's
     std::vector<int> pn_at;                           // per node: its entry in pnorm (the conv's), else -1
-    std::vector<char> done;                        // per node: already run by a fused kernel at an earlier step (this run)
+    std::vector<char> done;                           // per node: already run by a fused kernel at an earlier step (this run)
     std::vector<int> lnwb_at;                         // per LAYER_NORM_BACK: its LAYER_NORM_BACK_WB (plan_ln_wb), else -1
-    int lnwb_pairs = 0;
+    int lnwb_pairs = 0;                               // how many such pairs this compute
     const uint64_t *seed = nullptr;                   // the graph's seed on the device (a word of the mirror)
     size_t seed_off = 0;                              // its offset in the mirror and the staging buffer
     int fused_pairs = 0;                              // fused pairs the last compute ran as one kernel
@@ -2887,12 +2888,11 @@ int op_ln_back_add(Run &R, scvrl_tensor *t, scvrl_tensor *u) {
 // LAYER_NORM_BACK t (and the residual ADD u it is fused with, or null) with its LAYER_NORM_BACK_WB
 // b (same dy and x; plan_ln_wb) in one pass: k_ln_wb_v4 writes each row's dx (into u with the
 // residual added, or t) and the weight and bias partials, then k_colsum_final32 b. The same bits as
-// the separate kernels. SCVRL_CUDA_LNBWB=0 off. 1: done (b is not run), 2: done with u too, 0: not
-// taken, -1: error.
+// the separate kernels (plan_ln_wb pairs them: SCVRL_CUDA_LNBWB=0 off). 1: done (b is not run), 2:
+// done with u too, 0: not taken, -1: error.
 int op_ln_back_wb(Run &R, scvrl_tensor *t, scvrl_tensor *u, scvrl_tensor *b) {
-    const char *e = getenv("SCVRL_CUDA_LNBWB"), *e2 = getenv("SCVRL_CUDA_LNWB"), *e3 = getenv("SCVRL_CUDA_LNADD");
-    if ((e && *e == '0') || (e2 && !strcmp(e2, "old"))) return 0;
-    if (u && e3 && *e3 == '0') u = nullptr;
+    const char *e = getenv("SCVRL_CUDA_LNADD");
+    if (u && e && *e == '0') u = nullptr;
     const scvrl_tensor *x = t->src[1], *w = t->src[2], *o = u ? (u->src[0] == t ? u->src[1] : u->src[0]) : nullptr;
     int64_t D, Rn = rows_of(t, &D);
     if (!Rn || !D || D > 1024 || D % 4 || ln_wb_blocks(Rn) >= ((int64_t)1 << 31) || HF(R, t) || (u && (HF(R, u) || HF(R, o) || !F(R, o))))
@@ -5176,17 +5176,20 @@ bool can_place(const Cuda *C, scvrl_tensor *x, const int64_t *st, bool half) {
 bool is_placed(const Cuda *C, int i) { return i < (int)C->place.size() && C->place[i].root >= 0 && C->place[i].root != i; }
 
 // C->place, C->birth (after plan_half); the placed nodes take their root's storage.
+// The node of g whose memory t uses (t's view base; *o: the element offset into it), or -1.
+int graph_base(const scvrl_graph *g, const scvrl_tensor *t, int64_t *o) {
+    scvrl_tensor *b = scvrl_view_base(t, o);
+    return b->id >= 0 && b->id < g->n && g->nodes[b->id] == b ? b->id : -1;
+}
 void plan_places(Cuda *C, scvrl_graph *g) {
     int n = g->n;
     C->place.assign((size_t)n, Place());
     C->birth.clear();
     C->placed_nodes = 0;
     if (!cat_place_env()) return;
-    auto base = [&](const scvrl_tensor *t, int64_t *o) {
-        scvrl_tensor *b = scvrl_view_base(t, o);
-        return b->id >= 0 && b->id < n && g->nodes[b->id] == b ? b->id : -1;
-    };
-    std::vector<int> reads((size_t)n, 0);          // source slots of non-view nodes, by base
+    auto base = [&](const scvrl_tensor *t, int64_t *o) { return graph_base(g, t, o); };
+    std::vector<int> &reads = C->reads;            // source slots of non-view nodes, by base (outputs count 2)
+    reads.assign((size_t)n, 0);
     for (int i = 0; i < n; i++) {
         scvrl_tensor *t = g->nodes[i];
         if (t->flags & SCVRL_F_OUTPUT) { int b = base(t, nullptr); if (b >= 0) reads[b] += 2; }
@@ -5252,19 +5255,10 @@ bool pool_norm_env() { const char *e = getenv("SCVRL_CUDA_POOLNORM"); return !(e
 void plan_pool_norm(Cuda *C, scvrl_graph *g) {
     C->pnorm.clear();
     C->pn_at.assign((size_t)g->n, -1);
-    if (!C->placed_nodes || !pool_norm_env() || !dw_wl()) return;
+    if (!C->placed_nodes || !pool_norm_env() || !dw_wl()) return;   // (placement ran: C->reads is this graph's)
     const int n = g->n;
-    auto base = [&](const scvrl_tensor *t, int64_t *o) {
-        scvrl_tensor *b = scvrl_view_base(t, o);
-        return b->id >= 0 && b->id < n && g->nodes[b->id] == b ? b->id : -1;
-    };
+    auto base = [&](const scvrl_tensor *t, int64_t *o) { return graph_base(g, t, o); };
     auto hf = [&](int i) { return i >= 0 && !C->half.empty() && C->half[i]; };
-    std::vector<int> readers((size_t)n, 0);
-    for (int i = 0; i < n; i++) {
-        const scvrl_tensor *t = g->nodes[i];
-        if (t->flags & SCVRL_F_OUTPUT) { int b = base(t, nullptr); if (b >= 0) readers[b] += 2; }
-        if (!t->view_src) for (int k = 0; k < SCVRL_MAX_SRC; k++) if (t->src[k]) { int b = base(t->src[k], nullptr); if (b >= 0) readers[b]++; }
-    }
     for (int l = 0; l < n; l++) {
         scvrl_tensor *tl = g->nodes[l];
         if (tl->op != SCVRL_OP_LAYER_NORM || tl->view_src || tl->type != SCVRL_DT_F32 || !scvrl_is_contiguous(tl->src[0])) continue;
@@ -5285,7 +5279,7 @@ void plan_pool_norm(Cuda *C, scvrl_graph *g) {
         const bool h = hf(c);
         if (hf(l) != h || hf(x) != h || hf(cls) != h) continue;
         C->pn_at[v] = (int)C->pnorm.size();
-        C->pnorm.push_back(Cuda::PoolNorm{ v, c, l, readers[c] > 1 });
+        C->pnorm.push_back(Cuda::PoolNorm{ v, c, l, C->reads[c] > 1 });
         if (C->birth[l] > v) C->birth[l] = v;          // the norm is written at the conv's step
     }
 }
@@ -5348,8 +5342,8 @@ void plan_ln_wb(Cuda *C, scvrl_graph *g) {
     const int n = g->n;
     C->lnwb_at.assign((size_t)n, -1);
     C->lnwb_pairs = 0;
-    const char *e = getenv("SCVRL_CUDA_LNBWB");
-    if (e && *e == '0') return;
+    const char *e = getenv("SCVRL_CUDA_LNBWB"), *e2 = getenv("SCVRL_CUDA_LNWB");
+    if ((e && *e == '0') || (e2 && !strcmp(e2, "old"))) return;       // off, or the _WB's earlier kernels asked for
     std::map<std::pair<const void *, const void *>, int> wb;
     for (int i = 0; i < n; i++) {
         const scvrl_tensor *t = g->nodes[i];
