@@ -476,8 +476,9 @@ int scvrl_cuda_bf16_nodes(scvrl_backend *be);
 /* How many nodes the last compute wrote straight into a concat's memory (their producer writing at
  * the concat's strides instead of a copy; SCVRL_CUDA_CATPLACE=0: none). 0 for other backends. */
 int scvrl_cuda_placed_nodes(scvrl_backend *be);
-/* How many fused pairs (scvrl_graph_fusable: LINEAR + ADD or GELU, DROP_PATH + ADD, LAYER_NORM_BACK
- * + ADD) the last compute ran as one kernel. 0 for other backends. */
+/* How many fusions the last compute ran, each counted once: the plan's pairs (scvrl_graph_fusable:
+ * LINEAR + ADD or GELU, DROP_PATH + ADD, LAYER_NORM_BACK + ADD), MViT's pools (conv + CLS concat +
+ * norm) and layer-norm backwards run with their weight/bias gradients. 0 for other backends. */
 int scvrl_cuda_fused_pairs(scvrl_backend *be);
 /* CUDA graph replay: a graph computed again with everything its kernels are launched with unchanged
  * (shapes, memory, parameters, precision, the SCVRL_* environment) is captured on its second compute
